@@ -1,0 +1,159 @@
+//! A backend as one worker sees it: its servers' health, this worker's
+//! connections to each, and the queue of connections waiting for a slot.
+//!
+//! Everything here is worker-local (`Cell`s behind an `Rc`): health states
+//! arrive from the checking worker over the cross-core mesh, and limits
+//! (`maxconn`) are split into per-worker shares, so nothing is shared or
+//! locked on the connection path.
+
+use crate::config::{Backend, Server};
+use crate::hash;
+use crate::local_sync::WaitQueue;
+use std::cell::Cell;
+use std::rc::Rc;
+
+/// One server, from this worker's point of view.
+pub struct ServerState {
+    /// Last known health (servers start UP, as in HAProxy).
+    pub up: Cell<bool>,
+    /// Connections this worker has open to the server.
+    pub conns: Cell<u32>,
+    /// This worker's share of the server's `maxconn` (u32::MAX: no limit).
+    pub slots: u32,
+    /// Connections this worker has made to the server (for logs).
+    pub total: Cell<u64>,
+    /// Smooth weighted round-robin: the server's current score.
+    pub rr_current: Cell<i64>,
+    /// Fixed hash of the server's name, for the `source` balance.
+    pub name_hash: u64,
+}
+
+impl ServerState {
+    pub fn has_slot(&self) -> bool {
+        self.conns.get() < self.slots
+    }
+}
+
+/// One backend, from this worker's point of view.
+pub struct BackendState {
+    pub servers: Vec<ServerState>,
+    /// Connections this worker has open through this backend.
+    pub conns: Cell<u32>,
+    /// Connections waiting for a free server slot.
+    pub queue: WaitQueue,
+    /// How many are waiting.
+    pub queued: Cell<u32>,
+    /// `leastconn` tie-breaker: the server picked last.
+    pub last_pick: Cell<usize>,
+}
+
+impl BackendState {
+    pub fn new(cfg: &Backend, worker: usize, workers: usize) -> Rc<BackendState> {
+        Rc::new(BackendState {
+            servers: cfg
+                .servers
+                .iter()
+                .map(|s| ServerState::new(s, worker, workers))
+                .collect(),
+            conns: Cell::new(0),
+            queue: WaitQueue::default(),
+            queued: Cell::new(0),
+            last_pick: Cell::new(0),
+        })
+    }
+
+    /// Takes a slot on `server`; the slot is given back when the lease drops.
+    pub fn lease(self: &Rc<Self>, server: usize) -> Lease {
+        let s = &self.servers[server];
+        s.conns.set(s.conns.get() + 1);
+        s.total.set(s.total.get() + 1);
+        Lease {
+            backend: self.clone(),
+            server,
+        }
+    }
+
+    /// Records a health change seen by this worker and lets queued
+    /// connections look again.
+    pub fn set_up(&self, server: usize, up: bool) {
+        self.servers[server].up.set(up);
+        self.queue.wake_all();
+    }
+
+    /// Normal and backup servers that are up.
+    pub fn usable_counts(&self, cfg: &Backend) -> (usize, usize) {
+        let mut counts = (0, 0);
+        for (s, st) in cfg.servers.iter().zip(&self.servers) {
+            if st.up.get() {
+                if s.backup {
+                    counts.1 += 1;
+                } else {
+                    counts.0 += 1;
+                }
+            }
+        }
+        counts
+    }
+}
+
+impl ServerState {
+    fn new(cfg: &Server, worker: usize, workers: usize) -> ServerState {
+        ServerState {
+            up: Cell::new(true),
+            conns: Cell::new(0),
+            slots: cfg
+                .maxconn
+                .map(|m| worker_share(m, worker, workers))
+                .unwrap_or(u32::MAX),
+            total: Cell::new(0),
+            rr_current: Cell::new(0),
+            name_hash: hash::hash_bytes(cfg.name.as_bytes()),
+        }
+    }
+}
+
+/// Splits a process-wide limit into per-worker shares that add up to it;
+/// every worker gets at least one (so a limit smaller than the number of
+/// workers can be exceeded by at most `workers - limit`).
+pub fn worker_share(limit: u32, worker: usize, workers: usize) -> u32 {
+    let workers = workers.max(1) as u32;
+    let base = limit / workers;
+    let extra = u32::from((worker as u32) < limit % workers);
+    (base + extra).max(1)
+}
+
+/// A connection slot on a server, held while the connection is open.
+pub struct Lease {
+    backend: Rc<BackendState>,
+    server: usize,
+}
+
+impl Lease {
+    pub fn server(&self) -> usize {
+        self.server
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let s = &self.backend.servers[self.server];
+        s.conns.set(s.conns.get() - 1);
+        if self.backend.queued.get() > 0 {
+            self.backend.queue.wake_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_add_up_to_the_limit() {
+        for (limit, workers) in [(10, 3), (5000, 2), (7, 7), (100, 1)] {
+            let total: u32 = (0..workers).map(|w| worker_share(limit, w, workers)).sum();
+            assert_eq!(total, limit, "{limit} over {workers}");
+        }
+        assert_eq!(worker_share(1, 1, 2), 1, "never zero");
+    }
+}

@@ -1,0 +1,249 @@
+//! Configuration: YAML whose key names follow HAProxy's directives.
+//!
+//! Loading goes raw → typed in one pass: `raw` mirrors the file and denies
+//! unknown keys, `validate` turns it into the types below and collects
+//! every error with its file, line, column and key path. A process never
+//! starts on a configuration that did not fully validate.
+//!
+//! The doc comment of each field is the configuration reference: its key,
+//! what it does and its default.
+
+mod error;
+pub mod position;
+mod raw;
+pub mod units;
+mod validate;
+
+pub use error::{ConfigError, ConfigErrors};
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A fully validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from (for messages).
+    pub file: PathBuf,
+    pub global: Global,
+    pub frontends: Vec<Frontend>,
+    pub backends: Vec<Backend>,
+}
+
+/// `global:` process-wide settings.
+#[derive(Debug, Clone)]
+pub struct Global {
+    /// `workers: auto | N`: one glommio executor per worker, each pinned to
+    /// its own core. `auto` (default) is one per core this process may use.
+    pub workers: usize,
+    /// `maxconn`: the most client connections open at once across all
+    /// workers (default 50000, lowered to what the open-files limit allows
+    /// when not written). Each worker takes an equal share; beyond it a
+    /// worker stops accepting and connections wait in the kernel backlog.
+    pub maxconn: u32,
+    /// Whether `maxconn` was written (a written value is never lowered).
+    pub maxconn_written: bool,
+    /// `io-memory`: memory each executor registers with io_uring (default
+    /// `1m`). It is locked memory: it must fit `ulimit -l`.
+    pub io_memory: usize,
+    /// `hard-stop-after`: on SIGTERM/SIGINT, how long open connections may
+    /// take to finish before they are closed (default 30s).
+    pub hard_stop_after: Duration,
+    /// `tune.bufsize`: size of each relay buffer (default 16k, as HAProxy).
+    pub bufsize: usize,
+    /// `log`: where connection logs go: `stdout`, `stderr` or
+    /// `file /path/to/file` (default: nowhere).
+    pub log: Vec<LogTarget>,
+}
+
+/// A place connection logs are written to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    Stdout,
+    Stderr,
+    File(PathBuf),
+}
+
+/// `mode:` how a frontend or backend reads its traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Layer 4: bytes are relayed as they are.
+    Tcp,
+    /// Layer 7: HTTP/1.1 requests are parsed and routed.
+    Http,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Tcp => "tcp",
+            Mode::Http => "http",
+        }
+    }
+}
+
+/// `frontends.NAME:` where clients connect.
+#[derive(Debug, Clone)]
+pub struct Frontend {
+    pub name: String,
+    /// `bind`: one address or a list (`"0.0.0.0:80"`, `"*:80"`, `":80"`,
+    /// `"[::]:443"`). Port 0 picks a free port at start (printed when ready).
+    pub binds: Vec<Bind>,
+    /// `mode`: `tcp` or `http` (default from `defaults.mode`, else `tcp`).
+    pub mode: Mode,
+    /// `maxconn`: most connections open at once on this frontend (default
+    /// `defaults.maxconn`, else `global.maxconn`).
+    pub maxconn: u32,
+    /// `default_backend`: index into `Config::backends`.
+    pub default_backend: Option<usize>,
+    /// `timeout.client`: inactivity timeout on the client side (default 50s).
+    pub timeout_client: Duration,
+    /// Where this frontend's connection logs go (`log`, else `global.log`).
+    pub log: Vec<LogTarget>,
+    /// `option dontlognull`: no log line for connections that carried no data.
+    pub dontlognull: bool,
+}
+
+/// One listening address of a frontend.
+#[derive(Debug, Clone)]
+pub struct Bind {
+    /// As written, for messages.
+    pub text: String,
+    pub addr: SocketAddr,
+}
+
+/// `balance:` how a backend picks a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// Each server in turn, in proportion to its weight (smooth).
+    RoundRobin,
+    /// The server with the fewest connections from this worker.
+    LeastConn,
+    /// A consistent hash of the full client IP: the same client always
+    /// reaches the same server while it is up, on every worker and across
+    /// restarts.
+    Source,
+    /// The first server (in file order) that has a free connection slot.
+    First,
+}
+
+impl Balance {
+    pub fn name(self) -> &'static str {
+        match self {
+            Balance::RoundRobin => "roundrobin",
+            Balance::LeastConn => "leastconn",
+            Balance::Source => "source",
+            Balance::First => "first",
+        }
+    }
+}
+
+/// `backends.NAME:` a pool of servers.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pub name: String,
+    pub mode: Mode,
+    /// `balance`: default `roundrobin`.
+    pub balance: Balance,
+    /// `retries`: how many more connection attempts after a failed one
+    /// (default 3). Each retry goes to another server when there is one.
+    pub retries: u32,
+    /// `option allbackups`: use all backup servers at once, not only the first.
+    pub allbackups: bool,
+    /// `timeout.connect`: how long a connection to a server may take (default 5s).
+    pub timeout_connect: Duration,
+    /// `timeout.server`: inactivity timeout on the server side (default 50s).
+    pub timeout_server: Duration,
+    /// `timeout.queue`: how long a connection may wait for a free server
+    /// slot when every server is at its `maxconn` (default: `timeout.connect`).
+    pub timeout_queue: Duration,
+    pub servers: Vec<Server>,
+}
+
+/// `backends.NAME.servers.NAME:` one server.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub name: String,
+    /// `address` as written (`10.0.0.11:3306`, `db2.internal:3306`).
+    pub address: String,
+    /// The address resolved when the configuration was loaded.
+    pub addr: SocketAddr,
+    /// `weight`: 0..=256, default 1. Weight 0 takes no new traffic.
+    pub weight: u32,
+    /// `maxconn`: most connections open at once to this server (default:
+    /// no limit). Beyond it, connections queue in the backend.
+    pub maxconn: Option<u32>,
+    /// `backup`: takes traffic only when no normal server is up.
+    pub backup: bool,
+    /// `check`: health checking, if enabled.
+    pub check: Option<Check>,
+}
+
+/// `check: true` or `check: { port, inter, rise, fall, http }`.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// Where checks connect (`check.port` changes the port only).
+    pub addr: SocketAddr,
+    /// `inter`: time between two checks (default 2s).
+    pub inter: Duration,
+    /// `rise`: consecutive successes to mark a DOWN server UP (default 2).
+    pub rise: u32,
+    /// `fall`: consecutive failures to mark an UP server DOWN (default 3).
+    pub fall: u32,
+    /// How long one check may take: `timeout.check`, else `inter`.
+    pub timeout: Duration,
+    pub kind: CheckKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum CheckKind {
+    /// A TCP connect that succeeds.
+    Tcp,
+    /// An HTTP request whose response status is in `expect`.
+    Http {
+        method: String,
+        path: String,
+        host: Option<String>,
+        expect: StatusMatch,
+    },
+}
+
+/// A set of HTTP statuses: `200`, `"200-399"`, `"2xx"`, or a list of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusMatch(pub Vec<(u16, u16)>);
+
+impl StatusMatch {
+    pub fn matches(&self, status: u16) -> bool {
+        self.0.iter().any(|&(lo, hi)| lo <= status && status <= hi)
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a configuration file.
+    pub fn load(file: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            ConfigErrors::single(
+                file,
+                "",
+                None,
+                format!("cannot read the configuration: {e}"),
+            )
+        })?;
+        Config::parse(file, &text)
+    }
+
+    /// Parses and validates configuration text; `file` names it in errors.
+    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        validate::parse(file, text)
+    }
+
+    pub fn backend(&self, name: &str) -> Option<usize> {
+        self.backends.iter().position(|b| b.name == name)
+    }
+
+    /// The number of servers in all backends (health checks are spread over
+    /// workers by their index in this order).
+    pub fn server_count(&self) -> usize {
+        self.backends.iter().map(|b| b.servers.len()).sum()
+    }
+}

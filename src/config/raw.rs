@@ -1,0 +1,132 @@
+//! The configuration file exactly as written: serde types that mirror the
+//! YAML and deny unknown keys. Values whose shape varies (a duration may be
+//! `5s` or `5000`, `check` may be `true` or a map) stay as YAML values here
+//! and are interpreted by `validate`, which reports every problem at once.
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_yaml::Value;
+use std::fmt;
+use std::marker::PhantomData;
+
+/// A YAML mapping whose order matters (server order decides `first` and
+/// backups), with duplicate keys rejected.
+#[derive(Debug, Clone)]
+pub struct OrderedMap<V>(pub Vec<(String, V)>);
+
+impl<V> Default for OrderedMap<V> {
+    fn default() -> Self {
+        OrderedMap(Vec::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MapVisitor<V>(PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for MapVisitor<V> {
+            type Value = OrderedMap<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of names to sections")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(OrderedMap(Vec::new()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out: Vec<(String, V)> = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if out.iter().any(|(k, _)| *k == key) {
+                        return Err(de::Error::custom(format_args!(
+                            "`{key}` is defined twice: names must be unique"
+                        )));
+                    }
+                    let value = map.next_value()?;
+                    out.push((key, value));
+                }
+                Ok(OrderedMap(out))
+            }
+        }
+        d.deserialize_map(MapVisitor(PhantomData))
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub global: RawGlobal,
+    #[serde(default)]
+    pub defaults: RawDefaults,
+    #[serde(default)]
+    pub frontends: OrderedMap<RawFrontend>,
+    #[serde(default)]
+    pub backends: OrderedMap<RawBackend>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawGlobal {
+    pub workers: Option<Value>,
+    pub maxconn: Option<Value>,
+    #[serde(rename = "io-memory")]
+    pub io_memory: Option<Value>,
+    #[serde(rename = "hard-stop-after")]
+    pub hard_stop_after: Option<Value>,
+    #[serde(rename = "tune.bufsize")]
+    pub bufsize: Option<Value>,
+    pub log: Option<Value>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    pub mode: Option<Value>,
+    pub retries: Option<Value>,
+    pub maxconn: Option<Value>,
+    pub balance: Option<Value>,
+    pub timeout: Option<RawTimeouts>,
+    pub option: Option<Value>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub connect: Option<Value>,
+    pub client: Option<Value>,
+    pub server: Option<Value>,
+    pub queue: Option<Value>,
+    pub check: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFrontend {
+    pub bind: Option<Value>,
+    pub mode: Option<Value>,
+    pub maxconn: Option<Value>,
+    pub default_backend: Option<Value>,
+    pub timeout: Option<RawTimeouts>,
+    pub option: Option<Value>,
+    pub log: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackend {
+    pub mode: Option<Value>,
+    pub balance: Option<Value>,
+    pub retries: Option<Value>,
+    pub timeout: Option<RawTimeouts>,
+    pub option: Option<Value>,
+    #[serde(default)]
+    pub servers: OrderedMap<RawServer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub address: Option<Value>,
+    pub weight: Option<Value>,
+    pub maxconn: Option<Value>,
+    pub backup: Option<Value>,
+    pub check: Option<Value>,
+}

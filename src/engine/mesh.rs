@@ -1,0 +1,27 @@
+//! Messages that cross cores. Workers share no state; what one worker
+//! learns that others need (a server's health) travels as a message over
+//! glommio's channel mesh and is applied by each receiver to its own copy.
+//!
+//! A message can ask to be acknowledged: the sender then knows when every
+//! other worker has applied it (a health change is only logged once it is
+//! true on every worker).
+
+/// A message from one worker to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeshMsg {
+    /// The checking worker changed a server's health; `seq` is echoed
+    /// back in an `Ack`.
+    ServerState {
+        backend: u32,
+        server: u32,
+        up: bool,
+        seq: u64,
+    },
+    /// The receiver applied the message numbered `seq`.
+    Ack { seq: u64 },
+}
+
+/// Each channel of the mesh holds this many messages. Health changes are
+/// rare; the size only needs to absorb a burst (every server flapping at
+/// once) without a sender ever waiting on a slow peer for long.
+pub const CHANNEL_CAPACITY: usize = 1024;

@@ -1,0 +1,275 @@
+//! The worker pool: one glommio executor per worker, each pinned to its
+//! own core, each with its own listeners (SO_REUSEPORT), connections and
+//! state; a channel mesh between them for what must cross cores.
+//!
+//! The main thread only starts workers, waits for them to be ready, and
+//! turns signals into a stop request written to each worker's control
+//! socket. It never touches a connection.
+
+pub mod mesh;
+pub mod startup;
+pub mod worker;
+
+use crate::config::Config;
+use crate::listener;
+use glommio::channels::channel_mesh::{Full, MeshBuilder};
+use glommio::net::UnixStream;
+use glommio::timer::Timer;
+use glommio::{LocalExecutorBuilder, Placement};
+use mesh::MeshMsg;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use std::io::Write;
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+use worker::Worker;
+
+/// How long workers may take to bind and join the mesh.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What workers tell the main thread.
+enum Event {
+    Ready,
+    Failed(usize, String),
+    Exited(usize),
+}
+
+/// Runs the proxy until SIGTERM or SIGINT, then drains and returns.
+/// An error is a one-line explanation of why it could not start (or why a
+/// worker died).
+pub fn run(mut config: Config) -> Result<(), String> {
+    // Signals first, so a stop request during start-up is not lost.
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    startup::check_io_uring(config.global.io_memory)?;
+    startup::fit_nofile(&mut config);
+    let reservations = startup::reserve_binds(&mut config)?;
+    let config = Arc::new(config);
+    let n = config.global.workers;
+    let cores = startup::cores();
+    if n > cores.len().max(1) {
+        crate::warning!(
+            "global.workers is {n} but this process may use {} cores: several workers will share a core",
+            cores.len()
+        );
+    }
+
+    let (events_tx, events) = mpsc::channel::<Event>();
+    let mesh: Option<MeshBuilder<MeshMsg, Full>> =
+        (n > 1).then(|| MeshBuilder::full(n, mesh::CHANNEL_CAPACITY));
+    let mut controls = Vec::with_capacity(n);
+    let mut threads = Vec::with_capacity(n);
+    for i in 0..n {
+        let (main_end, worker_end) =
+            StdUnixStream::pair().map_err(|e| format!("cannot create a control socket: {e}"))?;
+        controls.push(main_end);
+        let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
+        let (config, mesh, tx) = (config.clone(), mesh.clone(), events_tx.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("corral-w{i}"))
+            .spawn(move || worker_thread(i, core, config, mesh, worker_end, tx))
+            .map_err(|e| format!("cannot start worker thread {i}: {e}"))?;
+        threads.push(thread);
+    }
+    drop(events_tx);
+
+    // Wait until every worker listens.
+    let mut ready = 0;
+    while ready < n {
+        match events.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(Event::Ready) => ready += 1,
+            Ok(Event::Failed(_, msg)) => return Err(msg),
+            Ok(Event::Exited(i)) => return Err(format!("worker {i} exited during start-up")),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err("a worker stopped during start-up (see the message above)".into());
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                return Err(format!("workers did not start within {STARTUP_TIMEOUT:?}"));
+            }
+        }
+    }
+    drop(reservations);
+    for f in &config.frontends {
+        for b in &f.binds {
+            crate::notice!(
+                "frontend {} ({}) listening on {}",
+                f.name,
+                f.mode.name(),
+                b.addr
+            );
+        }
+    }
+    let pinned = if cores.is_empty() {
+        "unpinned".to_string()
+    } else {
+        let list: Vec<String> = (0..n).map(|i| cores[i % cores.len()].to_string()).collect();
+        format!("on cores {}", list.join(","))
+    };
+    crate::notice!(
+        "corral {} ready: {n} worker{} {pinned}",
+        env!("CARGO_PKG_VERSION"),
+        if n == 1 { "" } else { "s" }
+    );
+
+    // Serve until told to stop; then wait for the workers to drain.
+    let mut stopping = false;
+    let mut exited = 0;
+    while exited < n {
+        if !stopping && let Some(sig) = signals.pending().next() {
+            let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+            crate::notice!(
+                "{name} received: no longer accepting; open connections have up to {} to finish",
+                crate::config::units::format_duration(config.global.hard_stop_after)
+            );
+            stopping = true;
+            for c in &mut controls {
+                let _ = c.write_all(b"S");
+            }
+        }
+        match events.recv_timeout(Duration::from_millis(100)) {
+            Ok(Event::Exited(i)) => {
+                exited += 1;
+                if !stopping {
+                    return Err(format!("worker {i} stopped unexpectedly"));
+                }
+            }
+            Ok(Event::Failed(i, msg)) => return Err(format!("worker {i}: {msg}")),
+            Ok(Event::Ready) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    crate::notice!("stopped");
+    Ok(())
+}
+
+fn worker_thread(
+    id: usize,
+    core: Option<usize>,
+    config: Arc<Config>,
+    mesh: Option<MeshBuilder<MeshMsg, Full>>,
+    control: StdUnixStream,
+    events: mpsc::Sender<Event>,
+) {
+    let placement = core.map_or(Placement::Unbound, Placement::Fixed);
+    let executor = LocalExecutorBuilder::new(placement)
+        .name(&format!("corral-w{id}"))
+        .io_memory(config.global.io_memory)
+        .make();
+    let executor = match executor {
+        Ok(ex) => ex,
+        Err(e) => {
+            let msg = startup::executor_error(&e, config.global.io_memory);
+            let _ = events.send(Event::Failed(id, msg));
+            return;
+        }
+    };
+    let tx = events.clone();
+    executor.run(async move {
+        if let Err(msg) = serve(id, config, mesh, control, &tx).await {
+            let _ = tx.send(Event::Failed(id, msg));
+        }
+    });
+    let _ = events.send(Event::Exited(id));
+}
+
+/// A worker's life: bind, join the mesh, serve, and on a stop request
+/// drain its connections.
+async fn serve(
+    id: usize,
+    config: Arc<Config>,
+    mesh: Option<MeshBuilder<MeshMsg, Full>>,
+    control: StdUnixStream,
+    events: &mpsc::Sender<Event>,
+) -> Result<(), String> {
+    // Listeners: this worker's own socket for every frontend address.
+    let mut listeners = Vec::new();
+    for (f, fe) in config.frontends.iter().enumerate() {
+        for (i, b) in fe.binds.iter().enumerate() {
+            let l = listener::bind(b.addr, fe.maxconn).map_err(|e| {
+                startup::bind_error(&e, &format!("frontends.{}.bind[{i}]", fe.name), &b.text)
+            })?;
+            listeners.push((f, l));
+        }
+    }
+    // The mesh: wait for every other worker to join.
+    let (senders, receivers) = match mesh {
+        Some(m) => {
+            let (s, r) = m
+                .join()
+                .await
+                .map_err(|e| format!("cannot join the worker mesh: {e}"))?;
+            (Some(s), Some(r))
+        }
+        None => (None, None),
+    };
+    let w = Worker::new(id, config.clone(), senders).map_err(|e| e.to_string())?;
+    let _ = events.send(Event::Ready);
+
+    if let Some(mut receivers) = receivers {
+        for (from, rx) in receivers.streams() {
+            let w = w.clone();
+            glommio::spawn_local(async move {
+                while let Some(msg) = rx.recv().await {
+                    w.receive(from, msg).await;
+                }
+            })
+            .detach();
+        }
+    }
+    crate::health::spawn_checks(&w);
+    let flusher = {
+        let w = w.clone();
+        glommio::spawn_local(async move {
+            while !w.stopping.is_set() {
+                futures_lite::future::or(Timer::new(crate::log::FLUSH_EVERY), async {
+                    w.stopping.wait().await;
+                    std::time::Instant::now()
+                })
+                .await;
+                w.logs.flush();
+            }
+        })
+    };
+    let accepting: Vec<_> = listeners
+        .into_iter()
+        .map(|(f, l)| glommio::spawn_local(listener::accept_loop(w.clone(), f, l)))
+        .collect();
+
+    // Serve until the main thread says stop (or goes away).
+    // SAFETY: the control socket's descriptor moves into the glommio stream.
+    let mut control = unsafe { UnixStream::from_raw_fd(control.into_raw_fd()) };
+    let mut byte = [0u8; 1];
+    let _ = futures_lite::AsyncReadExt::read(&mut control, &mut byte).await;
+
+    // Drain.
+    w.stopping.set();
+    for a in accepting {
+        a.await;
+    }
+    let open = w.conns.get();
+    let drained = futures_lite::future::or(
+        async {
+            let _ = w.gate.close().await;
+            true
+        },
+        async {
+            Timer::new(config.global.hard_stop_after).await;
+            false
+        },
+    )
+    .await;
+    if !drained {
+        crate::warning!(
+            "worker {id}: closing {} connection(s) still open after hard-stop-after (of {open} open at stop)",
+            w.conns.get()
+        );
+    }
+    flusher.await;
+    w.logs.flush();
+    Ok(())
+}

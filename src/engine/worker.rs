@@ -1,0 +1,225 @@
+//! One worker: a glommio executor pinned to a core, owning its listeners,
+//! its connections and its view of every backend. Its state lives in an
+//! `Rc` and `Cell`s: no other thread can see it.
+
+use super::mesh::MeshMsg;
+use crate::backend::{BackendState, worker_share};
+use crate::config::Config;
+use crate::local_sync::{Flag, WaitQueue};
+use crate::log::{SinkSet, Sinks};
+use glommio::channels::channel_mesh::Senders;
+use glommio::sync::{Gate, Semaphore};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// Per-worker state of a frontend.
+pub struct FrontendState {
+    /// Connections open on this frontend in this worker.
+    pub conns: Cell<u32>,
+    /// This worker's share of the frontend's `maxconn`.
+    pub slots: Rc<Semaphore>,
+    /// Where its connection logs go.
+    pub log: SinkSet,
+}
+
+/// Everything a worker owns.
+pub struct Worker {
+    /// 0-based index of this worker.
+    pub id: usize,
+    /// How many workers the process runs.
+    pub workers: usize,
+    /// The configuration, shared read-only by all workers.
+    pub config: Arc<Config>,
+    pub frontends: Vec<FrontendState>,
+    pub backends: Vec<Rc<BackendState>>,
+    /// This worker's share of `global.maxconn`.
+    pub global_slots: Rc<Semaphore>,
+    /// Client connections open on this worker.
+    pub conns: Cell<u32>,
+    /// Connection-log buffers.
+    pub logs: Sinks,
+    /// Relay buffers, reused across connections.
+    pub bufs: BufPool,
+    /// Set when the worker must stop accepting.
+    pub stopping: Flag,
+    /// Every connection task passes through this gate, so stopping can
+    /// wait for open connections to finish.
+    pub gate: Gate,
+    /// Senders to the other workers (None with a single worker).
+    pub mesh: Option<Senders<MeshMsg>>,
+    /// This worker's index in the mesh. glommio numbers peers in the
+    /// order they joined, which is not the worker id.
+    mesh_id: usize,
+    /// Broadcasts waiting for acknowledgements: (seq, acks still missing).
+    acks: RefCell<Vec<(u64, usize)>>,
+    acked: WaitQueue,
+    next_seq: Cell<u64>,
+}
+
+/// How long a broadcast waits for the other workers to acknowledge it.
+const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Worker {
+    pub fn new(
+        id: usize,
+        config: Arc<Config>,
+        mesh: Option<Senders<MeshMsg>>,
+    ) -> std::io::Result<Rc<Worker>> {
+        let workers = config.global.workers;
+        let targets: Vec<&[crate::config::LogTarget]> =
+            config.frontends.iter().map(|f| f.log.as_slice()).collect();
+        let (logs, sets) = Sinks::open(&targets)?;
+        let frontends = config
+            .frontends
+            .iter()
+            .zip(sets)
+            .map(|(f, log)| FrontendState {
+                conns: Cell::new(0),
+                slots: Rc::new(Semaphore::new(u64::from(worker_share(
+                    f.maxconn, id, workers,
+                )))),
+                log,
+            })
+            .collect();
+        let backends = config
+            .backends
+            .iter()
+            .map(|b| BackendState::new(b, id, workers))
+            .collect();
+        Ok(Rc::new(Worker {
+            id,
+            workers,
+            global_slots: Rc::new(Semaphore::new(u64::from(worker_share(
+                config.global.maxconn,
+                id,
+                workers,
+            )))),
+            bufs: BufPool::new(config.global.bufsize),
+            config,
+            frontends,
+            backends,
+            conns: Cell::new(0),
+            logs,
+            stopping: Flag::default(),
+            gate: Gate::new(),
+            mesh_id: mesh.as_ref().map_or(0, |m| m.peer_id()),
+            mesh,
+            acks: RefCell::new(Vec::new()),
+            acked: WaitQueue::default(),
+            next_seq: Cell::new(1),
+        }))
+    }
+
+    /// Applies a message from mesh peer `from` (or from this worker
+    /// itself), acknowledging it when asked.
+    pub async fn receive(&self, from: usize, msg: MeshMsg) {
+        match msg {
+            MeshMsg::ServerState {
+                backend,
+                server,
+                up,
+                seq,
+            } => {
+                if let Some(b) = self.backends.get(backend as usize)
+                    && (server as usize) < b.servers.len()
+                {
+                    b.set_up(server as usize, up);
+                }
+                if from != self.mesh_id
+                    && let Some(mesh) = &self.mesh
+                {
+                    let _ = mesh.send_to(from, MeshMsg::Ack { seq }).await;
+                }
+            }
+            MeshMsg::Ack { seq } => {
+                let mut acks = self.acks.borrow_mut();
+                if let Some(entry) = acks.iter_mut().find(|(s, _)| *s == seq) {
+                    entry.1 = entry.1.saturating_sub(1);
+                }
+                drop(acks);
+                self.acked.wake_all();
+            }
+        }
+    }
+
+    /// A new sequence number for a message that wants acknowledgements.
+    pub fn seq(&self) -> u64 {
+        let s = self.next_seq.get();
+        self.next_seq.set(s + 1);
+        s
+    }
+
+    /// Applies `msg` here, sends it to every other worker, and waits (up
+    /// to `ACK_WAIT`) until each has applied it. Returns false if some
+    /// worker did not acknowledge in time.
+    pub async fn broadcast(&self, msg: MeshMsg, seq: u64) -> bool {
+        self.receive(self.mesh_id, msg).await;
+        let Some(mesh) = &self.mesh else { return true };
+        let peers = mesh.nr_consumers() - 1;
+        self.acks.borrow_mut().push((seq, peers));
+        for peer in 0..mesh.nr_consumers() {
+            if peer != self.mesh_id {
+                // A peer that has exited no longer needs to know.
+                if mesh.send_to(peer, msg).await.is_err() {
+                    self.receive(peer, MeshMsg::Ack { seq }).await;
+                }
+            }
+        }
+        let missing = || {
+            self.acks
+                .borrow()
+                .iter()
+                .find(|(s, _)| *s == seq)
+                .map_or(0, |e| e.1)
+        };
+        let all = futures_lite::future::or(
+            async {
+                while missing() > 0 {
+                    self.acked.wait().await;
+                }
+                true
+            },
+            async {
+                glommio::timer::Timer::new(ACK_WAIT).await;
+                false
+            },
+        )
+        .await;
+        self.acks.borrow_mut().retain(|(s, _)| *s != seq);
+        all
+    }
+}
+
+/// Relay buffers of `tune.bufsize` bytes, kept for reuse so a new
+/// connection does not allocate once the worker has warmed up.
+pub struct BufPool {
+    size: usize,
+    free: RefCell<Vec<Box<[u8]>>>,
+}
+
+/// Free buffers kept at most; beyond, returned buffers are released.
+const POOL_KEEP: usize = 1024;
+
+impl BufPool {
+    pub fn new(size: usize) -> BufPool {
+        BufPool {
+            size,
+            free: RefCell::new(Vec::new()),
+        }
+    }
+
+    pub fn take(&self) -> Box<[u8]> {
+        self.free
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| vec![0u8; self.size].into_boxed_slice())
+    }
+
+    pub fn give(&self, buf: Box<[u8]>) {
+        let mut free = self.free.borrow_mut();
+        if free.len() < POOL_KEEP {
+            free.push(buf);
+        }
+    }
+}

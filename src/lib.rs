@@ -1,0 +1,18 @@
+//! corral: a load balancer and reverse proxy in the class of HAProxy,
+//! thread-per-core on io_uring (glommio). See ARCHITECTURE.md.
+
+pub mod backend;
+pub mod balance;
+pub mod config;
+pub mod hash;
+pub mod local_sync;
+#[macro_use]
+pub mod log;
+pub mod demo;
+pub mod engine;
+pub mod health;
+pub mod listener;
+pub mod relay;
+pub mod summary;
+pub mod tcp;
+pub mod upstream;

@@ -1,0 +1,92 @@
+//! Listening sockets and the per-worker accept loop.
+//!
+//! Every worker binds its own socket for every frontend address with
+//! SO_REUSEPORT; the kernel spreads new connections over them. A worker
+//! takes a slot of its share of `global.maxconn` and of the frontend's
+//! `maxconn` *before* accepting, so beyond the limit connections wait in
+//! the kernel's backlog instead of being refused.
+
+use crate::engine::worker::Worker;
+use crate::tcp;
+use glommio::net::TcpListener;
+use glommio::timer::Timer;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Binds a SO_REUSEPORT listening socket for this worker.
+pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog.min(65_535) as i32)?;
+    // SAFETY: a freshly bound, listening socket whose ownership moves to
+    // the glommio listener.
+    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
+}
+
+/// Accepts connections for frontend `fe` until the worker stops.
+pub async fn accept_loop(w: Rc<Worker>, fe: usize, listener: TcpListener) {
+    let fst = &w.frontends[fe];
+    loop {
+        // Slots first: at the limit, stop accepting.
+        let slots = futures_lite::future::or(
+            async {
+                let g = w.global_slots.acquire_static_permit(1).await.ok()?;
+                let f = fst.slots.acquire_static_permit(1).await.ok()?;
+                Some((g, f))
+            },
+            async {
+                w.stopping.wait().await;
+                None
+            },
+        )
+        .await;
+        let Some(permits) = slots else { break };
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            w.stopping.wait().await;
+            None
+        })
+        .await;
+        let stream = match accepted {
+            None => break,
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                let e = io::Error::from(e);
+                if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                    crate::warning!(
+                        "frontend {}: out of file descriptors ({e}); pausing accepts for 100ms (raise LimitNOFILE/ulimit -n or lower maxconn)",
+                        w.config.frontends[fe].name
+                    );
+                    Timer::new(Duration::from_millis(100)).await;
+                }
+                continue;
+            }
+        };
+        let Ok(peer) = stream.peer_addr() else {
+            continue;
+        };
+        let worker = w.clone();
+        let spawned = w.gate.spawn(async move {
+            let _permits = permits;
+            let fst = &worker.frontends[fe];
+            worker.conns.set(worker.conns.get() + 1);
+            fst.conns.set(fst.conns.get() + 1);
+            tcp::session(worker.clone(), fe, stream, peer).await;
+            fst.conns.set(fst.conns.get() - 1);
+            worker.conns.set(worker.conns.get() - 1);
+        });
+        match spawned {
+            Ok(task) => task.detach(),
+            Err(_) => break, // the gate is closing: the worker is stopping
+        };
+    }
+}

@@ -1,0 +1,159 @@
+//! The `corral` command: run, check, demo.
+
+use clap::{Parser, Subcommand};
+use corral::config::Config;
+use corral::{alert, demo, engine};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "corral",
+    version,
+    about = "A load balancer and reverse proxy in the class of HAProxy, thread-per-core on io_uring"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy with a configuration file.
+    Run {
+        /// The configuration file.
+        #[arg(short, long, default_value = "corral.yaml")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file and print a summary; exits non-zero
+    /// if it is not valid.
+    Check {
+        #[arg(short, long, default_value = "corral.yaml")]
+        config: PathBuf,
+    },
+    /// Start demo HTTP backends on loopback and the proxy in front of them,
+    /// with no files at all.
+    Demo {
+        /// Where the demo proxy listens.
+        #[arg(long, default_value = "127.0.0.1")]
+        address: String,
+        /// The demo proxy's port (0 picks a free one).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// How many demo backends to start.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=16))]
+        backends: u8,
+        /// Workers for the demo proxy.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Print the demo's configuration and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    // A panic is a bug; say so in one line instead of a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        alert!("internal error, please report it: {info}");
+    }));
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config } => run(&config),
+        Command::Check { config } => check(&config),
+        Command::Demo {
+            address,
+            port,
+            backends,
+            workers,
+            print_config,
+        } => demo(&address, port, backends.into(), workers, print_config),
+    }
+}
+
+fn load(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|errors| {
+        eprintln!("{errors}");
+        let n = errors.errors.len();
+        eprintln!(
+            "{}: {n} error{} found; nothing was started",
+            path.display(),
+            if n == 1 { "" } else { "s" }
+        );
+        ExitCode::FAILURE
+    })
+}
+
+fn run(path: &Path) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    serve(config)
+}
+
+fn serve(config: Config) -> ExitCode {
+    match engine::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            alert!("{msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &Path) -> ExitCode {
+    match load(path) {
+        Ok(config) => {
+            print!("{}", corral::summary::summary(&config));
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn demo(address: &str, port: u16, backends: usize, workers: usize, print_config: bool) -> ExitCode {
+    let bind = if address.contains(':') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    };
+    let placeholder: Vec<std::net::SocketAddr> = (0..backends)
+        .map(|i| std::net::SocketAddr::from(([127, 0, 0, 1], 9001 + i as u16)))
+        .collect();
+    if print_config {
+        print!("{}", demo::config_text(&bind, &placeholder, workers));
+        return ExitCode::SUCCESS;
+    }
+    let addrs = match demo::start_backends(backends) {
+        Ok(a) => a,
+        Err(e) => {
+            alert!("cannot start the demo backends: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let text = demo::config_text(&bind, &addrs, workers);
+    let config = match Config::parse(Path::new("<demo>"), &text) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shown = if port == 0 {
+        format!("{address}:<port printed below>")
+    } else {
+        bind.clone()
+    };
+    let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    println!(
+        "corral demo: a proxy on {shown} in front of {backends} demo backends ({})",
+        list.join(", ")
+    );
+    println!("Try, in another terminal:");
+    println!("  curl http://{shown}/                      # hello from backend 1, then 2, ...");
+    println!("  for i in 1 2 3 4; do curl -s http://{shown}/ | head -n 1; done");
+    println!("  corral demo --print-config                # the configuration in use");
+    println!("Connection logs follow (HAProxy tcplog format). Stop with Ctrl-C.");
+    serve(config)
+}

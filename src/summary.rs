@@ -1,0 +1,76 @@
+//! The one-screen summary `corral check` prints for a valid configuration.
+
+use crate::config::units::format_duration;
+use crate::config::{CheckKind, Config};
+use std::fmt::Write;
+
+pub fn summary(c: &Config) -> String {
+    let mut out = String::new();
+    let g = &c.global;
+    let _ = writeln!(out, "{}: configuration is valid", c.file.display());
+    let _ = writeln!(
+        out,
+        "global: {} worker{}, maxconn {}, hard-stop-after {}",
+        g.workers,
+        if g.workers == 1 { "" } else { "s" },
+        g.maxconn,
+        format_duration(g.hard_stop_after)
+    );
+    for f in &c.frontends {
+        let binds: Vec<String> = f.binds.iter().map(|b| b.addr.to_string()).collect();
+        let backend = f
+            .default_backend
+            .map_or("-", |b| c.backends[b].name.as_str());
+        let _ = writeln!(
+            out,
+            "frontend {} ({}) on {} -> {}   maxconn {}, timeout client {}",
+            f.name,
+            f.mode.name(),
+            binds.join(", "),
+            backend,
+            f.maxconn,
+            format_duration(f.timeout_client)
+        );
+    }
+    for b in &c.backends {
+        let _ = writeln!(
+            out,
+            "backend {} ({}, balance {}, retries {}): {} server{}   timeout connect {}, server {}, queue {}",
+            b.name,
+            b.mode.name(),
+            b.balance.name(),
+            b.retries,
+            b.servers.len(),
+            if b.servers.len() == 1 { "" } else { "s" },
+            format_duration(b.timeout_connect),
+            format_duration(b.timeout_server),
+            format_duration(b.timeout_queue)
+        );
+        for s in &b.servers {
+            let mut line = format!("  {} {} ({})", s.name, s.address, s.addr);
+            let _ = write!(line, " weight {}", s.weight);
+            if let Some(m) = s.maxconn {
+                let _ = write!(line, " maxconn {m}");
+            }
+            if s.backup {
+                line.push_str(" backup");
+            }
+            if let Some(ch) = &s.check {
+                let kind = match &ch.kind {
+                    CheckKind::Tcp => "tcp".to_string(),
+                    CheckKind::Http { method, path, .. } => format!("http {method} {path}"),
+                };
+                let _ = write!(
+                    line,
+                    " check {kind} on {} every {} rise {} fall {}",
+                    ch.addr,
+                    format_duration(ch.inter),
+                    ch.rise,
+                    ch.fall
+                );
+            }
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    out
+}

@@ -1,0 +1,127 @@
+//! Reaching a server of a backend: pick (balance), wait in the queue when
+//! every eligible server is at its `maxconn`, connect within `timeout
+//! connect`, and on failure retry on another server (`retries`).
+
+use crate::backend::Lease;
+use crate::balance::{self, Pick};
+use crate::engine::worker::Worker;
+use glommio::net::TcpStream;
+use glommio::timer::Timer;
+use std::io;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// What happened on the way to a server, for the log line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ConnectReport {
+    /// The server of the last attempt.
+    pub server: Option<usize>,
+    /// Attempts after the first.
+    pub retries: u32,
+    /// Time spent queued (Tw).
+    pub queue: Option<Duration>,
+    /// Time the successful connect took (Tc).
+    pub connect: Option<Duration>,
+}
+
+/// Why no server connection could be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectFailure {
+    /// No server of the backend is up.
+    NoServer,
+    /// Waited `timeout queue` for a free slot.
+    QueueTimeout,
+    /// Every attempt failed; the last one was refused or reset.
+    Refused,
+    /// Every attempt failed; the last one timed out.
+    TimedOut,
+}
+
+impl ConnectFailure {
+    /// HAProxy's two-character termination state.
+    pub fn termination(self) -> [u8; 2] {
+        match self {
+            ConnectFailure::NoServer | ConnectFailure::Refused => *b"SC",
+            ConnectFailure::QueueTimeout => *b"sQ",
+            ConnectFailure::TimedOut => *b"sC",
+        }
+    }
+}
+
+/// Connects to a server of `backend` for a client at `client_ip`.
+pub async fn connect(
+    w: &Worker,
+    backend: usize,
+    client_ip: IpAddr,
+    report: &mut ConnectReport,
+) -> Result<(TcpStream, Lease), ConnectFailure> {
+    let cfg = &w.config.backends[backend];
+    let st = &w.backends[backend];
+    // Servers whose connection failed; allocates only after a failure.
+    let mut tried: Vec<usize> = Vec::new();
+    let mut queued_since: Option<Instant> = None;
+    loop {
+        let server = match balance::pick(cfg, st, client_ip, &tried) {
+            Pick::NoServer => return Err(ConnectFailure::NoServer),
+            Pick::Full => {
+                let since = *queued_since.get_or_insert_with(Instant::now);
+                let Some(left) = cfg.timeout_queue.checked_sub(since.elapsed()) else {
+                    report.queue = Some(since.elapsed());
+                    return Err(ConnectFailure::QueueTimeout);
+                };
+                st.queued.set(st.queued.get() + 1);
+                let woken = futures_lite::future::or(
+                    async {
+                        st.queue.wait().await;
+                        true
+                    },
+                    async {
+                        Timer::new(left).await;
+                        false
+                    },
+                )
+                .await;
+                st.queued.set(st.queued.get() - 1);
+                if !woken {
+                    report.queue = Some(since.elapsed());
+                    return Err(ConnectFailure::QueueTimeout);
+                }
+                continue;
+            }
+            Pick::Server(i) => i,
+        };
+        report.queue = Some(queued_since.map_or(Duration::ZERO, |t| t.elapsed()));
+        report.server = Some(server);
+        let lease = st.lease(server);
+        if tried.contains(&server) {
+            // No other server to move to: give the server a moment before
+            // trying it again, as HAProxy does.
+            Timer::new(cfg.timeout_connect.min(Duration::from_secs(1))).await;
+        }
+        let started = Instant::now();
+        let addr = cfg.servers[server].addr;
+        match TcpStream::connect_timeout(addr, cfg.timeout_connect).await {
+            Ok(stream) => {
+                report.connect = Some(started.elapsed());
+                let _ = stream.set_nodelay(true);
+                return Ok((stream, lease));
+            }
+            Err(e) => {
+                drop(lease);
+                let e = io::Error::from(e);
+                let failure = if e.kind() == io::ErrorKind::TimedOut {
+                    ConnectFailure::TimedOut
+                } else {
+                    ConnectFailure::Refused
+                };
+                if report.retries >= cfg.retries {
+                    return Err(failure);
+                }
+                report.retries += 1;
+                if !tried.contains(&server) {
+                    tried.push(server);
+                }
+            }
+        }
+    }
+}
