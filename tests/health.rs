@@ -184,3 +184,33 @@ fn http_check_follows_the_status() {
         .wait_for("Server be/a is UP", WAIT)
         .expect("a UP on 204");
 }
+
+#[test]
+fn check_port_checks_another_port_than_the_traffic() {
+    // Server a takes traffic on one port and is checked on another port
+    // of the same address. Closing only the check port takes it out.
+    let mut probe = silent_server();
+    let traffic = Server::start_on(
+        std::net::SocketAddr::new(probe.addr.ip(), 0),
+        Arc::new(|mut s: std::net::TcpStream| {
+            use std::io::Write;
+            let _ = s.write_all(b"a\n");
+        }),
+    );
+    let other = name_server("b");
+    let yaml = format!(
+        "global: {{ workers: 1 }}\nfrontends:\n  fe: {{ bind: \"127.0.0.1:0\", default_backend: be }}\nbackends:\n  be:\n    servers:\n      a: {{ address: \"{}\", check: {{ port: {}, inter: 100ms, fall: 2, rise: 1 }} }}\n      b: {{ address: \"{}\" }}\n",
+        traffic.addr,
+        probe.addr.port(),
+        other.addr
+    );
+    let corral = Corral::start(&yaml);
+    let proxy = corral.addr("fe");
+    assert!(tally(proxy, 4).contains_key("a"));
+    probe.stop();
+    corral
+        .stderr
+        .wait_for("Server be/a is DOWN", WAIT)
+        .expect("a DOWN when its check port closes");
+    assert_eq!(tally(proxy, 6).get("b"), Some(&6));
+}

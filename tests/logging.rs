@@ -18,9 +18,15 @@ fn tcplog_lines_go_to_a_file_and_dontlognull_drops_empty_connections() {
     );
     let corral = Corral::start(&yaml);
     // A connection that carries data is logged...
-    assert_eq!(name_via(corral.addr("fe"), "127.0.6.1".parse().unwrap()).unwrap(), "s1");
+    assert_eq!(
+        name_via(corral.addr("fe"), "127.0.6.1".parse().unwrap()).unwrap(),
+        "s1"
+    );
     // ...one on a frontend that logs nowhere is not...
-    assert_eq!(name_via(corral.addr("quiet"), "127.0.6.2".parse().unwrap()).unwrap(), "s1");
+    assert_eq!(
+        name_via(corral.addr("quiet"), "127.0.6.2".parse().unwrap()).unwrap(),
+        "s1"
+    );
     // ...and with dontlognull, one that carried nothing is not either.
     {
         let s = connect_from("127.0.6.3".parse().unwrap(), corral.addr("empty")).unwrap();
@@ -39,7 +45,11 @@ fn tcplog_lines_go_to_a_file_and_dontlognull_drops_empty_connections() {
     // ip:port [date] frontend backend/server Tw/Tc/Tt bytes state counters queues
     assert_eq!(fields.len(), 9, "{}", lines[0]);
     assert!(fields[0].starts_with("127.0.6.1:"));
-    assert!(fields[1].starts_with('[') && fields[1].ends_with(']') && fields[1].len() == 26, "{}", fields[1]);
+    assert!(
+        fields[1].starts_with('[') && fields[1].ends_with(']') && fields[1].len() == 26,
+        "{}",
+        fields[1]
+    );
     assert_eq!(fields[2], "fe");
     assert_eq!(fields[3], "be/s1");
     assert_eq!(fields[4].split('/').count(), 3);
@@ -61,7 +71,14 @@ fn a_connection_with_no_server_is_logged_with_its_reason() {
     let corral = Corral::start(&yaml);
     let s = connect(corral.addr("fe"));
     let mut line = String::new();
-    assert_eq!(BufReader::new(&s).read_line(&mut line).unwrap(), 0, "closed");
+    assert_eq!(
+        BufReader::new(&s).read_line(&mut line).unwrap(),
+        0,
+        "closed"
+    );
     let log = corral.stdout.wait_for(" fe be/", WAIT).expect("log line");
-    assert!(log.contains(" fe be/<NOSRV> ") && log.contains(" SC ") && log.contains("/2 0/0"), "{log}");
+    assert!(
+        log.contains(" fe be/<NOSRV> ") && log.contains(" SC ") && log.contains("/2 0/0"),
+        "{log}"
+    );
 }

@@ -58,6 +58,13 @@ fn demo_answers_on_8080_and_alternates_between_backends() {
 }
 
 #[test]
+fn version_is_printed() {
+    let (status, out, _) = run_cmd(&["--version"]);
+    assert!(status.success());
+    assert_eq!(out.trim(), format!("corral {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
 fn demo_config_is_a_valid_config() {
     let (status, yaml, _) = run_cmd(&["demo", "--print-config"]);
     assert!(status.success());
