@@ -9,8 +9,16 @@
 use crate::config::{Backend, Server};
 use crate::hash;
 use crate::local_sync::WaitQueue;
-use std::cell::Cell;
+use glommio::net::TcpStream;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// An idle keep-alive connection to a server, kept for the next request.
+pub struct IdleConn {
+    pub stream: TcpStream,
+    pub since: Instant,
+}
 
 /// One server, from this worker's point of view.
 pub struct ServerState {
@@ -26,11 +34,49 @@ pub struct ServerState {
     pub rr_current: Cell<i64>,
     /// Fixed hash of the server's name, for the `source` balance.
     pub name_hash: u64,
+    /// Idle keep-alive connections (http mode), most recent last.
+    pub idle: RefCell<Vec<IdleConn>>,
+    /// Most idle connections kept (`pool-max-conn`).
+    pub idle_max: usize,
+    /// How long one is kept (`pool-purge-delay`).
+    pub idle_for: Duration,
 }
 
 impl ServerState {
     pub fn has_slot(&self) -> bool {
         self.conns.get() < self.slots
+    }
+
+    /// Takes the most recent idle connection that is still open and fresh.
+    pub fn take_idle(&self) -> Option<TcpStream> {
+        let mut idle = self.idle.borrow_mut();
+        while let Some(c) = idle.pop() {
+            if c.since.elapsed() < self.idle_for
+                && crate::http::conn::Conn::idle_and_open(&c.stream)
+            {
+                return Some(c.stream);
+            }
+        }
+        None
+    }
+
+    /// Keeps a connection for reuse, if there is room.
+    pub fn give_idle(&self, stream: TcpStream) {
+        let mut idle = self.idle.borrow_mut();
+        if idle.len() < self.idle_max {
+            idle.push(IdleConn {
+                stream,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Closes idle connections kept longer than `pool-purge-delay`.
+    pub fn purge_idle(&self) {
+        let idle_for = self.idle_for;
+        self.idle
+            .borrow_mut()
+            .retain(|c| c.since.elapsed() < idle_for);
     }
 }
 
@@ -108,6 +154,9 @@ impl ServerState {
             total: Cell::new(0),
             rr_current: Cell::new(0),
             name_hash: hash::hash_bytes(cfg.name.as_bytes()),
+            idle: RefCell::new(Vec::new()),
+            idle_max: cfg.pool_max_conn,
+            idle_for: cfg.pool_purge_delay,
         }
     }
 }

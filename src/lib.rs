@@ -8,9 +8,11 @@ pub mod hash;
 pub mod local_sync;
 #[macro_use]
 pub mod log;
+pub mod acl;
 pub mod demo;
 pub mod engine;
 pub mod health;
+pub mod http;
 pub mod listener;
 pub mod relay;
 pub mod summary;

@@ -6,8 +6,9 @@
 //! `maxconn` *before* accepting, so beyond the limit connections wait in
 //! the kernel's backlog instead of being refused.
 
+use crate::config::Mode;
 use crate::engine::worker::Worker;
-use crate::tcp;
+use crate::{http, tcp};
 use glommio::net::TcpListener;
 use glommio::timer::Timer;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -80,7 +81,10 @@ pub async fn accept_loop(w: Rc<Worker>, fe: usize, listener: TcpListener) {
             let fst = &worker.frontends[fe];
             worker.conns.set(worker.conns.get() + 1);
             fst.conns.set(fst.conns.get() + 1);
-            tcp::session(worker.clone(), fe, stream, peer).await;
+            match worker.config.frontends[fe].mode {
+                Mode::Tcp => tcp::session(worker.clone(), fe, stream, peer).await,
+                Mode::Http => http::session::session(worker.clone(), fe, stream, peer).await,
+            }
             fst.conns.set(fst.conns.get() - 1);
             worker.conns.set(worker.conns.get() - 1);
         });

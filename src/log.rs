@@ -230,6 +230,113 @@ impl TcpLog<'_> {
     }
 }
 
+/// Everything an `httplog` line says about one request.
+pub struct HttpLog<'a> {
+    pub client: SocketAddr,
+    /// When the request started (its first byte, or the accept).
+    pub date: SystemTime,
+    pub frontend: &'a str,
+    /// None: no backend was chosen (`<NOSRV>` server too).
+    pub backend: Option<&'a str>,
+    pub server: Option<&'a str>,
+    /// TR: time to receive the whole request head.
+    pub head: Option<Duration>,
+    /// Tw, Tc: queue and connect times.
+    pub queue: Option<Duration>,
+    pub connect: Option<Duration>,
+    /// Tr: server response time (request sent to response head).
+    pub response: Option<Duration>,
+    /// Ta: the request's total active time.
+    pub total: Duration,
+    /// ST: status sent to the client (0 if none).
+    pub status: u16,
+    /// B: bytes sent to the client.
+    pub bytes_out: u64,
+    /// Termination state: cause and state, as in HAProxy (`--`, `PR`, `sH`...).
+    pub termination: [u8; 2],
+    pub actconn: u32,
+    pub feconn: u32,
+    pub beconn: u32,
+    pub srvconn: u32,
+    pub retries: u32,
+    pub srv_queue: u32,
+    pub be_queue: u32,
+    /// Captured request and response header values (`{a|b}` when some
+    /// captures are configured).
+    pub captured_request: Option<&'a [Vec<u8>]>,
+    pub captured_response: Option<&'a [Vec<u8>]>,
+    /// The request line, or None for a request that could not be parsed.
+    pub request_line: Option<(&'a [u8], &'a [u8], u8)>,
+}
+
+impl HttpLog<'_> {
+    /// `%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc
+    /// %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r`, HAProxy's httplog.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        let ms = |d: Option<Duration>| d.map_or(-1, |d| d.as_millis() as i64);
+        write_ip(out, &self.client);
+        let _ = write!(out, ":{} [", self.client.port());
+        write_date(out, self.date);
+        let _ = write!(
+            out,
+            "] {} {}/{} {}/{}/{}/{}/{} {} {} - - {}{}-- {}/{}/{}/{}/{} {}/{} ",
+            self.frontend,
+            self.backend.unwrap_or(self.frontend),
+            self.server.unwrap_or("<NOSRV>"),
+            ms(self.head),
+            ms(self.queue),
+            ms(self.connect),
+            ms(self.response),
+            self.total.as_millis(),
+            if self.status == 0 {
+                -1
+            } else {
+                i64::from(self.status)
+            },
+            self.bytes_out,
+            self.termination[0] as char,
+            self.termination[1] as char,
+            self.actconn,
+            self.feconn,
+            self.beconn,
+            self.srvconn,
+            self.retries,
+            self.srv_queue,
+            self.be_queue,
+        );
+        for captured in [self.captured_request, self.captured_response]
+            .into_iter()
+            .flatten()
+        {
+            out.push(b'{');
+            for (i, v) in captured.iter().enumerate() {
+                if i > 0 {
+                    out.push(b'|');
+                }
+                out.extend(v.iter().map(|&b| {
+                    if b == b'|' || b == b'}' || b < b' ' {
+                        b'_'
+                    } else {
+                        b
+                    }
+                }));
+            }
+            out.extend_from_slice(b"} ");
+        }
+        out.push(b'"');
+        match self.request_line {
+            Some((method, target, minor)) => {
+                out.extend_from_slice(method);
+                out.push(b' ');
+                out.extend(target.iter().map(|&b| if b == b'"' { b'_' } else { b }));
+                let _ = write!(out, " HTTP/1.{minor}");
+            }
+            None => out.extend_from_slice(b"<BADREQ>"),
+        }
+        out.push(b'"');
+    }
+}
+
 /// The client address as HAProxy prints it (IPv4-mapped IPv6 as IPv4).
 fn write_ip(out: &mut Vec<u8>, a: &SocketAddr) {
     let _ = match a {
@@ -315,6 +422,42 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "127.0.1.7:40000 [21/Nov/2026:18:11:05.123] db_front db/db1 0/2/5012 1234 -- 3/2/2/1/0 0/0"
+        );
+    }
+
+    #[test]
+    fn httplog_line_byte_exact() {
+        let captured = [b"site1.example.com".to_vec()];
+        let rec = HttpLog {
+            client: "10.1.2.3:5000".parse().unwrap(),
+            date: UNIX_EPOCH + Duration::from_millis(1_795_284_665_123),
+            frontend: "web",
+            backend: Some("static"),
+            server: Some("s1"),
+            head: Some(Duration::from_millis(1)),
+            queue: Some(Duration::ZERO),
+            connect: Some(Duration::from_millis(2)),
+            response: Some(Duration::from_millis(3)),
+            total: Duration::from_millis(7),
+            status: 200,
+            bytes_out: 512,
+            termination: *b"--",
+            actconn: 1,
+            feconn: 1,
+            beconn: 1,
+            srvconn: 1,
+            retries: 0,
+            srv_queue: 0,
+            be_queue: 0,
+            captured_request: Some(&captured),
+            captured_response: None,
+            request_line: Some((b"GET", b"/static/app.js", 1)),
+        };
+        let mut out = Vec::new();
+        rec.write(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "10.1.2.3:5000 [21/Nov/2026:18:11:05.123] web static/s1 1/0/2/3/7 200 512 - - ---- 1/1/1/1/0 0/0 {site1.example.com} \"GET /static/app.js HTTP/1.1\""
         );
     }
 

@@ -26,12 +26,16 @@ pub async fn session(w: Rc<Worker>, fe: usize, client: TcpStream, peer: SocketAd
 
     // Upstream: reach a server.
     let mut report = ConnectReport::default();
-    let connected = upstream::connect(&w, backend, peer.ip(), &mut report).await;
+    let connected = upstream::connect(&w, backend, peer.ip(), &mut report, false).await;
 
     // Relay.
     let (termination, up_bytes, down_bytes, lease) = match connected {
         Err(failure) => (failure.termination(), 0, 0, None),
-        Ok((server, lease)) => {
+        Ok(upstream::Upstream {
+            stream: server,
+            lease,
+            ..
+        }) => {
             let (mut up, mut down) = (w.bufs.take(), w.bufs.take());
             let client = RefCell::new(client);
             let server = RefCell::new(server);

@@ -48,13 +48,23 @@ impl ConnectFailure {
     }
 }
 
-/// Connects to a server of `backend` for a client at `client_ip`.
+/// A connection to a server, with its slot.
+pub struct Upstream {
+    pub stream: TcpStream,
+    pub lease: Lease,
+    /// Taken from the idle pool rather than newly connected.
+    pub reused: bool,
+}
+
+/// Connects to a server of `backend` for a client at `client_ip`. With
+/// `reuse`, an idle pooled connection to the chosen server is taken first.
 pub async fn connect(
     w: &Worker,
     backend: usize,
     client_ip: IpAddr,
     report: &mut ConnectReport,
-) -> Result<(TcpStream, Lease), ConnectFailure> {
+    reuse: bool,
+) -> Result<Upstream, ConnectFailure> {
     let cfg = &w.config.backends[backend];
     let st = &w.backends[backend];
     // Servers whose connection failed; allocates only after a failure.
@@ -93,6 +103,16 @@ pub async fn connect(
         report.queue = Some(queued_since.map_or(Duration::ZERO, |t| t.elapsed()));
         report.server = Some(server);
         let lease = st.lease(server);
+        if reuse {
+            if let Some(stream) = st.servers[server].take_idle() {
+                report.connect = Some(Duration::ZERO);
+                return Ok(Upstream {
+                    stream,
+                    lease,
+                    reused: true,
+                });
+            }
+        }
         if tried.contains(&server) {
             // No other server to move to: give the server a moment before
             // trying it again, as HAProxy does.
@@ -104,7 +124,11 @@ pub async fn connect(
             Ok(stream) => {
                 report.connect = Some(started.elapsed());
                 let _ = stream.set_nodelay(true);
-                return Ok((stream, lease));
+                return Ok(Upstream {
+                    stream,
+                    lease,
+                    reused: false,
+                });
             }
             Err(e) => {
                 drop(lease);

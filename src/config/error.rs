@@ -61,15 +61,45 @@ impl std::error::Error for ConfigErrors {}
 /// Collects errors during validation, resolving positions as it goes.
 pub struct Collector<'a> {
     index: &'a PositionIndex,
+    /// The file's text, to place errors inside string values.
+    source: &'a str,
     pub errors: Vec<ConfigError>,
 }
 
 impl<'a> Collector<'a> {
-    pub fn new(index: &'a PositionIndex) -> Self {
+    pub fn new(index: &'a PositionIndex, source: &'a str) -> Self {
         Collector {
             index,
+            source,
             errors: Vec::new(),
         }
+    }
+
+    /// An error at byte `offset` inside the string value `value` at
+    /// `path` (a token in a condition or rule).
+    pub fn at_offset(
+        &mut self,
+        path: &str,
+        value: &str,
+        offset: usize,
+        message: impl Into<String>,
+    ) {
+        let pos = self.index.value(path).map(|p| {
+            let line = self
+                .source
+                .lines()
+                .nth(p.line.saturating_sub(1))
+                .unwrap_or("");
+            let quoted = matches!(line.chars().nth(p.col.saturating_sub(1)), Some('"' | '\''));
+            let within = value
+                .get(..offset.min(value.len()))
+                .map_or(0, |s| s.chars().count());
+            Pos {
+                line: p.line,
+                col: p.col + within + usize::from(quoted),
+            }
+        });
+        self.push(path, pos, message.into());
     }
 
     /// An error about the value at `path`.

@@ -94,7 +94,8 @@ pub struct Frontend {
     /// `maxconn`: most connections open at once on this frontend (default
     /// `defaults.maxconn`, else `global.maxconn`).
     pub maxconn: u32,
-    /// `default_backend`: index into `Config::backends`.
+    /// `default_backend`: index into `Config::backends` (required in tcp
+    /// mode; in http mode, requests no `use_backend` matches get a 503).
     pub default_backend: Option<usize>,
     /// `timeout.client`: inactivity timeout on the client side (default 50s).
     pub timeout_client: Duration,
@@ -102,6 +103,93 @@ pub struct Frontend {
     pub log: Vec<LogTarget>,
     /// `option dontlognull`: no log line for connections that carried no data.
     pub dontlognull: bool,
+    /// HTTP settings (`mode: http`).
+    pub http: Option<HttpFrontend>,
+}
+
+/// How connections are kept between requests (`option http-keep-alive`,
+/// `http-server-close`, `httpclose`; the strongest of the frontend's and
+/// the backend's applies, as in HAProxy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ConnMode {
+    /// Both sides kept alive; server connections pooled (the default).
+    KeepAlive,
+    /// The client side kept alive; the server connection closed after
+    /// each response.
+    ServerClose,
+    /// Both sides closed after each response.
+    Close,
+}
+
+/// `option forwardfor [except NET] [header NAME] [if-none]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardFor {
+    /// The header to add (default `X-Forwarded-For`).
+    pub header: String,
+    /// Clients in this network get no header.
+    pub except: Option<(std::net::IpAddr, u8)>,
+    /// Only add the header when the request has none.
+    pub if_none: bool,
+}
+
+/// `capture: [ "request header NAME len N" ]`: a header value logged in
+/// the httplog line (truncated to `len`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capture {
+    pub name: String,
+    pub len: usize,
+}
+
+/// One `use_backend` line: the backend and the condition that selects it.
+#[derive(Debug, Clone)]
+pub struct UseBackend {
+    pub backend: usize,
+    pub cond: Option<crate::acl::Condition>,
+}
+
+/// HTTP settings of a frontend.
+#[derive(Debug, Clone)]
+pub struct HttpFrontend {
+    /// `acl: { name: "criterion [flags] patterns" | [ ... ] }`.
+    pub acls: crate::acl::AclSet,
+    /// `http-request: [ "action ... [if|unless condition]" ]`.
+    pub request_rules: Vec<crate::http::rules::Rule>,
+    /// `http-response: [ ... ]`.
+    pub response_rules: Vec<crate::http::rules::Rule>,
+    /// `use_backend: [ "name if condition" ]`, first match wins.
+    pub use_backend: Vec<UseBackend>,
+    /// `errorfiles: { 503: /path/503.http }` (and inherited from defaults).
+    pub errors: crate::http::errors::ErrorPages,
+    /// `timeout.http-request`: the whole request head must arrive within
+    /// it, else 408 (default: `timeout.client`).
+    pub timeout_request: std::time::Duration,
+    /// `timeout.http-keep-alive`: idle time allowed between two requests
+    /// (default: `timeout.http-request`).
+    pub timeout_keep_alive: std::time::Duration,
+    pub forwardfor: Option<ForwardFor>,
+    pub conn_mode: ConnMode,
+    /// `capture` of request and response headers for the log.
+    pub capture_request: Vec<Capture>,
+    pub capture_response: Vec<Capture>,
+    /// `unique-id-format`: how a request's unique id is built (default: a
+    /// per-worker counter with the worker and start time).
+    pub unique_id_format: Option<crate::acl::LogFormat>,
+    /// `unique-id-header`: the request header that carries the id.
+    pub unique_id_header: Option<String>,
+}
+
+/// HTTP settings of a backend.
+#[derive(Debug, Clone)]
+pub struct HttpBackend {
+    pub acls: crate::acl::AclSet,
+    pub request_rules: Vec<crate::http::rules::Rule>,
+    pub response_rules: Vec<crate::http::rules::Rule>,
+    pub errors: crate::http::errors::ErrorPages,
+    pub forwardfor: Option<ForwardFor>,
+    pub conn_mode: ConnMode,
+    /// `timeout.tunnel`: inactivity timeout of a WebSocket (or other
+    /// upgraded) connection (default: `timeout.server`).
+    pub timeout_tunnel: std::time::Duration,
 }
 
 /// One listening address of a frontend.
@@ -158,6 +246,8 @@ pub struct Backend {
     /// slot when every server is at its `maxconn` (default: `timeout.connect`).
     pub timeout_queue: Duration,
     pub servers: Vec<Server>,
+    /// HTTP settings (`mode: http`).
+    pub http: Option<HttpBackend>,
 }
 
 /// `backends.NAME.servers.NAME:` one server.
@@ -177,6 +267,12 @@ pub struct Server {
     pub backup: bool,
     /// `check`: health checking, if enabled.
     pub check: Option<Check>,
+    /// `pool-max-conn`: idle keep-alive connections to this server each
+    /// worker keeps for reuse in http mode (default 64; 0 disables reuse).
+    pub pool_max_conn: usize,
+    /// `pool-purge-delay`: how long an idle connection is kept (default
+    /// 4s, under common server keep-alive timeouts such as Apache's 5s).
+    pub pool_purge_delay: Duration,
 }
 
 /// `check: true` or `check: { port, inter, rise, fall, http }`.

@@ -85,6 +85,7 @@ pub struct RawDefaults {
     pub balance: Option<Value>,
     pub timeout: Option<RawTimeouts>,
     pub option: Option<Value>,
+    pub errorfiles: Option<Value>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -95,6 +96,11 @@ pub struct RawTimeouts {
     pub server: Option<Value>,
     pub queue: Option<Value>,
     pub check: Option<Value>,
+    #[serde(rename = "http-request")]
+    pub http_request: Option<Value>,
+    #[serde(rename = "http-keep-alive")]
+    pub http_keep_alive: Option<Value>,
+    pub tunnel: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +113,18 @@ pub struct RawFrontend {
     pub timeout: Option<RawTimeouts>,
     pub option: Option<Value>,
     pub log: Option<Value>,
+    pub acl: Option<Value>,
+    #[serde(rename = "http-request")]
+    pub http_request: Option<Value>,
+    #[serde(rename = "http-response")]
+    pub http_response: Option<Value>,
+    pub use_backend: Option<Value>,
+    pub errorfiles: Option<Value>,
+    pub capture: Option<Value>,
+    #[serde(rename = "unique-id-format")]
+    pub unique_id_format: Option<Value>,
+    #[serde(rename = "unique-id-header")]
+    pub unique_id_header: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +135,12 @@ pub struct RawBackend {
     pub retries: Option<Value>,
     pub timeout: Option<RawTimeouts>,
     pub option: Option<Value>,
+    pub acl: Option<Value>,
+    #[serde(rename = "http-request")]
+    pub http_request: Option<Value>,
+    #[serde(rename = "http-response")]
+    pub http_response: Option<Value>,
+    pub errorfiles: Option<Value>,
     #[serde(default)]
     pub servers: OrderedMap<RawServer>,
 }
@@ -129,4 +153,8 @@ pub struct RawServer {
     pub maxconn: Option<Value>,
     pub backup: Option<Value>,
     pub check: Option<Value>,
+    #[serde(rename = "pool-max-conn")]
+    pub pool_max_conn: Option<Value>,
+    #[serde(rename = "pool-purge-delay")]
+    pub pool_purge_delay: Option<Value>,
 }

@@ -10,10 +10,34 @@ use super::*;
 use serde_yaml::Value;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 
-const FRONTEND_OPTIONS: &[&str] = &["tcplog", "dontlognull"];
+mod http;
+
+const FRONTEND_OPTIONS: &[&str] = &[
+    "tcplog",
+    "httplog",
+    "dontlognull",
+    "forwardfor",
+    "http-server-close",
+    "httpclose",
+    "http-keep-alive",
+];
 /// `redispatch` is accepted for HAProxy compatibility: corral always moves
 /// a retried connection to another server when one is available.
-const BACKEND_OPTIONS: &[&str] = &["redispatch", "allbackups"];
+const BACKEND_OPTIONS: &[&str] = &[
+    "redispatch",
+    "allbackups",
+    "forwardfor",
+    "http-server-close",
+    "httpclose",
+    "http-keep-alive",
+];
+/// Options that take arguments after their name.
+const OPTIONS_WITH_ARGS: &[&str] = &["forwardfor"];
+
+/// The name of an option written with its arguments (`forwardfor except ...`).
+fn option_name(text: &str) -> &str {
+    text.split_whitespace().next().unwrap_or("")
+}
 
 pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let index = PositionIndex::build(text);
@@ -31,7 +55,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         Err(e) => return Err(serde_error(file, &index, e)),
     };
     let mut v = Validator {
-        c: Collector::new(&index),
+        c: Collector::new(&index, text),
+        base_dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
     };
     let config = v.config(file, raw);
     let errors = v.c.finish();
@@ -117,10 +142,14 @@ fn strip_locations(msg: &str) -> String {
 
 struct Validator<'a> {
     c: Collector<'a>,
+    /// Directory of the configuration file: relative errorfile paths are
+    /// read from there.
+    base_dir: PathBuf,
 }
 
 /// Settings from `defaults:` that sections inherit.
 struct Defaults {
+    errors: crate::http::errors::ErrorPages,
     mode: Mode,
     retries: u32,
     maxconn: Option<u32>,
@@ -229,7 +258,12 @@ impl<'a> Validator<'a> {
             Some(v) => self.options(v, "defaults.option", &all, "defaults"),
             None => Vec::new(),
         };
+        let errors = match &d.errorfiles {
+            Some(v) => self.errorfiles(v, "defaults.errorfiles"),
+            None => Default::default(),
+        };
         Defaults {
+            errors,
             mode,
             retries,
             maxconn,
@@ -285,10 +319,12 @@ impl<'a> Validator<'a> {
         .unwrap_or(global.maxconn);
         let default_backend = match &f.default_backend {
             None => {
-                self.c.at_key(
-                    &base,
-                    "missing `default_backend`: name the backend this frontend sends its connections to",
-                );
+                if mode == Mode::Tcp {
+                    self.c.at_key(
+                        &base,
+                        "missing `default_backend`: name the backend this frontend sends its connections to",
+                    );
+                }
                 None
             }
             Some(v) => self
@@ -314,6 +350,7 @@ impl<'a> Validator<'a> {
                 ("server", &t.server),
                 ("queue", &t.queue),
                 ("check", &t.check),
+                ("tunnel", &t.tunnel),
             ] {
                 if val.is_some() {
                     self.c.at_key(
@@ -336,6 +373,13 @@ impl<'a> Validator<'a> {
             Some(v) => self.log_targets(v, &p("log")),
             None => global.log.clone(),
         };
+        let http = match mode {
+            Mode::Http => Some(self.http_frontend(&base, f, d, &options, timeout_client, backends)),
+            Mode::Tcp => {
+                self.http_keys_need_http_mode(&base, &http::frontend_keys(f));
+                None
+            }
+        };
         Frontend {
             name: name.to_string(),
             binds,
@@ -344,7 +388,8 @@ impl<'a> Validator<'a> {
             default_backend,
             timeout_client,
             log,
-            dontlognull: options.iter().any(|(o, _)| o == "dontlognull"),
+            dontlognull: options.iter().any(|(o, _)| option_name(o) == "dontlognull"),
+            http,
         }
     }
 
@@ -363,13 +408,19 @@ impl<'a> Validator<'a> {
         if let Some(v) = &b.option {
             options.extend(self.options(v, &p("option"), BACKEND_OPTIONS, "backend"));
         }
-        if let Some(t) = &b.timeout
-            && t.client.is_some()
-        {
-            self.c.at_key(
-                &p("timeout.client"),
-                "`timeout.client` applies to clients: set it in a frontend or in defaults",
-            );
+        if let Some(t) = &b.timeout {
+            for (key, val) in [
+                ("client", &t.client),
+                ("http-request", &t.http_request),
+                ("http-keep-alive", &t.http_keep_alive),
+            ] {
+                if val.is_some() {
+                    self.c.at_key(
+                        &p(&format!("timeout.{key}")),
+                        format!("`timeout.{key}` applies to clients: set it in a frontend or in defaults"),
+                    );
+                }
+            }
         }
         let own = b.timeout.as_ref();
         let timeout_connect = self
@@ -388,16 +439,24 @@ impl<'a> Validator<'a> {
             .iter()
             .map(|(sname, s)| self.server(sname, s, &p("servers"), timeout_check))
             .collect();
+        let http = match mode {
+            Mode::Http => Some(self.http_backend(&base, b, d, &options, timeout_server)),
+            Mode::Tcp => {
+                self.http_keys_need_http_mode(&base, &http::backend_keys(b));
+                None
+            }
+        };
         Backend {
             name: name.to_string(),
             mode,
             balance,
             retries,
-            allbackups: options.iter().any(|(o, _)| o == "allbackups"),
+            allbackups: options.iter().any(|(o, _)| option_name(o) == "allbackups"),
             timeout_connect,
             timeout_server,
             timeout_queue,
             servers,
+            http,
         }
     }
 
@@ -450,6 +509,14 @@ impl<'a> Validator<'a> {
             None => None,
             Some(v) => self.check(v, &p("check"), addr, timeout_check),
         };
+        let pool_max_conn = opt(&s.pool_max_conn, |v| {
+            self.uint(v, &p("pool-max-conn"), 0, 100_000, "a connection count")
+        })
+        .unwrap_or(64) as usize;
+        let pool_purge_delay = opt(&s.pool_purge_delay, |v| {
+            self.duration(v, &p("pool-purge-delay"))
+        })
+        .unwrap_or(Duration::from_secs(4));
         Server {
             name: name.to_string(),
             address,
@@ -458,6 +525,8 @@ impl<'a> Validator<'a> {
             maxconn,
             backup,
             check,
+            pool_max_conn,
+            pool_purge_delay,
         }
     }
 
@@ -674,13 +743,7 @@ impl<'a> Validator<'a> {
     fn mode(&mut self, v: &Value, path: &str) -> Option<Mode> {
         match self.choice(v, path, &["tcp", "http"])? {
             "tcp" => Some(Mode::Tcp),
-            _ => {
-                self.c.at(
-                    path,
-                    "mode `http` is not available in this version of corral; use `tcp`",
-                );
-                None
-            }
+            _ => Some(Mode::Http),
         }
     }
 
@@ -708,6 +771,8 @@ impl<'a> Validator<'a> {
         found
     }
 
+    /// `option` lists: each entry is an option name, possibly followed by
+    /// its arguments. Returns (text, path) of the valid ones.
     fn options(
         &mut self,
         v: &Value,
@@ -716,13 +781,17 @@ impl<'a> Validator<'a> {
         section: &str,
     ) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        for (name, p) in self.strings(v, path) {
-            if valid.contains(&name.as_str()) {
-                out.push((name, p));
-            } else if FRONTEND_OPTIONS.contains(&name.as_str())
-                || BACKEND_OPTIONS.contains(&name.as_str())
-            {
-                let belongs = if FRONTEND_OPTIONS.contains(&name.as_str()) {
+        for (text, p) in self.strings(v, path) {
+            let name = option_name(&text);
+            let has_args = text.split_whitespace().nth(1).is_some();
+            if valid.contains(&name) {
+                if has_args && !OPTIONS_WITH_ARGS.contains(&name) {
+                    self.c.at(&p, format!("option `{name}` takes no arguments"));
+                } else {
+                    out.push((text.clone(), p));
+                }
+            } else if FRONTEND_OPTIONS.contains(&name) || BACKEND_OPTIONS.contains(&name) {
+                let belongs = if FRONTEND_OPTIONS.contains(&name) {
                     "a frontend"
                 } else {
                     "a backend"
@@ -775,7 +844,16 @@ impl<'a> Validator<'a> {
     }
 
     fn timeouts_parse(&mut self, t: &RawTimeouts, path: &str) {
-        for key in ["connect", "client", "server", "queue", "check"] {
+        for key in [
+            "connect",
+            "client",
+            "server",
+            "queue",
+            "check",
+            "http-request",
+            "http-keep-alive",
+            "tunnel",
+        ] {
             if let Some(v) = timeout_field(t, key) {
                 self.duration(v, &child(path, key));
             }
@@ -896,6 +974,9 @@ fn timeout_field<'t>(t: &'t RawTimeouts, key: &str) -> Option<&'t Value> {
         "server" => t.server.as_ref(),
         "queue" => t.queue.as_ref(),
         "check" => t.check.as_ref(),
+        "http-request" => t.http_request.as_ref(),
+        "http-keep-alive" => t.http_keep_alive.as_ref(),
+        "tunnel" => t.tunnel.as_ref(),
         _ => None,
     }
 }

@@ -232,6 +232,7 @@ async fn serve(
                 })
                 .await;
                 w.logs.flush();
+                w.purge_idle();
             }
         })
     };

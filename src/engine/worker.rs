@@ -51,6 +51,10 @@ pub struct Worker {
     /// This worker's index in the mesh. glommio numbers peers in the
     /// order they joined, which is not the worker id.
     mesh_id: usize,
+    /// Requests this worker has started (for default unique ids).
+    requests: Cell<u64>,
+    /// When the process started (unix seconds), part of unique ids.
+    pub started_unix: u64,
     /// Broadcasts waiting for acknowledgements: (seq, acks still missing).
     acks: RefCell<Vec<(u64, usize)>>,
     acked: WaitQueue,
@@ -105,6 +109,10 @@ impl Worker {
             gate: Gate::new(),
             mesh_id: mesh.as_ref().map_or(0, |m| m.peer_id()),
             mesh,
+            requests: Cell::new(0),
+            started_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
             acks: RefCell::new(Vec::new()),
             acked: WaitQueue::default(),
             next_seq: Cell::new(1),
@@ -139,6 +147,22 @@ impl Worker {
                 }
                 drop(acks);
                 self.acked.wake_all();
+            }
+        }
+    }
+
+    /// The next request number of this worker.
+    pub fn next_request_id(&self) -> u64 {
+        let n = self.requests.get() + 1;
+        self.requests.set(n);
+        n
+    }
+
+    /// Closes idle server connections past their `pool-purge-delay`.
+    pub fn purge_idle(&self) {
+        for b in &self.backends {
+            for s in &b.servers {
+                s.purge_idle();
             }
         }
     }

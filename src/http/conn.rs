@@ -1,0 +1,141 @@
+//! A connection with its read buffer, and I/O bounded by deadlines.
+//!
+//! HTTP code never uses glommio's per-stream read timeouts: a read that
+//! loses a race (waiting on the client and the server at once) is dropped,
+//! and a dropped glommio read can leave its stream timer armed (see
+//! NOTES-glommio). Instead each wait races its own timer, created only if
+//! the operation actually has to wait.
+
+use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use glommio::timer::Timer;
+use std::future::Future;
+use std::io;
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+/// Why an I/O operation did not complete.
+#[derive(Debug)]
+pub enum IoFail {
+    /// The deadline passed.
+    Timeout,
+    /// The peer reset the connection or another error occurred.
+    Error(io::Error),
+}
+
+/// Runs `fut` until `deadline` (None: no deadline).
+pub async fn until<T>(
+    deadline: Option<Instant>,
+    fut: impl Future<Output = T>,
+) -> Result<T, IoFail> {
+    let mut fut = pin!(fut);
+    let mut timer: Option<Timer> = None;
+    std::future::poll_fn(|cx: &mut Context<'_>| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        let Some(d) = deadline else {
+            return Poll::Pending;
+        };
+        let t =
+            timer.get_or_insert_with(|| Timer::new(d.saturating_duration_since(Instant::now())));
+        match Pin::new(t).poll(cx) {
+            Poll::Ready(_) => Poll::Ready(Err(IoFail::Timeout)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// A stream and the bytes read from it but not yet used.
+pub struct Conn {
+    pub stream: TcpStream,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    /// Bytes read from the stream in total.
+    pub received: u64,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, buf: Box<[u8]>) -> Conn {
+        Conn {
+            stream,
+            buf,
+            start: 0,
+            end: 0,
+            received: 0,
+        }
+    }
+
+    /// Unused bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        self.start += n.min(self.end - self.start);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// True when the buffer holds as much unused data as it can.
+    pub fn is_full(&self) -> bool {
+        self.end - self.start == self.buf.len()
+    }
+
+    /// Reads more bytes (after the unused ones). Ok(0) is end of stream.
+    pub async fn fill(&mut self, deadline: Option<Instant>) -> Result<usize, IoFail> {
+        if self.end == self.buf.len() && self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            return Err(IoFail::Error(io::Error::other("buffer full")));
+        }
+        let (stream, room) = (&mut self.stream, &mut self.buf[self.end..]);
+        let n = until(deadline, stream.read(room))
+            .await?
+            .map_err(IoFail::Error)?;
+        self.end += n;
+        self.received += n as u64;
+        Ok(n)
+    }
+
+    /// Writes all of `data`.
+    pub async fn write_all(
+        &mut self,
+        data: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), IoFail> {
+        until(deadline, self.stream.write_all(data))
+            .await?
+            .map_err(IoFail::Error)
+    }
+
+    /// Gives back the stream, the buffer, and the unused bytes' range.
+    pub fn into_parts(self) -> (TcpStream, Box<[u8]>, std::ops::Range<usize>) {
+        (self.stream, self.buf, self.start..self.end)
+    }
+
+    /// Whether an idle connection is still usable: nothing to read and no
+    /// end of stream pending (one non-blocking peek).
+    pub fn idle_and_open(stream: &TcpStream) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut b = [0u8; 1];
+        // SAFETY: a one-byte peek into a local buffer.
+        let n = unsafe {
+            libc::recv(
+                stream.as_raw_fd(),
+                b.as_mut_ptr().cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+    }
+}

@@ -1,0 +1,62 @@
+//! What ACL conditions and log-format values can see of a request (and,
+//! in `http-response` rules, of its response).
+
+use crate::acl;
+use crate::http::head::Head;
+use std::net::SocketAddr;
+
+/// A request being processed, as the ACL fetches see it.
+pub struct ReqCtx<'a> {
+    pub req: &'a Head,
+    /// The response, in `http-response` rules.
+    pub res: Option<&'a Head>,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub ssl: bool,
+    pub unique_id: &'a [u8],
+}
+
+impl acl::Context for ReqCtx<'_> {
+    fn src(&self) -> SocketAddr {
+        self.src
+    }
+    fn dst(&self) -> SocketAddr {
+        self.dst
+    }
+    fn method(&self) -> &[u8] {
+        self.req.method()
+    }
+    fn url(&self) -> &[u8] {
+        self.req.target()
+    }
+    fn path(&self) -> &[u8] {
+        self.req.path()
+    }
+    fn query(&self) -> Option<&[u8]> {
+        self.req.query()
+    }
+    fn version(&self) -> &[u8] {
+        if self.req.minor == 0 { b"1.0" } else { b"1.1" }
+    }
+    fn req_header(&self, name: &[u8], f: &mut dyn FnMut(&[u8])) {
+        for v in self.req.values(name) {
+            f(v);
+        }
+    }
+    fn res_header(&self, name: &[u8], f: &mut dyn FnMut(&[u8])) {
+        if let Some(res) = self.res {
+            for v in res.values(name) {
+                f(v);
+            }
+        }
+    }
+    fn status(&self) -> Option<u16> {
+        self.res.map(|r| r.status)
+    }
+    fn ssl_fc(&self) -> bool {
+        self.ssl
+    }
+    fn unique_id(&self) -> &[u8] {
+        self.unique_id
+    }
+}

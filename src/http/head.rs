@@ -1,0 +1,866 @@
+//! HTTP/1.x message heads: parsing (with `httparse`), the RFC 9112 checks
+//! `httparse` leaves to us, message framing, header edits, and writing a
+//! head back out.
+//!
+//! A `Head` owns a copy of the raw head bytes and refers to its parts by
+//! offsets, so the connection's read buffer is free for the body. Edits
+//! never touch the raw bytes: removed headers are flagged, new names and
+//! values live in `extra`. Every `Vec` is reused from one message to the
+//! next, so a warmed-up connection parses without allocating.
+
+use std::ops::Range;
+
+/// Most header fields in one head (HAProxy's `tune.http.maxhdr` is 101).
+pub const MAX_HEADERS: usize = 101;
+
+/// Where a piece of text lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// In the raw head bytes.
+    Raw(u32, u32),
+    /// In `extra` (written by an edit).
+    Extra(u32, u32),
+}
+
+impl Slot {
+    fn range(self) -> Range<usize> {
+        match self {
+            Slot::Raw(s, l) | Slot::Extra(s, l) => s as usize..(s + l) as usize,
+        }
+    }
+}
+
+/// One header field.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    pub name: Slot,
+    pub value: Slot,
+    /// Deleted by an edit or as hop-by-hop.
+    pub removed: bool,
+}
+
+/// How the body of a message is delimited (RFC 9112 §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    None,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Until the server closes (responses only).
+    UntilClose,
+}
+
+/// Why a head was refused. The status is what the client sees (400-class
+/// for requests; every response problem becomes 502).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadError {
+    /// Malformed: 400 for a request, 502 for a response.
+    Invalid(&'static str),
+    /// Too many header fields, or a head larger than the buffer: 431.
+    TooLarge,
+    /// The request line alone does not fit: 414.
+    UriTooLong,
+    /// A method or feature corral does not handle (CONNECT): 501.
+    NotImplemented(&'static str),
+}
+
+/// What the `Connection` header (and the version) say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionOpts {
+    pub close: bool,
+    pub keep_alive: bool,
+    pub upgrade: bool,
+}
+
+/// A parsed request or response head.
+#[derive(Debug, Default)]
+pub struct Head {
+    /// The raw head, from the first byte to the blank line included.
+    pub raw: Vec<u8>,
+    /// Bytes written by edits.
+    pub extra: Vec<u8>,
+    pub fields: Vec<Field>,
+    /// Request: method and target. Response: unused.
+    pub method: Slot,
+    pub target: Slot,
+    /// Response: status code and reason.
+    pub status: u16,
+    pub reason: Slot,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor: u8,
+    pub framing: Framing,
+    pub conn: ConnectionOpts,
+    /// `Expect: 100-continue` (requests).
+    pub expect_continue: bool,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot::Raw(0, 0)
+    }
+}
+
+impl Default for Framing {
+    fn default() -> Self {
+        Framing::None
+    }
+}
+
+/// Result of trying to parse a head out of received bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// A complete head of this many bytes.
+    Complete(usize),
+    /// More bytes are needed.
+    Partial,
+}
+
+impl Head {
+    pub fn get(&self, slot: Slot) -> &[u8] {
+        match slot {
+            Slot::Raw(..) => &self.raw[slot.range()],
+            Slot::Extra(..) => &self.extra[slot.range()],
+        }
+    }
+
+    pub fn method(&self) -> &[u8] {
+        self.get(self.method)
+    }
+
+    pub fn target(&self) -> &[u8] {
+        self.get(self.target)
+    }
+
+    pub fn reason(&self) -> &[u8] {
+        self.get(self.reason)
+    }
+
+    /// The path part of the target (without the query), also for an
+    /// absolute-form target.
+    pub fn path(&self) -> &[u8] {
+        let t = self.target();
+        let t = strip_authority(t);
+        match t.iter().position(|&b| b == b'?') {
+            Some(q) => &t[..q],
+            None => t,
+        }
+    }
+
+    /// The query without its `?`, if any.
+    pub fn query(&self) -> Option<&[u8]> {
+        let t = self.target();
+        t.iter().position(|&b| b == b'?').map(|q| &t[q + 1..])
+    }
+
+    /// Live (not removed) fields with their name and value.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.fields
+            .iter()
+            .filter(|f| !f.removed)
+            .map(|f| (self.get(f.name), self.get(f.value)))
+    }
+
+    /// Values of the live header `name` (case-insensitive), in order.
+    pub fn values<'a>(&'a self, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    pub fn has(&self, name: &[u8]) -> bool {
+        self.values(name).next().is_some()
+    }
+
+    fn clear(&mut self) {
+        self.raw.clear();
+        self.extra.clear();
+        self.fields.clear();
+        self.method = Slot::default();
+        self.target = Slot::default();
+        self.reason = Slot::default();
+        self.status = 0;
+        self.minor = 1;
+        self.framing = Framing::None;
+        self.conn = ConnectionOpts::default();
+        self.expect_continue = false;
+    }
+
+    // ---- parsing ----------------------------------------------------------
+
+    /// Parses a request head from `buf`. On `Complete(n)` the first `n`
+    /// bytes were the head and `self` describes it.
+    pub fn parse_request(&mut self, buf: &[u8]) -> Result<Parsed, HeadError> {
+        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut storage);
+        let len = match req.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+            Err(httparse::Error::Version) => {
+                return Err(HeadError::Invalid("unsupported HTTP version"));
+            }
+            Err(httparse::Error::Token) => return Err(HeadError::Invalid("invalid method")),
+            Err(httparse::Error::HeaderName) => {
+                return Err(HeadError::Invalid("invalid header name"));
+            }
+            Err(httparse::Error::HeaderValue) => {
+                return Err(HeadError::Invalid("invalid header value"));
+            }
+            Err(_) => return Err(HeadError::Invalid("malformed request line")),
+        };
+        self.clear();
+        self.raw.extend_from_slice(&buf[..len]);
+        check_line_endings(&self.raw)?;
+        let base = buf.as_ptr() as usize;
+        let at = |s: &[u8]| Slot::Raw((s.as_ptr() as usize - base) as u32, s.len() as u32);
+        let method = req.method.unwrap_or("");
+        let target = req.path.unwrap_or("");
+        self.method = at(method.as_bytes());
+        self.target = at(target.as_bytes());
+        self.minor = req.version.unwrap_or(1);
+        for h in req.headers.iter() {
+            self.fields.push(Field {
+                name: at(h.name.as_bytes()),
+                value: at(h.value),
+                removed: false,
+            });
+        }
+        check_target(method.as_bytes(), target.as_bytes())?;
+        self.read_connection();
+        self.request_semantics()?;
+        Ok(Parsed::Complete(len))
+    }
+
+    /// Parses a response head. `request_method` decides whether a body can
+    /// follow (HEAD).
+    pub fn parse_response(&mut self, buf: &[u8], head_request: bool) -> Result<Parsed, HeadError> {
+        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut res = httparse::Response::new(&mut storage);
+        let len = match res.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+            Err(_) => return Err(HeadError::Invalid("malformed response head")),
+        };
+        self.clear();
+        self.raw.extend_from_slice(&buf[..len]);
+        check_line_endings(&self.raw)?;
+        let base = buf.as_ptr() as usize;
+        let at = |s: &[u8]| Slot::Raw((s.as_ptr() as usize - base) as u32, s.len() as u32);
+        self.status = res.code.unwrap_or(0);
+        if !(100..=599).contains(&self.status) {
+            return Err(HeadError::Invalid("invalid status code"));
+        }
+        let reason = res.reason.unwrap_or("");
+        self.reason = if reason.is_empty() {
+            Slot::Raw(0, 0)
+        } else {
+            at(reason.as_bytes())
+        };
+        self.minor = res.version.unwrap_or(1);
+        for h in res.headers.iter() {
+            self.fields.push(Field {
+                name: at(h.name.as_bytes()),
+                value: at(h.value),
+                removed: false,
+            });
+        }
+        self.read_connection();
+        self.response_semantics(head_request)?;
+        Ok(Parsed::Complete(len))
+    }
+
+    /// Reads the `Connection` header into `conn` (after the version's
+    /// default).
+    fn read_connection(&mut self) {
+        let mut opts = ConnectionOpts::default();
+        for v in self.values(b"connection") {
+            for token in v.split(|&b| b == b',') {
+                let t = trim(token);
+                if t.eq_ignore_ascii_case(b"close") {
+                    opts.close = true;
+                } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                    opts.keep_alive = true;
+                } else if t.eq_ignore_ascii_case(b"upgrade") {
+                    opts.upgrade = true;
+                }
+            }
+        }
+        self.conn = opts;
+    }
+
+    /// Whether the peer wants this connection closed after the message.
+    pub fn wants_close(&self) -> bool {
+        self.conn.close || (self.minor == 0 && !self.conn.keep_alive)
+    }
+
+    fn request_semantics(&mut self) -> Result<(), HeadError> {
+        let hosts = self.values(b"host").count();
+        if hosts > 1 {
+            return Err(HeadError::Invalid("several Host headers"));
+        }
+        if hosts == 0 && self.minor == 1 {
+            return Err(HeadError::Invalid("HTTP/1.1 request without Host"));
+        }
+        if let Some(h) = self.values(b"host").next() {
+            if !valid_host(h) {
+                return Err(HeadError::Invalid("invalid Host header"));
+            }
+        }
+        self.framing = self.body_framing(true)?;
+        let expect = self
+            .values(b"expect")
+            .any(|v| trim(v).eq_ignore_ascii_case(b"100-continue"));
+        self.expect_continue = expect;
+        Ok(())
+    }
+
+    fn response_semantics(&mut self, head_request: bool) -> Result<(), HeadError> {
+        let framing = self.body_framing(false)?;
+        self.framing =
+            if head_request || self.status < 200 || self.status == 204 || self.status == 304 {
+                Framing::None
+            } else {
+                framing
+            };
+        Ok(())
+    }
+
+    /// Content-Length and Transfer-Encoding, checked so that corral and
+    /// the next hop can never disagree on where the body ends.
+    fn body_framing(&self, request: bool) -> Result<Framing, HeadError> {
+        let mut te_seen = false;
+        let mut chunked_last = false;
+        let mut chunked_count = 0;
+        for v in self.values(b"transfer-encoding") {
+            te_seen = true;
+            for coding in v.split(|&b| b == b',') {
+                let c = trim(coding);
+                if c.is_empty() {
+                    continue;
+                }
+                if !c.iter().all(|&b| is_tchar(b)) {
+                    return Err(HeadError::Invalid("invalid Transfer-Encoding"));
+                }
+                chunked_last = c.eq_ignore_ascii_case(b"chunked");
+                if chunked_last {
+                    chunked_count += 1;
+                }
+            }
+        }
+        let mut length: Option<u64> = None;
+        let mut cl_seen = false;
+        for v in self.values(b"content-length") {
+            cl_seen = true;
+            for part in v.split(|&b| b == b',') {
+                let n =
+                    parse_length(trim(part)).ok_or(HeadError::Invalid("invalid Content-Length"))?;
+                match length {
+                    Some(prev) if prev != n => {
+                        return Err(HeadError::Invalid("conflicting Content-Length values"));
+                    }
+                    _ => length = Some(n),
+                }
+            }
+        }
+        if te_seen {
+            if cl_seen {
+                return Err(HeadError::Invalid(
+                    "both Content-Length and Transfer-Encoding",
+                ));
+            }
+            if self.minor == 0 {
+                return Err(HeadError::Invalid(
+                    "Transfer-Encoding in an HTTP/1.0 message",
+                ));
+            }
+            if !chunked_last || chunked_count != 1 {
+                return Err(HeadError::Invalid(
+                    "Transfer-Encoding does not end with chunked exactly once",
+                ));
+            }
+            return Ok(Framing::Chunked);
+        }
+        Ok(match length {
+            Some(0) => Framing::None,
+            Some(n) => Framing::Length(n),
+            None if request => Framing::None,
+            None => Framing::UntilClose,
+        })
+    }
+
+    // ---- edits ------------------------------------------------------------
+
+    fn push_extra(&mut self, bytes: &[u8]) -> Slot {
+        let start = self.extra.len() as u32;
+        self.extra.extend_from_slice(bytes);
+        Slot::Extra(start, bytes.len() as u32)
+    }
+
+    /// Removes every field named `name`.
+    pub fn remove(&mut self, name: &[u8]) {
+        for i in 0..self.fields.len() {
+            let f = self.fields[i];
+            if !f.removed && self.get(f.name).eq_ignore_ascii_case(name) {
+                self.fields[i].removed = true;
+            }
+        }
+    }
+
+    /// Appends a field.
+    pub fn add(&mut self, name: &[u8], value: &[u8]) {
+        let name = self.push_extra(name);
+        let value = self.push_extra(value);
+        self.fields.push(Field {
+            name,
+            value,
+            removed: false,
+        });
+    }
+
+    /// Replaces every field named `name` with one field.
+    pub fn set(&mut self, name: &[u8], value: &[u8]) {
+        self.remove(name);
+        self.add(name, value);
+    }
+
+    /// Replaces the value of field `index`.
+    pub fn set_value(&mut self, index: usize, value: &[u8]) {
+        let slot = self.push_extra(value);
+        self.fields[index].value = slot;
+    }
+
+    /// Replaces the request target.
+    pub fn set_target(&mut self, target: &[u8]) {
+        self.target = self.push_extra(target);
+    }
+
+    /// Removes the hop-by-hop fields (RFC 9110 §7.6.1): Connection and
+    /// every field it names, Keep-Alive, Proxy-Connection, TE, Upgrade,
+    /// Trailer stays (it describes the message). `keep_upgrade` keeps
+    /// Upgrade and its Connection token for a protocol switch.
+    pub fn strip_hop_by_hop(&mut self, keep_upgrade: bool) {
+        for i in 0..self.fields.len() {
+            let f = self.fields[i];
+            if f.removed || !self.get(f.name).eq_ignore_ascii_case(b"connection") {
+                continue;
+            }
+            let value = self.get(f.value).to_vec();
+            for token in value.split(|&b| b == b',') {
+                let t = trim(token);
+                if t.is_empty() || (keep_upgrade && t.eq_ignore_ascii_case(b"upgrade")) {
+                    continue;
+                }
+                // Never let a Connection token remove end-to-end framing.
+                if t.eq_ignore_ascii_case(b"transfer-encoding")
+                    || t.eq_ignore_ascii_case(b"content-length")
+                    || t.eq_ignore_ascii_case(b"host")
+                {
+                    continue;
+                }
+                self.remove(t);
+            }
+        }
+        self.remove(b"connection");
+        self.remove(b"keep-alive");
+        self.remove(b"proxy-connection");
+        self.remove(b"te");
+        if !keep_upgrade {
+            self.remove(b"upgrade");
+        }
+    }
+
+    // ---- writing ----------------------------------------------------------
+
+    /// Writes the request head for the server: the request line in
+    /// HTTP/1.1, live fields, then `connection` (if any), then the blank line.
+    pub fn write_request(&self, out: &mut Vec<u8>, connection: Option<&[u8]>) {
+        out.extend_from_slice(self.method());
+        out.push(b' ');
+        out.extend_from_slice(self.target());
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        self.write_fields(out, connection);
+    }
+
+    /// Writes the response head for the client, always as HTTP/1.1.
+    pub fn write_response(&self, out: &mut Vec<u8>, connection: Option<&[u8]>) {
+        out.extend_from_slice(b"HTTP/1.1 ");
+        push_status(out, self.status);
+        out.push(b' ');
+        if self.reason().is_empty() {
+            out.extend_from_slice(crate::http::errors::reason(self.status).as_bytes());
+        } else {
+            out.extend_from_slice(self.reason());
+        }
+        out.extend_from_slice(b"\r\n");
+        self.write_fields(out, connection);
+    }
+
+    fn write_fields(&self, out: &mut Vec<u8>, connection: Option<&[u8]>) {
+        for (name, value) in self.headers() {
+            out.extend_from_slice(name);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+        if let Some(c) = connection {
+            out.extend_from_slice(b"Connection: ");
+            out.extend_from_slice(c);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+fn push_status(out: &mut Vec<u8>, status: u16) {
+    out.push(b'0' + (status / 100) as u8);
+    out.push(b'0' + (status / 10 % 10) as u8);
+    out.push(b'0' + (status % 10) as u8);
+}
+
+/// Every line ends in CRLF; no bare CR, bare LF or NUL anywhere.
+fn check_line_endings(raw: &[u8]) -> Result<(), HeadError> {
+    let mut prev = 0u8;
+    for (i, &b) in raw.iter().enumerate() {
+        match b {
+            0 => return Err(HeadError::Invalid("NUL byte in the head")),
+            b'\n' if prev != b'\r' => return Err(HeadError::Invalid("bare LF in the head")),
+            b'\r' if raw.get(i + 1) != Some(&b'\n') => {
+                return Err(HeadError::Invalid("bare CR in the head"));
+            }
+            _ => {}
+        }
+        prev = b;
+    }
+    Ok(())
+}
+
+/// Request targets in the four forms of RFC 9112 §3.2, each only with the
+/// method it belongs to, and only characters allowed in a URI.
+fn check_target(method: &[u8], target: &[u8]) -> Result<(), HeadError> {
+    if target.is_empty() {
+        return Err(HeadError::Invalid("empty request target"));
+    }
+    if method == b"CONNECT" {
+        return Err(HeadError::NotImplemented("CONNECT"));
+    }
+    if target == b"*" {
+        return if method == b"OPTIONS" {
+            Ok(())
+        } else {
+            Err(HeadError::Invalid("asterisk target outside OPTIONS"))
+        };
+    }
+    let origin = target[0] == b'/';
+    let absolute = {
+        let lower_starts =
+            |p: &[u8]| target.len() > p.len() && target[..p.len()].eq_ignore_ascii_case(p);
+        lower_starts(b"http://") || lower_starts(b"https://")
+    };
+    if !origin && !absolute {
+        return Err(HeadError::Invalid("invalid request target"));
+    }
+    if origin && target.starts_with(b"//") {
+        // Not invalid per se, but a path like //host confuses some servers
+        // into reading an authority; HAProxy accepts it, so do we.
+    }
+    if !target.iter().all(|&b| is_uri_char(b)) {
+        return Err(HeadError::Invalid(
+            "invalid character in the request target",
+        ));
+    }
+    // Percent-encodings must be complete.
+    let mut i = 0;
+    while i < target.len() {
+        if target[i] == b'%' {
+            let ok = target.len() > i + 2
+                && target[i + 1].is_ascii_hexdigit()
+                && target[i + 2].is_ascii_hexdigit();
+            if !ok {
+                return Err(HeadError::Invalid(
+                    "invalid percent-encoding in the request target",
+                ));
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
+/// unreserved / reserved / `%` (RFC 3986).
+fn is_uri_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=%".contains(&b)
+}
+
+/// RFC 9110 token characters.
+pub fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A Host value: a reg-name, IPv4 or bracketed IPv6, with an optional port.
+fn valid_host(v: &[u8]) -> bool {
+    let v = trim(v);
+    if v.is_empty() {
+        return false;
+    }
+    let (host, port) = if v[0] == b'[' {
+        match v.iter().position(|&b| b == b']') {
+            Some(end) => (&v[..=end], &v[end + 1..]),
+            None => return false,
+        }
+    } else {
+        match v.iter().position(|&b| b == b':') {
+            Some(c) => (&v[..c], &v[c..]),
+            None => (v, &v[v.len()..]),
+        }
+    };
+    let host_ok = if host.first() == Some(&b'[') {
+        host.iter()
+            .all(|&b| b.is_ascii_hexdigit() || b"[]:.".contains(&b))
+    } else {
+        host.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b))
+    };
+    let port_ok = port.is_empty()
+        || (port[0] == b':' && port.len() <= 6 && port[1..].iter().all(u8::is_ascii_digit));
+    host_ok && port_ok
+}
+
+/// A Content-Length value: 1 to 18 digits (no sign, no spaces inside).
+fn parse_length(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+pub fn trim(v: &[u8]) -> &[u8] {
+    let start = v
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |e| e + 1);
+    &v[start..end]
+}
+
+/// Removes `scheme://authority` from an absolute-form target.
+fn strip_authority(t: &[u8]) -> &[u8] {
+    if t.first() == Some(&b'/') {
+        return t;
+    }
+    match t.windows(3).position(|w| w == b"://") {
+        Some(i) => {
+            let rest = &t[i + 3..];
+            match rest.iter().position(|&b| b == b'/' || b == b'?') {
+                Some(p) => &rest[p..],
+                None => b"/",
+            }
+        }
+        None => t,
+    }
+}
+
+/// Whether a method is idempotent (RFC 9110 §9.2.2): such a request can
+/// be sent again if its connection failed before an answer.
+pub fn idempotent(method: &[u8]) -> bool {
+    matches!(
+        method,
+        b"GET" | b"HEAD" | b"PUT" | b"DELETE" | b"OPTIONS" | b"TRACE"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(text: &str) -> Result<Head, HeadError> {
+        let mut h = Head::default();
+        match h.parse_request(text.as_bytes())? {
+            Parsed::Complete(n) => {
+                assert_eq!(n, text.len());
+                Ok(h)
+            }
+            Parsed::Partial => panic!("partial: {text:?}"),
+        }
+    }
+
+    fn res(text: &str, head: bool) -> Result<Head, HeadError> {
+        let mut h = Head::default();
+        match h.parse_response(text.as_bytes(), head)? {
+            Parsed::Complete(_) => Ok(h),
+            Parsed::Partial => panic!("partial"),
+        }
+    }
+
+    #[test]
+    fn a_plain_get() {
+        let h = req("GET /a/b?x=1 HTTP/1.1\r\nHost: example.com\r\nX-A: 1\r\n\r\n").unwrap();
+        assert_eq!(h.method(), b"GET");
+        assert_eq!(h.path(), b"/a/b");
+        assert_eq!(h.query(), Some(&b"x=1"[..]));
+        assert_eq!(h.framing, Framing::None);
+        assert_eq!(h.values(b"x-a").collect::<Vec<_>>(), vec![b"1"]);
+        assert!(!h.wants_close());
+    }
+
+    #[test]
+    fn framing_rules() {
+        let cl = req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n").unwrap();
+        assert_eq!(cl.framing, Framing::Length(5));
+        let same =
+            req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\n\r\n")
+                .unwrap();
+        assert_eq!(same.framing, Framing::Length(5));
+        let ch =
+            req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").unwrap();
+        assert_eq!(ch.framing, Framing::Chunked);
+        for bad in [
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5 5\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+            "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \"chunked\"\r\n\r\n",
+        ] {
+            assert!(matches!(req(bad), Err(HeadError::Invalid(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn line_endings_and_bytes() {
+        for bad in [
+            "GET / HTTP/1.1\nHost: a\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nX : b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nX: b\r\n c\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nX: b\0c\r\n\r\n",
+            "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET a HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET /<x> HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+            "G@T / HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+        ] {
+            let mut h = Head::default();
+            let r = h.parse_request(bad.as_bytes());
+            assert!(
+                matches!(r, Err(HeadError::Invalid(_))),
+                "{bad:?} gave {r:?}"
+            );
+        }
+        // HTTP/0.9 has no version: never a complete HTTP/1 request.
+        let mut h = Head::default();
+        assert!(h.parse_request(b"GET /\r\n\r\n").is_err());
+        assert!(req("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n").is_ok());
+        assert!(
+            req("GET http://a/b?c HTTP/1.1\r\nHost: a\r\n\r\n")
+                .unwrap()
+                .path()
+                == b"/b"
+        );
+        assert!(req("GET / HTTP/1.0\r\n\r\n").is_ok(), "1.0 needs no Host");
+        assert!(matches!(
+            req("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n"),
+            Err(HeadError::NotImplemented(_))
+        ));
+    }
+
+    #[test]
+    fn response_framing() {
+        assert_eq!(
+            res("HTTP/1.1 200 OK\r\n\r\n", false).unwrap().framing,
+            Framing::UntilClose
+        );
+        assert_eq!(
+            res("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", true)
+                .unwrap()
+                .framing,
+            Framing::None
+        );
+        assert_eq!(
+            res(
+                "HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\n",
+                false
+            )
+            .unwrap()
+            .framing,
+            Framing::None
+        );
+        assert_eq!(
+            res("HTTP/1.1 304 Not Modified\r\n\r\n", false)
+                .unwrap()
+                .framing,
+            Framing::None
+        );
+        assert_eq!(
+            res(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false
+            )
+            .unwrap()
+            .framing,
+            Framing::Chunked
+        );
+        assert!(
+            res(
+                "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false
+            )
+            .is_err()
+        );
+        assert!(res("HTTP/1.1 200 OK\nContent-Length: 1\r\n\r\n", false).is_err());
+    }
+
+    #[test]
+    fn hop_by_hop_and_rewrite() {
+        let mut h = req("GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-Secret\r\nX-Secret: s\r\nKeep-Alive: 5\r\nTE: trailers\r\nUpgrade: h2c\r\nX-Keep: k\r\n\r\n").unwrap();
+        assert!(h.wants_close());
+        h.strip_hop_by_hop(false);
+        h.set(b"X-Client-IP", b"10.0.0.1");
+        h.set_target(b"/new?q");
+        let mut out = Vec::new();
+        h.write_request(&mut out, Some(b"keep-alive"));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /new?q HTTP/1.1\r\nHost: a\r\nX-Keep: k\r\nX-Client-IP: 10.0.0.1\r\nConnection: keep-alive\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn a_connection_token_cannot_remove_framing() {
+        let mut h = req(
+            "POST / HTTP/1.1\r\nHost: a\r\nConnection: Content-Length\r\nContent-Length: 3\r\n\r\n",
+        )
+        .unwrap();
+        h.strip_hop_by_hop(false);
+        assert!(h.has(b"content-length"));
+    }
+
+    #[test]
+    fn partial_and_too_large() {
+        let mut h = Head::default();
+        assert_eq!(
+            h.parse_request(b"GET / HTTP/1.1\r\nHost: a\r\n").unwrap(),
+            Parsed::Partial
+        );
+        let mut many = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
+        for i in 0..MAX_HEADERS {
+            many.push_str(&format!("X-{i}: v\r\n"));
+        }
+        many.push_str("\r\n");
+        assert_eq!(h.parse_request(many.as_bytes()), Err(HeadError::TooLarge));
+    }
+}

@@ -1,0 +1,1034 @@
+//! An HTTP/1.1 client connection, request after request:
+//!
+//! 1. downstream: read and check the request head (`timeout http-request`,
+//!    `timeout http-keep-alive` between requests);
+//! 2. frontend rules, routing (`use_backend`), backend rules;
+//! 3. upstream: an idle pooled server connection or a new one (balance,
+//!    queue, connect, retries);
+//! 4. the request head (one write) and body (streamed, never buffered
+//!    whole);
+//! 5. the response head (1xx handled, `101` switches to a tunnel), response
+//!    rules, the response head to the client (one write) and its body;
+//! 6. one httplog line; the server connection back to the pool when it
+//!    can be reused; the next request or close.
+
+use crate::backend::Lease;
+use crate::config::{ConnMode, ForwardFor, Frontend, HttpFrontend};
+use crate::engine::worker::Worker;
+use crate::http::chunked::Chunked;
+use crate::http::conn::{Conn, IoFail};
+use crate::http::context::ReqCtx;
+use crate::http::errors;
+use crate::http::head::{Framing, Head, HeadError, Parsed, idempotent};
+use crate::http::rules::{self, Env, Outcome, Reply};
+use crate::log::HttpLog;
+use crate::relay;
+use crate::upstream::{self, ConnectReport};
+use glommio::net::TcpStream;
+use std::cell::RefCell;
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long a request with `Expect: 100-continue` waits for the server's
+/// interim answer before its body is sent anyway (as curl does).
+const EXPECT_WAIT: Duration = Duration::from_secs(1);
+
+/// Serves one accepted client connection of frontend `fe` in http mode.
+pub async fn session(w: Rc<Worker>, fe: usize, stream: TcpStream, peer: SocketAddr) {
+    let local = stream.local_addr().unwrap_or(peer);
+    let _ = stream.set_nodelay(true);
+    let cfg = &w.config.frontends[fe];
+    let Some(http) = cfg.http.as_ref() else {
+        return;
+    };
+    let client = Conn::new(stream, w.bufs.take());
+    let s = Session {
+        w: &w,
+        fe,
+        cfg,
+        http,
+        client,
+        peer,
+        local,
+        req: Head::default(),
+        res: Head::default(),
+        out: Vec::with_capacity(1024),
+        scratch: Vec::new(),
+        uid: Vec::with_capacity(32),
+        captured_req: vec![Vec::new(); http.capture_request.len()],
+        captured_res: vec![Vec::new(); http.capture_response.len()],
+        served: 0,
+        accepted: Instant::now(),
+    };
+    s.run().await;
+}
+
+struct Session<'w> {
+    w: &'w Worker,
+    fe: usize,
+    cfg: &'w Frontend,
+    http: &'w HttpFrontend,
+    client: Conn,
+    peer: SocketAddr,
+    local: SocketAddr,
+    /// The current request and response heads (reused).
+    req: Head,
+    res: Head,
+    /// Heads being written out.
+    out: Vec<u8>,
+    /// Rendered rule values.
+    scratch: Vec<u8>,
+    /// The current request's unique id.
+    uid: Vec<u8>,
+    captured_req: Vec<Vec<u8>>,
+    captured_res: Vec<Vec<u8>>,
+    /// Requests served on this connection.
+    served: u32,
+    accepted: Instant,
+}
+
+/// What one request's log line says.
+struct Txn {
+    start: Instant,
+    date: SystemTime,
+    head: Option<Duration>,
+    backend: Option<usize>,
+    report: ConnectReport,
+    /// A server connection was used (the server name is logged).
+    server_used: bool,
+    response: Option<Duration>,
+    status: u16,
+    bytes_out: u64,
+    termination: [u8; 2],
+    parsed: bool,
+    /// The request is counted in its backend's connections until logged.
+    counted: Option<Rc<crate::backend::BackendState>>,
+    /// The server slot, held until logged (so the log counts it).
+    lease: Option<Lease>,
+}
+
+impl Drop for Txn {
+    fn drop(&mut self) {
+        if let Some(b) = self.counted.take() {
+            b.conns.set(b.conns.get() - 1);
+        }
+    }
+}
+
+impl Txn {
+    fn new() -> Txn {
+        Txn {
+            start: Instant::now(),
+            date: SystemTime::now(),
+            head: None,
+            backend: None,
+            report: ConnectReport::default(),
+            server_used: false,
+            response: None,
+            status: 0,
+            bytes_out: 0,
+            termination: *b"--",
+            parsed: false,
+            counted: None,
+            lease: None,
+        }
+    }
+}
+
+/// The outcome of reading a request head.
+enum Got {
+    Request,
+    /// The client went away (or stayed idle); `log` when it had begun a
+    /// request.
+    Closed {
+        log: bool,
+    },
+    /// Refused with this status.
+    Refused(u16, [u8; 2]),
+}
+
+/// What follows a request.
+enum Next {
+    KeepAlive,
+    Close,
+    /// A protocol switch (WebSocket): relay bytes both ways.
+    Tunnel(Conn, Lease, Duration),
+}
+
+/// Why a body could not be copied.
+enum BodyFail {
+    /// The sending side timed out, closed early, failed or sent an invalid
+    /// chunked body.
+    Src(IoFail),
+    Invalid,
+    /// The receiving side failed.
+    Dst(IoFail),
+}
+
+/// Why no usable response head arrived.
+enum ResFail {
+    Timeout,
+    /// Closed before a complete head; `nothing` when not a byte came.
+    Closed {
+        nothing: bool,
+    },
+    Invalid,
+}
+
+impl<'w> Session<'w> {
+    async fn run(mut self) {
+        loop {
+            let mut txn = Txn::new();
+            let first = self.served == 0;
+            match self.read_request(first, &mut txn).await {
+                Got::Request => {}
+                Got::Closed { log } => {
+                    if log && !self.cfg.dontlognull {
+                        txn.termination = *b"CR";
+                        self.log(&txn);
+                    }
+                    break;
+                }
+                Got::Refused(status, termination) => {
+                    txn.termination = termination;
+                    self.send_error(status, None, &mut txn).await;
+                    self.log(&txn);
+                    break;
+                }
+            }
+            self.served += 1;
+            let next = self.handle(&mut txn).await;
+            self.log(&txn);
+            match next {
+                Next::KeepAlive => continue,
+                Next::Close => break,
+                Next::Tunnel(server, lease, timeout) => {
+                    self.tunnel(server, lease, timeout).await;
+                    return;
+                }
+            }
+        }
+        let (_, buf, _) = self.client.into_parts();
+        self.w.bufs.give(buf);
+    }
+
+    // ---- downstream: the request head -----------------------------------
+
+    async fn read_request(&mut self, first: bool, txn: &mut Txn) -> Got {
+        let http = self.http;
+        // The first request is timed from the accept; later ones may idle
+        // for `http-keep-alive`, then have `http-request` once begun.
+        let mut deadline = if first {
+            self.accepted + http.timeout_request
+        } else {
+            Instant::now() + http.timeout_keep_alive
+        };
+        let mut begun = false;
+        loop {
+            if !self.client.data().is_empty() {
+                if !begun {
+                    begun = true;
+                    txn.start = Instant::now();
+                    txn.date = SystemTime::now();
+                    if !first {
+                        deadline = txn.start + http.timeout_request;
+                    }
+                }
+                match self.req.parse_request(self.client.data()) {
+                    Ok(Parsed::Complete(n)) => {
+                        self.client.consume(n);
+                        txn.head = Some(txn.start.elapsed());
+                        txn.parsed = true;
+                        return Got::Request;
+                    }
+                    Ok(Parsed::Partial) => {
+                        if self.client.is_full() {
+                            let line_done = self.client.data().windows(2).any(|w| w == b"\r\n");
+                            return Got::Refused(if line_done { 431 } else { 414 }, *b"PR");
+                        }
+                    }
+                    Err(e) => {
+                        let status = match e {
+                            HeadError::TooLarge => 431,
+                            HeadError::UriTooLong => 414,
+                            HeadError::Invalid(_) => 400,
+                            HeadError::NotImplemented(_) => 501,
+                        };
+                        return Got::Refused(status, *b"PR");
+                    }
+                }
+            }
+            match self.client.fill(Some(deadline)).await {
+                Ok(0) | Err(IoFail::Error(_)) => return Got::Closed { log: begun },
+                Ok(_) => {}
+                Err(IoFail::Timeout) => {
+                    return if begun || first {
+                        Got::Refused(408, *b"cR")
+                    } else {
+                        Got::Closed { log: false }
+                    };
+                }
+            }
+        }
+    }
+
+    // ---- rules and routing ----------------------------------------------
+
+    async fn handle(&mut self, txn: &mut Txn) -> Next {
+        self.capture_request();
+        self.make_unique_id();
+        let http = self.http;
+        let env = Env {
+            src: self.peer,
+            dst: self.local,
+            ssl: false,
+            unique_id: &self.uid,
+        };
+        if let Outcome::Reply(r) =
+            rules::apply_request(&http.request_rules, &mut self.req, &env, &mut self.scratch)
+        {
+            return self.reply(r, None, txn).await;
+        }
+        let Some(b) = self.route() else {
+            txn.termination = *b"SC";
+            self.send_error(503, None, txn).await;
+            return Next::Close;
+        };
+        txn.backend = Some(b);
+        let bhttp = self.w.config.backends[b]
+            .http
+            .as_ref()
+            .expect("http frontends use http backends");
+        let env = Env {
+            src: self.peer,
+            dst: self.local,
+            ssl: false,
+            unique_id: &self.uid,
+        };
+        if let Outcome::Reply(r) =
+            rules::apply_request(&bhttp.request_rules, &mut self.req, &env, &mut self.scratch)
+        {
+            return self.reply(r, Some(b), txn).await;
+        }
+        if let Some(ff) = bhttp.forwardfor.as_ref().or(http.forwardfor.as_ref()) {
+            self.forward_for(ff);
+        }
+        if let Some(h) = &http.unique_id_header {
+            self.req.set(h.as_bytes(), &self.uid);
+        }
+        let bst = self.w.backends[b].clone();
+        bst.conns.set(bst.conns.get() + 1);
+        txn.counted = Some(bst);
+        self.proxy(b, txn).await
+    }
+
+    /// The first `use_backend` whose condition holds, else `default_backend`.
+    fn route(&self) -> Option<usize> {
+        let ctx = self.ctx(None);
+        self.http
+            .use_backend
+            .iter()
+            .find(|u| u.cond.as_ref().is_none_or(|c| c.eval(&ctx)))
+            .map(|u| u.backend)
+            .or(self.cfg.default_backend)
+    }
+
+    fn ctx<'a>(&'a self, res: Option<&'a Head>) -> ReqCtx<'a> {
+        ReqCtx {
+            req: &self.req,
+            res,
+            src: self.peer,
+            dst: self.local,
+            ssl: false,
+            unique_id: &self.uid,
+        }
+    }
+
+    fn forward_for(&mut self, ff: &ForwardFor) {
+        let ip = canonical(self.peer.ip());
+        if let Some((net, bits)) = ff.except {
+            if in_network(ip, net, bits) {
+                return;
+            }
+        }
+        if ff.if_none && self.req.has(ff.header.as_bytes()) {
+            return;
+        }
+        self.scratch.clear();
+        let _ = write!(self.scratch, "{ip}");
+        let value = std::mem::take(&mut self.scratch);
+        self.req.add(ff.header.as_bytes(), &value);
+        self.scratch = value;
+    }
+
+    fn make_unique_id(&mut self) {
+        self.uid.clear();
+        match &self.http.unique_id_format {
+            Some(f) => {
+                let mut uid = std::mem::take(&mut self.uid);
+                f.render(&self.ctx(None), &mut uid);
+                self.uid = uid;
+            }
+            None => {
+                let n = self.w.next_request_id();
+                let _ = write!(self.uid, "{:x}-{:x}-{n:x}", self.w.started_unix, self.w.id);
+            }
+        }
+    }
+
+    fn capture_request(&mut self) {
+        for (slot, c) in self.captured_req.iter_mut().zip(&self.http.capture_request) {
+            slot.clear();
+            if let Some(v) = self.req.values(c.name.as_bytes()).last() {
+                slot.extend_from_slice(&v[..v.len().min(c.len)]);
+            }
+        }
+    }
+
+    fn capture_response(&mut self) {
+        for (slot, c) in self
+            .captured_res
+            .iter_mut()
+            .zip(&self.http.capture_response)
+        {
+            slot.clear();
+            if let Some(v) = self.res.values(c.name.as_bytes()).last() {
+                slot.extend_from_slice(&v[..v.len().min(c.len)]);
+            }
+        }
+    }
+
+    /// Answers a request from the rules (deny, return, redirect).
+    async fn reply(&mut self, r: Reply, backend: Option<usize>, txn: &mut Txn) -> Next {
+        match r {
+            Reply::Error(status) => {
+                txn.termination = *b"PR";
+                self.send_error(status, backend, txn).await;
+                Next::Close
+            }
+            Reply::Generated {
+                status,
+                content_type,
+                location,
+                body,
+            } => {
+                txn.termination = *b"LR";
+                // An unread request body cannot be left on the connection.
+                let close = self.req.wants_close()
+                    || self.req.framing != Framing::None
+                    || self.http.conn_mode == ConnMode::Close;
+                self.out.clear();
+                errors::generated(
+                    &mut self.out,
+                    status,
+                    content_type.as_deref(),
+                    location.as_deref(),
+                    &body,
+                    close,
+                );
+                txn.status = status;
+                let deadline = Some(Instant::now() + self.cfg.timeout_client);
+                if self.client.write_all(&self.out, deadline).await.is_err() {
+                    txn.termination = *b"CD";
+                    return Next::Close;
+                }
+                txn.bytes_out += self.out.len() as u64;
+                if close { Next::Close } else { Next::KeepAlive }
+            }
+        }
+    }
+
+    /// Sends an error page (backend errorfile, frontend errorfile or the
+    /// built-in page); the connection is closed afterwards.
+    async fn send_error(&mut self, status: u16, backend: Option<usize>, txn: &mut Txn) {
+        let from_backend = backend
+            .and_then(|b| self.w.config.backends[b].http.as_ref())
+            .and_then(|h| h.errors.get(status));
+        let page: std::borrow::Cow<[u8]> =
+            match from_backend.or_else(|| self.http.errors.get(status)) {
+                Some(p) => std::borrow::Cow::Borrowed(&p[..]),
+                None => std::borrow::Cow::Owned(errors::builtin(status)),
+            };
+        txn.status = status;
+        let deadline = Some(Instant::now() + self.cfg.timeout_client);
+        if self.client.write_all(&page, deadline).await.is_ok() {
+            txn.bytes_out += page.len() as u64;
+        }
+    }
+
+    // ---- upstream -------------------------------------------------------
+
+    async fn proxy(&mut self, b: usize, txn: &mut Txn) -> Next {
+        let w = self.w;
+        let bcfg = &w.config.backends[b];
+        let bhttp = bcfg.http.as_ref().expect("http backend");
+        let bst = &w.backends[b];
+        let mode = self.http.conn_mode.max(bhttp.conn_mode);
+        let upgrade = self.req.conn.upgrade && self.req.has(b"upgrade");
+        self.req.strip_hop_by_hop(upgrade);
+        self.out.clear();
+        let to_server: Option<&[u8]> = if upgrade {
+            Some(b"upgrade")
+        } else if mode == ConnMode::KeepAlive {
+            None
+        } else {
+            Some(b"close")
+        };
+        self.req.write_request(&mut self.out, to_server);
+        let head_request = self.req.method() == b"HEAD";
+        let has_body = self.req.framing != Framing::None;
+        // Whatever of a chunked body has already arrived is checked before
+        // any server sees the request.
+        if self.req.framing == Framing::Chunked
+            && Chunked::default().feed(self.client.data()).is_err()
+        {
+            txn.termination = *b"PR";
+            self.send_error(400, Some(b), txn).await;
+            return Next::Close;
+        }
+        // A request without a body whose pooled connection turns out dead
+        // is sent again on a new connection: the server never saw it, or,
+        // for an idempotent method, seeing it twice is harmless.
+        let resendable = !has_body && idempotent(self.req.method());
+        let mut reuse = mode == ConnMode::KeepAlive;
+        let mut body_skipped = false;
+
+        let (mut server, lease) = loop {
+            let up = match upstream::connect(w, b, self.peer.ip(), &mut txn.report, reuse).await {
+                Ok(u) => u,
+                Err(f) => {
+                    txn.termination = f.termination();
+                    self.send_error(503, Some(b), txn).await;
+                    return Next::Close;
+                }
+            };
+            txn.server_used = true;
+            let mut server = Conn::new(up.stream, w.bufs.take());
+            let server_deadline = || Some(Instant::now() + bcfg.timeout_server);
+            if server
+                .write_all(&self.out, server_deadline())
+                .await
+                .is_err()
+            {
+                self.release(server);
+                if up.reused {
+                    reuse = false;
+                    continue;
+                }
+                txn.termination = *b"SH";
+                self.send_error(502, Some(b), txn).await;
+                return Next::Close;
+            }
+            let sent = Instant::now();
+
+            // The request body, after the server's go-ahead if it was asked for.
+            let mut have_head = false;
+            if has_body {
+                if self.req.expect_continue && self.client.data().is_empty() {
+                    let wait = Some(Instant::now() + EXPECT_WAIT.min(bcfg.timeout_server));
+                    match self.read_response(&mut server, wait, head_request).await {
+                        Ok(()) if self.res.status == 100 => {
+                            let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
+                            if self
+                                .client
+                                .write_all(interim, Some(Instant::now() + self.cfg.timeout_client))
+                                .await
+                                .is_err()
+                            {
+                                txn.termination = *b"CH";
+                                self.release(server);
+                                return Next::Close;
+                            }
+                        }
+                        Ok(()) => {
+                            // A final (or other interim) answer before the body:
+                            // the body will not be read.
+                            have_head = true;
+                            body_skipped = self.res.status >= 200;
+                        }
+                        Err(ResFail::Timeout) => {}
+                        Err(fail) => {
+                            self.release(server);
+                            return self.response_failed(fail, b, txn).await;
+                        }
+                    }
+                }
+                if !body_skipped {
+                    let res = forward_body(
+                        &mut self.client,
+                        &mut server,
+                        self.req.framing,
+                        self.cfg.timeout_client,
+                        bcfg.timeout_server,
+                        false,
+                    )
+                    .await;
+                    match res {
+                        Ok(_) => {}
+                        Err(BodyFail::Invalid) => {
+                            txn.termination = *b"PD";
+                            self.release(server);
+                            self.send_error(400, Some(b), txn).await;
+                            return Next::Close;
+                        }
+                        Err(BodyFail::Src(e)) => {
+                            txn.termination = if matches!(e, IoFail::Timeout) {
+                                *b"cD"
+                            } else {
+                                *b"CD"
+                            };
+                            self.release(server);
+                            return Next::Close;
+                        }
+                        Err(BodyFail::Dst(_)) => {
+                            // The server stopped reading: it may have answered
+                            // early (413, 401...); that answer is read below.
+                            body_skipped = true;
+                        }
+                    }
+                }
+            }
+
+            // The response head (interim answers passed on or dropped).
+            let deadline = Some(sent + bcfg.timeout_server);
+            let dead_pooled = loop {
+                if !have_head {
+                    match self
+                        .read_response(&mut server, deadline, head_request)
+                        .await
+                    {
+                        Ok(()) => {}
+                        // A pooled connection the server had closed.
+                        Err(ResFail::Closed { nothing: true }) if up.reused && resendable => {
+                            break true;
+                        }
+                        Err(fail) => {
+                            self.release(server);
+                            return self.response_failed(fail, b, txn).await;
+                        }
+                    }
+                }
+                have_head = false;
+                let status = self.res.status;
+                if (100..200).contains(&status) && status != 101 {
+                    if status != 100 || self.req.expect_continue {
+                        self.out.clear();
+                        self.res.strip_hop_by_hop(false);
+                        self.res.write_response(&mut self.out, None);
+                        if self
+                            .client
+                            .write_all(&self.out, Some(Instant::now() + self.cfg.timeout_client))
+                            .await
+                            .is_err()
+                        {
+                            txn.termination = *b"CH";
+                            self.release(server);
+                            return Next::Close;
+                        }
+                    }
+                    continue;
+                }
+                txn.response = Some(sent.elapsed());
+                break false;
+            };
+            if dead_pooled {
+                self.release(server);
+                reuse = false;
+                continue;
+            }
+            break (server, up.lease);
+        };
+
+        // A protocol switch.
+        if self.res.status == 101 {
+            if !upgrade {
+                self.release(server);
+                txn.termination = *b"PH";
+                self.send_error(502, Some(b), txn).await;
+                return Next::Close;
+            }
+            self.res.strip_hop_by_hop(true);
+            self.out.clear();
+            self.res.write_response(&mut self.out, Some(b"upgrade"));
+            txn.status = 101;
+            if self
+                .client
+                .write_all(&self.out, Some(Instant::now() + self.cfg.timeout_client))
+                .await
+                .is_err()
+            {
+                txn.termination = *b"CH";
+                self.release(server);
+                return Next::Close;
+            }
+            txn.bytes_out += self.out.len() as u64;
+            return Next::Tunnel(server, lease, bhttp.timeout_tunnel);
+        }
+
+        // Response rules: the backend's, then the frontend's.
+        let env = Env {
+            src: self.peer,
+            dst: self.local,
+            ssl: false,
+            unique_id: &self.uid,
+        };
+        for list in [&bhttp.response_rules, &self.http.response_rules] {
+            if let Outcome::Reply(r) =
+                rules::apply_response(list, &self.req, &mut self.res, &env, &mut self.scratch)
+            {
+                self.release(server);
+                let next = self.reply(r, Some(b), txn).await;
+                txn.termination = *b"PH";
+                return if matches!(next, Next::KeepAlive) {
+                    Next::Close
+                } else {
+                    next
+                };
+            }
+        }
+        self.capture_response();
+
+        // The response head and body to the client.
+        let framing = self.res.framing;
+        let dechunk = framing == Framing::Chunked && self.req.minor == 0;
+        let client_close = self.req.wants_close()
+            || mode == ConnMode::Close
+            || framing == Framing::UntilClose
+            || body_skipped
+            || dechunk;
+        self.res.strip_hop_by_hop(false);
+        if dechunk {
+            // An HTTP/1.0 client cannot read chunks: send the data plain
+            // and end it by closing.
+            self.res.remove(b"transfer-encoding");
+        }
+        self.out.clear();
+        let to_client: Option<&[u8]> = if client_close {
+            Some(b"close")
+        } else if self.req.minor == 0 {
+            Some(b"keep-alive")
+        } else {
+            None
+        };
+        self.res.write_response(&mut self.out, to_client);
+        txn.status = self.res.status;
+        if self
+            .client
+            .write_all(&self.out, Some(Instant::now() + self.cfg.timeout_client))
+            .await
+            .is_err()
+        {
+            txn.termination = *b"CH";
+            self.release(server);
+            return Next::Close;
+        }
+        txn.bytes_out += self.out.len() as u64;
+        let body = forward_body(
+            &mut server,
+            &mut self.client,
+            framing,
+            bcfg.timeout_server,
+            self.cfg.timeout_client,
+            dechunk,
+        )
+        .await;
+        let body_ok = match body {
+            Ok(n) => {
+                txn.bytes_out += n;
+                true
+            }
+            Err(BodyFail::Src(IoFail::Timeout)) => {
+                txn.termination = *b"sD";
+                false
+            }
+            Err(BodyFail::Src(_)) | Err(BodyFail::Invalid) => {
+                txn.termination = *b"SD";
+                false
+            }
+            Err(BodyFail::Dst(e)) => {
+                txn.termination = if matches!(e, IoFail::Timeout) {
+                    *b"cD"
+                } else {
+                    *b"CD"
+                };
+                false
+            }
+        };
+
+        // The server connection: back to the pool, or closed.
+        let reusable = body_ok
+            && mode == ConnMode::KeepAlive
+            && !self.res.wants_close()
+            && framing != Framing::UntilClose
+            && !body_skipped
+            && server.data().is_empty();
+        let server_index = lease.server();
+        let (stream, buf, _) = server.into_parts();
+        w.bufs.give(buf);
+        if reusable {
+            bst.servers[server_index].give_idle(stream);
+        }
+        txn.lease = Some(lease);
+        if body_ok && !client_close {
+            Next::KeepAlive
+        } else {
+            Next::Close
+        }
+    }
+
+    /// Reads a response head into `self.res`.
+    async fn read_response(
+        &mut self,
+        server: &mut Conn,
+        deadline: Option<Instant>,
+        head_request: bool,
+    ) -> Result<(), ResFail> {
+        loop {
+            if !server.data().is_empty() {
+                match self.res.parse_response(server.data(), head_request) {
+                    Ok(Parsed::Complete(n)) => {
+                        server.consume(n);
+                        return Ok(());
+                    }
+                    Ok(Parsed::Partial) if server.is_full() => return Err(ResFail::Invalid),
+                    Ok(Parsed::Partial) => {}
+                    Err(_) => return Err(ResFail::Invalid),
+                }
+            }
+            let before = server.received;
+            match server.fill(deadline).await {
+                Ok(0) | Err(IoFail::Error(_)) => {
+                    return Err(ResFail::Closed {
+                        nothing: before == 0,
+                    });
+                }
+                Ok(_) => {}
+                Err(IoFail::Timeout) => return Err(ResFail::Timeout),
+            }
+        }
+    }
+
+    async fn response_failed(&mut self, fail: ResFail, b: usize, txn: &mut Txn) -> Next {
+        let (status, termination) = match fail {
+            ResFail::Timeout => (504, *b"sH"),
+            ResFail::Closed { .. } => (502, *b"SH"),
+            ResFail::Invalid => (502, *b"PH"),
+        };
+        txn.termination = termination;
+        self.send_error(status, Some(b), txn).await;
+        Next::Close
+    }
+
+    /// Gives back a server connection's buffer; the connection closes.
+    fn release(&self, server: Conn) {
+        let (_, buf, _) = server.into_parts();
+        self.w.bufs.give(buf);
+    }
+
+    // ---- after a protocol switch -----------------------------------------
+
+    async fn tunnel(self, server: Conn, lease: Lease, timeout: Duration) {
+        let (cstream, mut cbuf, crange) = self.client.into_parts();
+        let (sstream, mut sbuf, srange) = server.into_parts();
+        let client = RefCell::new(cstream);
+        let server = RefCell::new(sstream);
+        // Bytes that arrived with the heads go first.
+        let early_ok = {
+            use futures_lite::io::AsyncWriteExt;
+            let a = relay::Borrowed(&server).write_all(&cbuf[crange]).await;
+            let b = relay::Borrowed(&client).write_all(&sbuf[srange]).await;
+            a.is_ok() && b.is_ok()
+        };
+        if early_ok {
+            let timeouts = relay::Timeouts {
+                client: timeout,
+                server: timeout,
+            };
+            relay::relay(&client, &server, timeouts, (&mut cbuf, &mut sbuf)).await;
+        }
+        self.w.bufs.give(cbuf);
+        self.w.bufs.give(sbuf);
+        drop(lease);
+    }
+
+    // ---- log ----------------------------------------------------------------
+
+    fn log(&self, txn: &Txn) {
+        let w = self.w;
+        let fst = &w.frontends[self.fe];
+        if fst.log.is_empty() {
+            return;
+        }
+        let backend = txn.backend.map(|b| &w.config.backends[b]);
+        let server = if txn.server_used {
+            txn.report.server
+        } else {
+            None
+        };
+        let bst = txn.backend.map(|b| &w.backends[b]);
+        let rec = HttpLog {
+            client: self.peer,
+            date: txn.date,
+            frontend: &self.cfg.name,
+            backend: backend.map(|b| b.name.as_str()),
+            server: server.zip(backend).map(|(s, b)| b.servers[s].name.as_str()),
+            head: txn.head,
+            queue: txn.report.queue,
+            connect: txn.report.connect,
+            response: txn.response,
+            total: txn.start.elapsed(),
+            status: txn.status,
+            bytes_out: txn.bytes_out,
+            termination: txn.termination,
+            actconn: w.conns.get(),
+            feconn: fst.conns.get(),
+            beconn: bst.map_or(0, |b| b.conns.get()),
+            srvconn: server.zip(bst).map_or(0, |(s, b)| b.servers[s].conns.get()),
+            retries: txn.report.retries,
+            srv_queue: 0,
+            be_queue: bst.map_or(0, |b| b.queued.get()),
+            captured_request: (!self.captured_req.is_empty()).then_some(&self.captured_req[..]),
+            captured_response: (!self.captured_res.is_empty()).then_some(&self.captured_res[..]),
+            request_line: txn
+                .parsed
+                .then(|| (self.req.method(), self.req.target(), self.req.minor)),
+        };
+        w.logs.line(&fst.log, |out| rec.write(out));
+    }
+}
+
+/// Copies a body from `src` to `dst` as `framing` delimits it; `dechunk`
+/// sends the data of a chunked body without its chunk framing. Each wait
+/// is bounded by the side's inactivity timeout. Returns the bytes written.
+async fn forward_body(
+    src: &mut Conn,
+    dst: &mut Conn,
+    framing: Framing,
+    src_idle: Duration,
+    dst_idle: Duration,
+    dechunk: bool,
+) -> Result<u64, BodyFail> {
+    let mut written = 0u64;
+    match framing {
+        Framing::None => {}
+        Framing::Length(mut left) => {
+            while left > 0 {
+                if src.data().is_empty() {
+                    more(src, src_idle, false).await?;
+                }
+                let take = (src.data().len() as u64).min(left) as usize;
+                dst.write_all(&src.data()[..take], Some(Instant::now() + dst_idle))
+                    .await
+                    .map_err(BodyFail::Dst)?;
+                src.consume(take);
+                left -= take as u64;
+                written += take as u64;
+            }
+        }
+        Framing::Chunked => {
+            let mut parser = Chunked::default();
+            while !parser.is_done() {
+                if src.data().is_empty() {
+                    more(src, src_idle, false).await?;
+                }
+                if dechunk && parser.data_left() > 0 {
+                    let take = (src.data().len() as u64).min(parser.data_left()) as usize;
+                    dst.write_all(&src.data()[..take], Some(Instant::now() + dst_idle))
+                        .await
+                        .map_err(BodyFail::Dst)?;
+                    parser
+                        .feed(&src.data()[..take])
+                        .map_err(|_| BodyFail::Invalid)?;
+                    src.consume(take);
+                    written += take as u64;
+                    continue;
+                }
+                let n = if dechunk {
+                    parser.feed_framing(src.data())
+                } else {
+                    parser.feed(src.data())
+                }
+                .map_err(|_| BodyFail::Invalid)?;
+                if !dechunk {
+                    dst.write_all(&src.data()[..n], Some(Instant::now() + dst_idle))
+                        .await
+                        .map_err(BodyFail::Dst)?;
+                    written += n as u64;
+                }
+                src.consume(n);
+            }
+        }
+        Framing::UntilClose => loop {
+            if !src.data().is_empty() {
+                let n = src.data().len();
+                dst.write_all(src.data(), Some(Instant::now() + dst_idle))
+                    .await
+                    .map_err(BodyFail::Dst)?;
+                src.consume(n);
+                written += n as u64;
+            }
+            if more(src, src_idle, true).await? == 0 {
+                break;
+            }
+        },
+    }
+    Ok(written)
+}
+
+/// Reads more of a body; end of stream is an error unless `eof_ok`.
+async fn more(src: &mut Conn, idle: Duration, eof_ok: bool) -> Result<usize, BodyFail> {
+    match src.fill(Some(Instant::now() + idle)).await {
+        Ok(0) if !eof_ok => Err(BodyFail::Src(IoFail::Error(
+            std::io::ErrorKind::UnexpectedEof.into(),
+        ))),
+        Ok(n) => Ok(n),
+        Err(e) => Err(BodyFail::Src(e)),
+    }
+}
+
+/// An IPv4-mapped IPv6 address as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn in_network(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(bits))
+            };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(bits))
+            };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(in_network(ip("10.1.2.3"), ip("10.0.0.0"), 8));
+        assert!(!in_network(ip("11.1.2.3"), ip("10.0.0.0"), 8));
+        assert!(in_network(ip("127.0.0.1"), ip("127.0.0.1"), 32));
+        assert!(in_network(ip("fe80::1"), ip("fe80::"), 10));
+        assert_eq!(canonical(ip("::ffff:10.0.0.1")), ip("10.0.0.1"));
+    }
+}
