@@ -1,5 +1,6 @@
 //! `corral demo`: everything a newcomer needs to see corral work, with no
-//! files at all: demo HTTP backends on loopback and the proxy in front.
+//! files at all: demo HTTP backends on loopback and the proxy in front, in
+//! HTTP mode.
 //!
 //! The demo backend is a small keep-alive HTTP/1.1 server that answers
 //! `hello from backend N` followed by the request line and headers it
@@ -136,13 +137,14 @@ fn write_response(out: &mut Vec<u8>, name: &str, req: &httparse::Request, keep_a
     out.extend_from_slice(&body);
 }
 
-/// The configuration `corral demo` runs: a TCP frontend on `bind` in front
-/// of the demo backends, round robin with health checks, logs on stdout.
+/// The configuration `corral demo` runs: an HTTP frontend on `bind` in
+/// front of the demo backends, round robin with HTTP health checks,
+/// `/admin` denied, the client address passed on, logs on stdout.
 pub fn config_text(bind: &str, backends: &[std::net::SocketAddr], workers: usize) -> String {
     let mut servers = String::new();
     for (i, addr) in backends.iter().enumerate() {
         servers.push_str(&format!(
-            "      backend{n}: {{ address: \"{addr}\", check: {{ inter: 1s }} }}\n",
+            "      backend{n}: {{ address: \"{addr}\", check: {{ inter: 1s, http: {{ path: /health }} }} }}\n",
             n = i + 1
         ));
     }
@@ -153,11 +155,15 @@ global:
   workers: {workers}
   log: stdout
 defaults:
-  mode: tcp
+  mode: http
+  option: [forwardfor]
   timeout: {{ connect: 2s, client: 30s, server: 30s }}
 frontends:
   demo:
     bind: [\"{bind}\"]
+    http-request:
+      - deny if {{ path_beg /admin }}
+      - set-header X-Served-Through corral
     default_backend: demo_servers
 backends:
   demo_servers:

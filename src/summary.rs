@@ -31,6 +31,17 @@ pub fn summary(c: &Config) -> String {
             f.maxconn,
             format_duration(f.timeout_client)
         );
+        if let Some(h) = &f.http {
+            let _ = writeln!(
+                out,
+                "  http: {} http-request, {} http-response rules; {} use_backend; timeout http-request {}, http-keep-alive {}",
+                h.request_rules.len(),
+                h.response_rules.len(),
+                h.use_backend.len(),
+                format_duration(h.timeout_request),
+                format_duration(h.timeout_keep_alive)
+            );
+        }
     }
     for b in &c.backends {
         let _ = writeln!(

@@ -240,7 +240,7 @@ fn serve(
             .header("content-length")
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0);
-        let mut take = |rec: &mut Recorded, data: &[u8]| {
+        let take = |rec: &mut Recorded, data: &[u8]| {
             fnv(&mut rec.body_sum, data);
             rec.body_len += data.len() as u64;
             let room = (64usize << 10).saturating_sub(rec.body.len());

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""TCP mode, one proxy worker, corral against HAProxy on the same backend
-and the same core, in one run, alternating A B A B.
+"""One proxy worker, corral against HAProxy on the same backend and the
+same core, in one run, alternating A B A B; TCP or HTTP mode.
 
-    python3 bench/tcp_vs_haproxy.py [--seconds 10] [--rounds 3] [--connections 50]
+    python3 bench/vs_haproxy.py [--mode tcp|http] [--seconds 10] [--rounds 3] [--connections 50]
 
 Needs: wrk, nginx (the backend) and haproxy on PATH (Debian: apt-get
 install wrk nginx-light haproxy). The proxies run pinned to core 0; nginx
@@ -85,6 +85,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--mode", choices=["tcp", "http"], default="tcp")
     args = ap.parse_args()
     for t in ("wrk", "nginx", "haproxy", "taskset"):
         need(t)
@@ -117,7 +118,7 @@ http {{
         with open(f"{work}/corral.yaml", "w") as f:
             f.write(f"""global: {{ workers: 1, maxconn: 5000 }}
 defaults:
-  mode: tcp
+  mode: {args.mode}
   timeout: {{ connect: 5s, client: 50s, server: 50s }}
 frontends:
   fe: {{ bind: "127.0.0.1:{CORRAL_PORT}", default_backend: be }}
@@ -137,7 +138,7 @@ backends:
     cpu-map 1/1 {PROXY_CPU}
     maxconn 5000
 defaults
-    mode tcp
+    mode {args.mode}
     timeout connect 5s
     timeout client 50s
     timeout server 50s
@@ -168,7 +169,7 @@ backend be
         def med(name, key):
             return statistics.median(x[key] for x in results[name])
 
-        print(f"\nTCP mode, 1 proxy worker on core {PROXY_CPU}; nginx backend and wrk -t1 -c{args.connections} on "
+        print(f"\n{args.mode.upper()} mode, 1 proxy worker on core {PROXY_CPU}; nginx backend and wrk -t1 -c{args.connections} on "
               f"core {LOAD_CPU}; {args.rounds} rounds of {args.seconds}s, alternating; medians.")
         print("| proxy | requests/s | CPU s per 100k req | p50 ms | p99 ms |")
         print("|---|---|---|---|---|")
