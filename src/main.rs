@@ -151,7 +151,9 @@ fn demo(address: &str, port: u16, backends: usize, workers: usize, print_config:
         list.join(", ")
     );
     println!("Try, in another terminal:");
-    println!("  curl http://{shown}/                      # hello from backend 1, then 2, ... and the headers it got");
+    println!(
+        "  curl http://{shown}/                      # hello from backend 1, then 2, ... and the headers it got"
+    );
     println!("  for i in 1 2 3 4; do curl -s http://{shown}/ | head -n 1; done");
     println!("  curl -i http://{shown}/admin              # 403: denied at the edge");
     println!("  corral demo --print-config                # the configuration in use");

@@ -49,13 +49,22 @@ fn request_actions_rewrite_what_the_server_sees() {
     assert!(text.starts_with("GET /data.json?debug=1\n"), "{text}");
 
     let r = c.get("/ping", "a");
-    assert_eq!((r.status, r.text().as_str(), r.header("content-type")), (200, "pong", Some("text/plain")));
+    assert_eq!(
+        (r.status, r.text().as_str(), r.header("content-type")),
+        (200, "pong", Some("text/plain"))
+    );
 
     let r = c.get("/page?q=2", "old.example.com");
-    assert_eq!((r.status, r.header("location")), (301, Some("https://new.example.com/page?q=2")));
+    assert_eq!(
+        (r.status, r.header("location")),
+        (301, Some("https://new.example.com/page?q=2"))
+    );
 
     let r = c.get("/secure/x", "shop.example.com:8080");
-    assert_eq!((r.status, r.header("location")), (302, Some("https://shop.example.com/secure/x")));
+    assert_eq!(
+        (r.status, r.header("location")),
+        (302, Some("https://shop.example.com/secure/x"))
+    );
 
     c.send(b"GET / HTTP/1.1\r\nHost: a\r\nX-Flood: 1, 2\r\n\r\n");
     assert_eq!(c.response(false).unwrap().status, 429);
@@ -77,8 +86,15 @@ fn response_rules_and_captures_and_the_httplog_line() {
     let r = c.response(false).unwrap();
     assert_eq!(r.header("x-internal"), None);
     assert_eq!(r.header("x-frame-options"), Some("DENY"));
-    assert!(r.text().contains("X-Request-ID: 127.0.0.1-t42\n"), "{}", r.text());
-    let line = corral.stdout.wait_for("\"GET /hello HTTP/1.1\"", WAIT).expect("httplog line");
+    assert!(
+        r.text().contains("X-Request-ID: 127.0.0.1-t42\n"),
+        "{}",
+        r.text()
+    );
+    let line = corral
+        .stdout
+        .wait_for("\"GET /hello HTTP/1.1\"", WAIT)
+        .expect("httplog line");
     // ip:port [date] web app/s1 TR/Tw/Tc/Tr/Ta 200 bytes - - ---- counters queues {host} {server} "request"
     let fields: Vec<&str> = line.split(' ').collect();
     assert_eq!(fields[2], "web");
@@ -86,7 +102,10 @@ fn response_rules_and_captures_and_the_httplog_line() {
     assert_eq!(fields[4].split('/').count(), 5);
     assert_eq!(fields[5], "200");
     assert_eq!(&fields[7..10], ["-", "-", "----"]);
-    assert!(line.contains(" {a-very-l} {mirror/1.0} \"GET /hello HTTP/1.1\""), "{line}");
+    assert!(
+        line.contains(" {a-very-l} {mirror/1.0} \"GET /hello HTTP/1.1\""),
+        "{line}"
+    );
 }
 
 #[test]
@@ -94,7 +113,11 @@ fn forwardfor_except_and_errorfiles_per_section() {
     let server = mirror();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("503.http");
-    std::fs::write(&file, "HTTP/1.0 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy").unwrap();
+    std::fs::write(
+        &file,
+        "HTTP/1.0 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy",
+    )
+    .unwrap();
     let yaml = format!(
         "global: {{ workers: 1 }}\ndefaults:\n  mode: http\nfrontends:\n  web:\n    bind: \"127.0.0.1:0\"\n    option: [\"forwardfor except 127.0.0.2\"]\n    errorfiles: {{ 503: {} }}\n    acl:\n      empty: path_beg /empty\n    use_backend:\n      - nobody if empty\n    default_backend: app\nbackends:\n  app:\n    servers:\n      s1: {{ address: \"{}\" }}\n  nobody:\n    servers: {{}}\n",
         file.display(),
@@ -102,9 +125,13 @@ fn forwardfor_except_and_errorfiles_per_section() {
     );
     let corral = Corral::start(&yaml);
     let addr = corral.addr("web");
-    let a = Client::from(connect_from("127.0.0.1".parse().unwrap(), addr).unwrap()).get("/", "a").text();
+    let a = Client::from(connect_from("127.0.0.1".parse().unwrap(), addr).unwrap())
+        .get("/", "a")
+        .text();
     assert!(a.contains("X-Forwarded-For: 127.0.0.1\n"), "{a}");
-    let b = Client::from(connect_from("127.0.0.2".parse().unwrap(), addr).unwrap()).get("/", "a").text();
+    let b = Client::from(connect_from("127.0.0.2".parse().unwrap(), addr).unwrap())
+        .get("/", "a")
+        .text();
     assert!(!b.contains("X-Forwarded-For"), "excepted network: {b}");
     let r = get(addr, "/empty", "a");
     assert_eq!((r.status, r.text().as_str()), (503, "busy"));
@@ -123,7 +150,10 @@ fn a_bad_condition_is_a_config_error_at_its_token() {
     assert_eq!(status.code(), Some(1));
     let first = stderr.lines().next().unwrap();
     assert!(
-        first.starts_with(&format!("{}:7:28: frontends.web.http-request[0]: ", path.display())),
+        first.starts_with(&format!(
+            "{}:7:28: frontends.web.http-request[0]: ",
+            path.display()
+        )),
         "{first}"
     );
     assert!(first.contains("-q"), "names the offending token: {first}");

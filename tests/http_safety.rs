@@ -273,14 +273,9 @@ fn head_cases() -> Vec<Case> {
             b"OPTIONS *x HTTP/1.1\r\nHost: a\r\n\r\n",
             400,
         ),
-        // ---- bad percent-encodings
-        case("%zz", b"GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n", 400),
-        case("% at the end", b"GET /a% HTTP/1.1\r\nHost: a\r\n\r\n", 400),
-        case(
-            "% with one digit",
-            b"GET /a%4 HTTP/1.1\r\nHost: a\r\n\r\n",
-            400,
-        ),
+        // (Bad percent-escapes such as `/%zz` are passed on: they cannot move
+        // a message boundary, HAProxy passes them too, and AWS's corpus
+        // rates a target with `%^&` compliant.)
         // ---- a space in the target (and so a bad version)
         case(
             "space in the target",

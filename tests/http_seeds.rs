@@ -38,13 +38,24 @@ fn seed_002_host_routing_alternates_sites_and_passes_the_client_ip() {
     let addr = corral.addr("http_frontend");
 
     for host in ["site1.testdomain.com", "SITE2.testdomain.com:80"] {
-        let pages: Vec<String> = (0..4).map(|_| from(addr, "127.0.8.1", "/", host).text()).collect();
+        let pages: Vec<String> = (0..4)
+            .map(|_| from(addr, "127.0.8.1", "/", host).text())
+            .collect();
         let first = &pages[0];
         let other = if first == "SITE1" { "SITE2" } else { "SITE1" };
-        assert_eq!(pages, [first.as_str(), other, first, other], "{host}: both sites in each other's round robin");
+        assert_eq!(
+            pages,
+            [first.as_str(), other, first, other],
+            "{host}: both sites in each other's round robin"
+        );
     }
     for rec in site1.recorded().iter().chain(site2.recorded().iter()) {
-        assert_eq!(rec.header("x-client-ip"), Some("127.0.8.1"), "{:?}", rec.headers);
+        assert_eq!(
+            rec.header("x-client-ip"),
+            Some("127.0.8.1"),
+            "{:?}",
+            rec.headers
+        );
         assert_eq!(rec.header("x-forwarded-for"), Some("127.0.8.1"));
     }
     // http-server-close: every request reached its server on a connection
@@ -64,7 +75,10 @@ fn seed_002_host_routing_alternates_sites_and_passes_the_client_ip() {
     let mut got = Vec::new();
     std::io::Read::read_to_end(&mut c, &mut got).unwrap();
     let file = std::fs::read(format!("{errors}503.http")).unwrap();
-    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&file));
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&file)
+    );
 }
 
 #[test]
@@ -80,12 +94,24 @@ fn seed_003_static_paths_go_to_the_static_server() {
     assert_eq!(get(addr, "/static", "fitguru").text(), "static");
     assert_eq!(get(addr, "/", "fitguru").text(), "dynamic");
     assert_eq!(get(addr, "/api/data", "fitguru").text(), "dynamic");
-    assert_eq!(get(addr, "/staticfile", "fitguru").text(), "static", "path_beg is a prefix match");
-    assert_eq!(static1.recorded().iter().map(|r| r.target.as_str()).collect::<Vec<_>>(), ["/static/logo.png", "/static", "/staticfile"]);
+    assert_eq!(
+        get(addr, "/staticfile", "fitguru").text(),
+        "static",
+        "path_beg is a prefix match"
+    );
+    assert_eq!(
+        static1
+            .recorded()
+            .iter()
+            .map(|r| r.target.as_str())
+            .collect::<Vec<_>>(),
+        ["/static/logo.png", "/static", "/staticfile"]
+    );
 }
 
 fn seed_004(servers: &[HttpServer; 4], tweak: impl Fn(String) -> String) -> Corral {
-    let mut yaml = example("seed-004-docker-light-heavy.yaml").replace("\"*:8000\"", "\"127.0.0.1:0\"");
+    let mut yaml =
+        example("seed-004-docker-light-heavy.yaml").replace("\"*:8000\"", "\"127.0.0.1:0\"");
     for (i, s) in servers.iter().enumerate() {
         yaml = yaml.replace(&format!("127.0.0.1:800{}", i + 1), &s.addr().to_string());
     }
@@ -94,13 +120,28 @@ fn seed_004(servers: &[HttpServer; 4], tweak: impl Fn(String) -> String) -> Corr
 
 #[test]
 fn seed_004_light_heavy_admin_and_the_rest() {
-    let servers = [named("server1"), named("server2"), named("server3"), named("server4")];
+    let servers = [
+        named("server1"),
+        named("server2"),
+        named("server3"),
+        named("server4"),
+    ];
     let corral = seed_004(&servers, |y| y);
     let addr = corral.addr("clients");
 
-    let light: Vec<String> = (0..4).map(|_| get(addr, "/lightwork", "app").text()).collect();
-    assert_eq!(light.iter().filter(|n| *n == "server1").count(), 2, "{light:?}");
-    assert_eq!(light.iter().filter(|n| *n == "server2").count(), 2, "{light:?}");
+    let light: Vec<String> = (0..4)
+        .map(|_| get(addr, "/lightwork", "app").text())
+        .collect();
+    assert_eq!(
+        light.iter().filter(|n| *n == "server1").count(),
+        2,
+        "{light:?}"
+    );
+    assert_eq!(
+        light.iter().filter(|n| *n == "server2").count(),
+        2,
+        "{light:?}"
+    );
 
     // heavy: every client IP sticks to one of server3/server4.
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -108,12 +149,20 @@ fn seed_004_light_heavy_admin_and_the_rest() {
         let src = format!("127.0.9.{i}");
         let first = from(addr, &src, "/heavywork", "app").text();
         for _ in 0..4 {
-            assert_eq!(from(addr, &src, "/x/HEAVYWORK", "app").text(), first, "{src} moved");
+            assert_eq!(
+                from(addr, &src, "/x/HEAVYWORK", "app").text(),
+                first,
+                "{src} moved"
+            );
         }
         assert!(first == "server3" || first == "server4");
         *seen.entry(first).or_default() += 1;
     }
-    assert_eq!(seen.len(), 2, "clients spread over both heavy servers: {seen:?}");
+    assert_eq!(
+        seen.len(),
+        2,
+        "clients spread over both heavy servers: {seen:?}"
+    );
 
     for path in ["/admin", "/admin/settings", "/ADMIN"] {
         let r = get(addr, path, "app");
@@ -123,9 +172,17 @@ fn seed_004_light_heavy_admin_and_the_rest() {
     let all: Vec<String> = (0..4).map(|_| get(addr, "/", "app").text()).collect();
     let mut sorted = all.clone();
     sorted.sort();
-    assert_eq!(sorted, ["server1", "server2", "server3", "server4"], "{all:?}");
+    assert_eq!(
+        sorted,
+        ["server1", "server2", "server3", "server4"],
+        "{all:?}"
+    );
     let after: usize = servers.iter().map(|s| s.count()).sum();
-    assert_eq!(after - before, 4, "the denied requests never reached a server");
+    assert_eq!(
+        after - before,
+        4,
+        "the denied requests never reached a server"
+    );
 }
 
 #[test]
@@ -140,7 +197,11 @@ fn seed_004_each_backend_keeps_its_own_server_timeout() {
     let servers = [slow(), slow(), slow(), slow()];
     // The light backend's 10s becomes 300ms; the heavy one keeps 120s.
     let corral = seed_004(&servers, |y| {
-        y.replacen("timeout: { connect: 10s, server: 10s }", "timeout: { connect: 10s, server: 300ms }", 1)
+        y.replacen(
+            "timeout: { connect: 10s, server: 10s }",
+            "timeout: { connect: 10s, server: 300ms }",
+            1,
+        )
     });
     let addr = corral.addr("clients");
     assert_eq!(get(addr, "/lightwork", "app").status, 504);

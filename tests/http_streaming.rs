@@ -88,7 +88,11 @@ fn a_64_mib_chunked_upload_streams_with_bounded_memory() {
     let mut body = vec![0u8; format!("{SIZE} {sent_sum:x}").len()];
     reader.read_exact(&mut body).unwrap();
     rest.push_str(&String::from_utf8_lossy(&body));
-    assert_eq!(rest, format!("{SIZE} {sent_sum:x}"), "the server got every byte, in order");
+    assert_eq!(
+        rest,
+        format!("{SIZE} {sent_sum:x}"),
+        "the server got every byte, in order"
+    );
     let (_, peak) = memory(corral.pid());
     let growth = peak.saturating_sub(baseline);
     assert!(growth < 16 * 1024, "RSS grew by {growth} KiB");
@@ -98,7 +102,10 @@ fn a_64_mib_chunked_upload_streams_with_bounded_memory() {
 fn a_64_mib_chunked_download_streams_with_bounded_memory() {
     let server = HttpServer::start(Arc::new(|req| {
         if req.target == "/big" {
-            Reply::with(Body::Generated { len: SIZE, chunked: true })
+            Reply::with(Body::Generated {
+                len: SIZE,
+                chunked: true,
+            })
         } else {
             Reply::text(200, "ok")
         }

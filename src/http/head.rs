@@ -304,12 +304,17 @@ impl Head {
         if hosts == 0 && self.minor == 1 {
             return Err(HeadError::Invalid("HTTP/1.1 request without Host"));
         }
-        if let Some(h) = self.values(b"host").next() {
-            if !valid_host(h) {
-                return Err(HeadError::Invalid("invalid Host header"));
-            }
+        if let Some(h) = self.values(b"host").next()
+            && !valid_host(h)
+        {
+            return Err(HeadError::Invalid("invalid Host header"));
         }
         self.framing = self.body_framing(true)?;
+        // A body on GET or HEAD has no meaning (RFC 9110 §9.3.1); servers
+        // that ignore it would read it as the next request.
+        if self.framing != Framing::None && matches!(self.method(), b"GET" | b"HEAD") {
+            return Err(HeadError::Invalid("GET or HEAD request with a body"));
+        }
         let expect = self
             .values(b"expect")
             .any(|v| trim(v).eq_ignore_ascii_case(b"100-continue"));
@@ -329,32 +334,60 @@ impl Head {
     }
 
     /// Content-Length and Transfer-Encoding, checked so that corral and
-    /// the next hop can never disagree on where the body ends.
-    fn body_framing(&self, request: bool) -> Result<Framing, HeadError> {
-        let mut te_seen = false;
+    /// the next hop can never disagree on where the body ends, then
+    /// rewritten in their one plain form: a single Content-Length value,
+    /// and Transfer-Encoding as its coding names only (`chunked;x` is
+    /// forwarded as `chunked`).
+    fn body_framing(&mut self, request: bool) -> Result<Framing, HeadError> {
+        for f in &self.fields {
+            let name = self.get(f.name);
+            if looks_like(name, b"contentlength") && !name.eq_ignore_ascii_case(b"content-length")
+                || looks_like(name, b"transferencoding")
+                    && !name.eq_ignore_ascii_case(b"transfer-encoding")
+            {
+                return Err(HeadError::Invalid(
+                    "a header name that resembles Content-Length or Transfer-Encoding",
+                ));
+            }
+        }
+        let mut te: Option<Vec<u8>> = None;
         let mut chunked_last = false;
         let mut chunked_count = 0;
         for v in self.values(b"transfer-encoding") {
-            te_seen = true;
+            let list = te.get_or_insert_with(Vec::new);
             for coding in v.split(|&b| b == b',') {
-                let c = trim(coding);
-                if c.is_empty() {
+                let (name, params) = match coding.iter().position(|&b| b == b';') {
+                    Some(i) => (trim(&coding[..i]), Some(&coding[i + 1..])),
+                    None => (trim(coding), None),
+                };
+                if name.is_empty() && params.is_none() {
                     continue;
                 }
-                if !c.iter().all(|&b| is_tchar(b)) {
+                if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
                     return Err(HeadError::Invalid("invalid Transfer-Encoding"));
                 }
-                chunked_last = c.eq_ignore_ascii_case(b"chunked");
+                if let Some(p) = params
+                    && !valid_params(p)
+                {
+                    return Err(HeadError::Invalid("invalid Transfer-Encoding parameter"));
+                }
+                chunked_last = name.eq_ignore_ascii_case(b"chunked");
                 if chunked_last {
                     chunked_count += 1;
                 }
+                if !list.is_empty() {
+                    list.extend_from_slice(b", ");
+                }
+                list.extend(name.iter().map(u8::to_ascii_lowercase));
             }
         }
         let mut length: Option<u64> = None;
-        let mut cl_seen = false;
+        let mut cl_fields = 0;
+        let mut cl_list = false;
         for v in self.values(b"content-length") {
-            cl_seen = true;
+            cl_fields += 1;
             for part in v.split(|&b| b == b',') {
+                cl_list |= part.len() < v.len();
                 let n =
                     parse_length(trim(part)).ok_or(HeadError::Invalid("invalid Content-Length"))?;
                 match length {
@@ -365,8 +398,8 @@ impl Head {
                 }
             }
         }
-        if te_seen {
-            if cl_seen {
+        if let Some(list) = te {
+            if cl_fields > 0 {
                 return Err(HeadError::Invalid(
                     "both Content-Length and Transfer-Encoding",
                 ));
@@ -381,7 +414,14 @@ impl Head {
                     "Transfer-Encoding does not end with chunked exactly once",
                 ));
             }
+            self.set(b"Transfer-Encoding", &list);
             return Ok(Framing::Chunked);
+        }
+        if let Some(n) = length
+            && (cl_fields > 1 || cl_list)
+        {
+            // Rare (a repeated value): the allocation does not matter.
+            self.set(b"Content-Length", n.to_string().as_bytes());
         }
         Ok(match length {
             Some(0) => Framing::None,
@@ -571,29 +611,15 @@ fn check_target(method: &[u8], target: &[u8]) -> Result<(), HeadError> {
             "invalid character in the request target",
         ));
     }
-    // Percent-encodings must be complete.
-    let mut i = 0;
-    while i < target.len() {
-        if target[i] == b'%' {
-            let ok = target.len() > i + 2
-                && target[i + 1].is_ascii_hexdigit()
-                && target[i + 2].is_ascii_hexdigit();
-            if !ok {
-                return Err(HeadError::Invalid(
-                    "invalid percent-encoding in the request target",
-                ));
-            }
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
     Ok(())
 }
 
-/// unreserved / reserved / `%` (RFC 3986).
+/// Bytes corral passes in a request target: visible ASCII and bytes
+/// above 0x7F (raw UTF-8). None of them can move a message boundary;
+/// space, controls and DEL are refused. (HAProxy also passes `<>"{}|\^`;
+/// raw non-ASCII is passed as AWS's desync corpus rates it compliant.)
 fn is_uri_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=%".contains(&b)
+    (0x21..=0x7e).contains(&b) || b >= 0x80
 }
 
 /// RFC 9110 token characters.
@@ -628,6 +654,41 @@ fn valid_host(v: &[u8]) -> bool {
     let port_ok = port.is_empty()
         || (port[0] == b':' && port.len() <= 6 && port[1..].iter().all(u8::is_ascii_digit));
     host_ok && port_ok
+}
+
+/// Whether a field name, lower-cased with everything but letters and
+/// digits dropped, is `target` (`Transfer_Encoding`, `Content--Length`).
+fn looks_like(name: &[u8], target: &[u8]) -> bool {
+    let mut t = target.iter();
+    for &b in name {
+        if b.is_ascii_alphanumeric() && t.next() != Some(&b.to_ascii_lowercase()) {
+            return false;
+        }
+    }
+    t.next().is_none()
+}
+
+/// `;name=value` parameters of a transfer coding: tokens, `=`, quoted
+/// strings, optional whitespace.
+fn valid_params(p: &[u8]) -> bool {
+    let mut quoted = false;
+    let mut escaped = false;
+    for &b in p {
+        if quoted {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => quoted = false,
+                (false, 0..=0x08 | 0x0a..=0x1f | 0x7f) => return false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            quoted = true;
+        } else if !(is_tchar(b) || b"=; \t".contains(&b)) {
+            return false;
+        }
+    }
+    !quoted
 }
 
 /// A Content-Length value: 1 to 18 digits (no sign, no spaces inside).
@@ -745,8 +806,11 @@ mod tests {
             "GET / HTTP/1.1\r\nHost: a\r\nX: b\0c\r\n\r\n",
             "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n",
             "GET a HTTP/1.1\r\nHost: a\r\n\r\n",
-            "GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n",
-            "GET /<x> HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET /\x7fx HTTP/1.1\r\nHost: a\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent--Length: 5\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
+            "HEAD / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
             "GET * HTTP/1.1\r\nHost: a\r\n\r\n",
             "GET / HTTP/1.1\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
