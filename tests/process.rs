@@ -74,7 +74,7 @@ fn demo_config_is_a_valid_config() {
     let (status, out, err) = run_cmd(&["check", "-c", path.to_str().unwrap()]);
     assert!(status.success(), "{err}");
     assert!(
-        out.contains("frontend demo (tcp) on 127.0.0.1:8080 -> demo_servers"),
+        out.contains("frontend demo (http) on 127.0.0.1:8080 -> demo_servers"),
         "{out}"
     );
 }
