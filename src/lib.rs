@@ -1,6 +1,7 @@
 //! corral: a load balancer and reverse proxy in the class of HAProxy,
 //! thread-per-core on io_uring (glommio). See ARCHITECTURE.md.
 
+pub mod acl;
 pub mod backend;
 pub mod balance;
 pub mod config;
