@@ -9,7 +9,6 @@ pub mod hash;
 pub mod local_sync;
 #[macro_use]
 pub mod log;
-pub mod acl;
 pub mod demo;
 pub mod engine;
 pub mod health;

@@ -37,10 +37,12 @@ fn seed_002_host_routing_alternates_sites_and_passes_the_client_ip() {
     let corral = Corral::start(&yaml);
     let addr = corral.addr("http_frontend");
 
+    // As a browser does: one keep-alive connection, the page reloaded.
+    // Round robin is per request (and per worker), so the page switches
+    // each time.
     for host in ["site1.testdomain.com", "SITE2.testdomain.com:80"] {
-        let pages: Vec<String> = (0..4)
-            .map(|_| from(addr, "127.0.8.1", "/", host).text())
-            .collect();
+        let mut browser = Client::from(connect_from("127.0.8.1".parse().unwrap(), addr).unwrap());
+        let pages: Vec<String> = (0..4).map(|_| browser.get("/", host).text()).collect();
         let first = &pages[0];
         let other = if first == "SITE1" { "SITE2" } else { "SITE1" };
         assert_eq!(
@@ -129,9 +131,8 @@ fn seed_004_light_heavy_admin_and_the_rest() {
     let corral = seed_004(&servers, |y| y);
     let addr = corral.addr("clients");
 
-    let light: Vec<String> = (0..4)
-        .map(|_| get(addr, "/lightwork", "app").text())
-        .collect();
+    let mut c = Client::connect(addr);
+    let light: Vec<String> = (0..4).map(|_| c.get("/lightwork", "app").text()).collect();
     assert_eq!(
         light.iter().filter(|n| *n == "server1").count(),
         2,
@@ -169,7 +170,8 @@ fn seed_004_light_heavy_admin_and_the_rest() {
         assert_eq!(r.status, 403, "{path}");
     }
     let before: usize = servers.iter().map(|s| s.count()).sum();
-    let all: Vec<String> = (0..4).map(|_| get(addr, "/", "app").text()).collect();
+    let mut c = Client::connect(addr);
+    let all: Vec<String> = (0..4).map(|_| c.get("/", "app").text()).collect();
     let mut sorted = all.clone();
     sorted.sort();
     assert_eq!(

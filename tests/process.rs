@@ -49,6 +49,22 @@ fn demo_answers_on_8080_and_alternates_between_backends() {
             "hello from backend 2"
         ]
     );
+    // Layer 7: the proxy passes the client address on and denies /admin.
+    let resp = http_get(addr, "demo.test");
+    assert!(resp.contains("X-Forwarded-For: 127.0.0.1"), "{resp}");
+    assert!(resp.contains("X-Served-Through: corral"), "{resp}");
+    let denied = {
+        let mut s = connect(addr);
+        write!(
+            s,
+            "GET /admin HTTP/1.1\r\nHost: demo.test\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(denied.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{denied}");
     // It tells a newcomer what to try.
     assert!(
         demo.stdout

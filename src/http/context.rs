@@ -43,6 +43,11 @@ impl acl::Context for ReqCtx<'_> {
             f(v);
         }
     }
+    fn req_headers(&self, f: &mut dyn FnMut(&[u8], &[u8])) {
+        for (n, v) in self.req.headers() {
+            f(n, v);
+        }
+    }
     fn res_header(&self, name: &[u8], f: &mut dyn FnMut(&[u8])) {
         if let Some(res) = self.res {
             for v in res.values(name) {
