@@ -41,8 +41,10 @@ pub struct Field {
 
 /// How the body of a message is delimited (RFC 9112 §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Default)]
 pub enum Framing {
     /// No body.
+    #[default]
     None,
     /// Exactly this many bytes.
     Length(u64),
@@ -102,11 +104,6 @@ impl Default for Slot {
     }
 }
 
-impl Default for Framing {
-    fn default() -> Self {
-        Framing::None
-    }
-}
 
 /// Result of trying to parse a head out of received bytes.
 #[derive(Debug, PartialEq, Eq)]
@@ -487,7 +484,18 @@ impl Head {
             if f.removed || !self.get(f.name).eq_ignore_ascii_case(b"connection") {
                 continue;
             }
-            let value = self.get(f.value).to_vec();
+            // The value is copied (on the stack: a Connection header is
+            // short) because removing fields needs the head mutably.
+            let mut stack = [0u8; 256];
+            let heap;
+            let src = self.get(f.value);
+            let value: &[u8] = if src.len() <= stack.len() {
+                stack[..src.len()].copy_from_slice(src);
+                &stack[..src.len()]
+            } else {
+                heap = src.to_vec();
+                &heap
+            };
             for token in value.split(|&b| b == b',') {
                 let t = trim(token);
                 if t.is_empty() || (keep_upgrade && t.eq_ignore_ascii_case(b"upgrade")) {

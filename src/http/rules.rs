@@ -427,11 +427,10 @@ pub fn apply_request(rules: &[Rule], req: &mut Head, env: &Env, scratch: &mut Ve
             ssl: env.ssl,
             unique_id: env.unique_id,
         };
-        if let Some(c) = &rule.cond {
-            if !c.eval(&ctx) {
+        if let Some(c) = &rule.cond
+            && !c.eval(&ctx) {
                 continue;
             }
-        }
         match &rule.action {
             Action::Allow => return Outcome::Continue,
             Action::Deny {
@@ -488,11 +487,10 @@ pub fn apply_response(
             ssl: env.ssl,
             unique_id: env.unique_id,
         };
-        if let Some(c) = &rule.cond {
-            if !c.eval(&ctx) {
+        if let Some(c) = &rule.cond
+            && !c.eval(&ctx) {
                 continue;
             }
-        }
         match &rule.action {
             Action::Allow => return Outcome::Continue,
             Action::Deny {

@@ -348,11 +348,10 @@ impl<'w> Session<'w> {
 
     fn forward_for(&mut self, ff: &ForwardFor) {
         let ip = canonical(self.peer.ip());
-        if let Some((net, bits)) = ff.except {
-            if in_network(ip, net, bits) {
+        if let Some((net, bits)) = ff.except
+            && in_network(ip, net, bits) {
                 return;
             }
-        }
         if ff.if_none && self.req.has(ff.header.as_bytes()) {
             return;
         }
