@@ -7,6 +7,7 @@
 //! socket. It never touches a connection.
 
 pub mod mesh;
+pub mod ring_setup;
 pub mod startup;
 pub mod worker;
 
