@@ -14,6 +14,11 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+/// Idle connections younger than this are reused without a liveness peek:
+/// servers close idle keep-alive connections after seconds, not
+/// milliseconds, and a busy pool reuses within microseconds.
+const TRUST_IDLE_FOR: Duration = Duration::from_millis(100);
+
 /// An idle keep-alive connection to a server, kept for the next request.
 pub struct IdleConn {
     pub stream: TcpStream,
@@ -48,12 +53,19 @@ impl ServerState {
     }
 
     /// Takes the most recent idle connection that is still open and fresh.
+    ///
+    /// A connection idle for a moment only is taken as it is; one idle
+    /// longer is first checked with a non-blocking peek (the server may
+    /// have closed it). A dead one that slips through costs a bodyless
+    /// idempotent request nothing: it is sent again on a new connection.
     pub fn take_idle(&self) -> Option<TcpStream> {
         let mut idle = self.idle.borrow_mut();
         while let Some(c) = idle.pop() {
-            if c.since.elapsed() < self.idle_for
-                && crate::http::conn::Conn::idle_and_open(&c.stream)
-            {
+            let age = c.since.elapsed();
+            if age >= self.idle_for {
+                continue;
+            }
+            if age < TRUST_IDLE_FOR || crate::http::conn::Conn::idle_and_open(&c.stream) {
                 return Some(c.stream);
             }
         }

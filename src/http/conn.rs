@@ -13,7 +13,7 @@ use std::future::Future;
 use std::io;
 use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Why an I/O operation did not complete.
 #[derive(Debug)]
@@ -24,22 +24,33 @@ pub enum IoFail {
     Error(io::Error),
 }
 
-/// Runs `fut` until `deadline` (None: no deadline).
-pub async fn until<T>(
-    deadline: Option<Instant>,
-    fut: impl Future<Output = T>,
-) -> Result<T, IoFail> {
+/// When an operation must have completed.
+#[derive(Debug, Clone, Copy)]
+pub enum Deadline {
+    /// No limit.
+    Never,
+    /// At a fixed time (the whole request head by `timeout http-request`).
+    At(Instant),
+    /// This long after the operation first has to wait (inactivity
+    /// timeouts). Most operations complete at once and never read the
+    /// clock or arm a timer.
+    After(Duration),
+}
+
+/// Runs `fut` until `deadline`.
+pub async fn until<T>(deadline: Deadline, fut: impl Future<Output = T>) -> Result<T, IoFail> {
     let mut fut = pin!(fut);
     let mut timer: Option<Timer> = None;
     std::future::poll_fn(|cx: &mut Context<'_>| {
         if let Poll::Ready(v) = fut.as_mut().poll(cx) {
             return Poll::Ready(Ok(v));
         }
-        let Some(d) = deadline else {
-            return Poll::Pending;
+        let wait = match deadline {
+            Deadline::Never => return Poll::Pending,
+            Deadline::At(at) => at.saturating_duration_since(Instant::now()),
+            Deadline::After(d) => d,
         };
-        let t =
-            timer.get_or_insert_with(|| Timer::new(d.saturating_duration_since(Instant::now())));
+        let t = timer.get_or_insert_with(|| Timer::new(wait));
         match Pin::new(t).poll(cx) {
             Poll::Ready(_) => Poll::Ready(Err(IoFail::Timeout)),
             Poll::Pending => Poll::Pending,
@@ -88,7 +99,7 @@ impl Conn {
     }
 
     /// Reads more bytes (after the unused ones). Ok(0) is end of stream.
-    pub async fn fill(&mut self, deadline: Option<Instant>) -> Result<usize, IoFail> {
+    pub async fn fill(&mut self, deadline: Deadline) -> Result<usize, IoFail> {
         if self.end == self.buf.len() && self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -110,7 +121,7 @@ impl Conn {
     pub async fn write_all(
         &mut self,
         data: &[u8],
-        deadline: Option<Instant>,
+        deadline: Deadline,
     ) -> Result<(), IoFail> {
         until(deadline, self.stream.write_all(data))
             .await?

@@ -9,3 +9,4 @@ pub mod errors;
 pub mod head;
 pub mod rules;
 pub mod session;
+pub mod body;

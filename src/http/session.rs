@@ -15,8 +15,9 @@
 use crate::backend::Lease;
 use crate::config::{ConnMode, ForwardFor, Frontend, HttpFrontend};
 use crate::engine::worker::Worker;
+use crate::http::body::{BodyCopy, BodyFail};
 use crate::http::chunked::Chunked;
-use crate::http::conn::{Conn, IoFail};
+use crate::http::conn::{Conn, Deadline, IoFail};
 use crate::http::context::ReqCtx;
 use crate::http::errors;
 use crate::http::head::{Framing, Head, HeadError, Parsed, idempotent};
@@ -157,16 +158,6 @@ enum Next {
     Tunnel(Conn, Lease, Duration),
 }
 
-/// Why a body could not be copied.
-enum BodyFail {
-    /// The sending side timed out, closed early, failed or sent an invalid
-    /// chunked body.
-    Src(IoFail),
-    Invalid,
-    /// The receiving side failed.
-    Dst(IoFail),
-}
-
 /// Why no usable response head arrived.
 enum ResFail {
     Timeout,
@@ -260,7 +251,7 @@ impl<'w> Session<'w> {
                     }
                 }
             }
-            match self.client.fill(Some(deadline)).await {
+            match self.client.fill(Deadline::At(deadline)).await {
                 Ok(0) | Err(IoFail::Error(_)) => return Got::Closed { log: begun },
                 Ok(_) => {}
                 Err(IoFail::Timeout) => {
@@ -428,7 +419,7 @@ impl<'w> Session<'w> {
                     close,
                 );
                 txn.status = status;
-                let deadline = Some(Instant::now() + self.cfg.timeout_client);
+                let deadline = Deadline::After(self.cfg.timeout_client);
                 if self.client.write_all(&self.out, deadline).await.is_err() {
                     txn.termination = *b"CD";
                     return Next::Close;
@@ -451,7 +442,7 @@ impl<'w> Session<'w> {
                 None => std::borrow::Cow::Owned(errors::builtin(status)),
             };
         txn.status = status;
-        let deadline = Some(Instant::now() + self.cfg.timeout_client);
+        let deadline = Deadline::After(self.cfg.timeout_client);
         if self.client.write_all(&page, deadline).await.is_ok() {
             txn.bytes_out += page.len() as u64;
         }
@@ -505,7 +496,7 @@ impl<'w> Session<'w> {
             };
             txn.server_used = true;
             let mut server = Conn::new(up.stream, w.bufs.take());
-            let server_deadline = || Some(Instant::now() + bcfg.timeout_server);
+            let server_deadline = || Deadline::After(bcfg.timeout_server);
             if server
                 .write_all(&self.out, server_deadline())
                 .await
@@ -526,13 +517,13 @@ impl<'w> Session<'w> {
             let mut have_head = false;
             if has_body {
                 if self.req.expect_continue && self.client.data().is_empty() {
-                    let wait = Some(Instant::now() + EXPECT_WAIT.min(bcfg.timeout_server));
+                    let wait = Deadline::After(EXPECT_WAIT.min(bcfg.timeout_server));
                     match self.read_response(&mut server, wait, head_request).await {
                         Ok(()) if self.res.status == 100 => {
                             let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
                             if self
                                 .client
-                                .write_all(interim, Some(Instant::now() + self.cfg.timeout_client))
+                                .write_all(interim, Deadline::After(self.cfg.timeout_client))
                                 .await
                                 .is_err()
                             {
@@ -555,17 +546,16 @@ impl<'w> Session<'w> {
                     }
                 }
                 if !body_skipped {
-                    let res = forward_body(
-                        &mut self.client,
-                        &mut server,
-                        self.req.framing,
-                        self.cfg.timeout_client,
-                        bcfg.timeout_server,
-                        false,
-                    )
-                    .await;
+                    let res = BodyCopy::new(self.req.framing, false)
+                        .forward(
+                            &mut self.client,
+                            &mut server,
+                            self.cfg.timeout_client,
+                            bcfg.timeout_server,
+                        )
+                        .await;
                     match res {
-                        Ok(_) => {}
+                        Ok(()) => {}
                         Err(BodyFail::Invalid) => {
                             txn.termination = *b"PD";
                             self.release(server);
@@ -591,7 +581,7 @@ impl<'w> Session<'w> {
             }
 
             // The response head (interim answers passed on or dropped).
-            let deadline = Some(sent + bcfg.timeout_server);
+            let deadline = Deadline::At(sent + bcfg.timeout_server);
             let dead_pooled = loop {
                 if !have_head {
                     match self
@@ -618,7 +608,7 @@ impl<'w> Session<'w> {
                         self.res.write_response(&mut self.out, None);
                         if self
                             .client
-                            .write_all(&self.out, Some(Instant::now() + self.cfg.timeout_client))
+                            .write_all(&self.out, Deadline::After(self.cfg.timeout_client))
                             .await
                             .is_err()
                         {
@@ -654,7 +644,7 @@ impl<'w> Session<'w> {
             txn.status = 101;
             if self
                 .client
-                .write_all(&self.out, Some(Instant::now() + self.cfg.timeout_client))
+                .write_all(&self.out, Deadline::After(self.cfg.timeout_client))
                 .await
                 .is_err()
             {
@@ -712,10 +702,20 @@ impl<'w> Session<'w> {
             None
         };
         self.res.write_response(&mut self.out, to_client);
+        let head_len = self.out.len() as u64;
+        // The body bytes already read go out with the head, in one write.
+        let mut body = BodyCopy::new(framing, dechunk);
+        if body.take_buffered(&mut server, &mut self.out).is_err() {
+            // Not validly chunked, and nothing sent yet: a clean 502.
+            self.release(server);
+            txn.termination = *b"SH";
+            self.send_error(502, Some(b), txn).await;
+            return Next::Close;
+        }
         txn.status = self.res.status;
         if self
             .client
-            .write_all(&self.out, Some(Instant::now() + self.cfg.timeout_client))
+            .write_all(&self.out, Deadline::After(self.cfg.timeout_client))
             .await
             .is_err()
         {
@@ -723,21 +723,18 @@ impl<'w> Session<'w> {
             self.release(server);
             return Next::Close;
         }
-        txn.bytes_out += self.out.len() as u64;
-        let body = forward_body(
-            &mut server,
-            &mut self.client,
-            framing,
-            bcfg.timeout_server,
-            self.cfg.timeout_client,
-            dechunk,
-        )
-        .await;
-        let body_ok = match body {
-            Ok(n) => {
-                txn.bytes_out += n;
-                true
-            }
+        txn.bytes_out += head_len;
+        let result = body
+            .forward(
+                &mut server,
+                &mut self.client,
+                bcfg.timeout_server,
+                self.cfg.timeout_client,
+            )
+            .await;
+        txn.bytes_out += body.written;
+        let body_ok = match result {
+            Ok(()) => true,
             Err(BodyFail::Src(IoFail::Timeout)) => {
                 txn.termination = *b"sD";
                 false
@@ -781,7 +778,7 @@ impl<'w> Session<'w> {
     async fn read_response(
         &mut self,
         server: &mut Conn,
-        deadline: Option<Instant>,
+        deadline: Deadline,
         head_request: bool,
     ) -> Result<(), ResFail> {
         loop {
@@ -895,95 +892,6 @@ impl<'w> Session<'w> {
                 .then(|| (self.req.method(), self.req.target(), self.req.minor)),
         };
         w.logs.line(&fst.log, |out| rec.write(out));
-    }
-}
-
-/// Copies a body from `src` to `dst` as `framing` delimits it; `dechunk`
-/// sends the data of a chunked body without its chunk framing. Each wait
-/// is bounded by the side's inactivity timeout. Returns the bytes written.
-async fn forward_body(
-    src: &mut Conn,
-    dst: &mut Conn,
-    framing: Framing,
-    src_idle: Duration,
-    dst_idle: Duration,
-    dechunk: bool,
-) -> Result<u64, BodyFail> {
-    let mut written = 0u64;
-    match framing {
-        Framing::None => {}
-        Framing::Length(mut left) => {
-            while left > 0 {
-                if src.data().is_empty() {
-                    more(src, src_idle, false).await?;
-                }
-                let take = (src.data().len() as u64).min(left) as usize;
-                dst.write_all(&src.data()[..take], Some(Instant::now() + dst_idle))
-                    .await
-                    .map_err(BodyFail::Dst)?;
-                src.consume(take);
-                left -= take as u64;
-                written += take as u64;
-            }
-        }
-        Framing::Chunked => {
-            let mut parser = Chunked::default();
-            while !parser.is_done() {
-                if src.data().is_empty() {
-                    more(src, src_idle, false).await?;
-                }
-                if dechunk && parser.data_left() > 0 {
-                    let take = (src.data().len() as u64).min(parser.data_left()) as usize;
-                    dst.write_all(&src.data()[..take], Some(Instant::now() + dst_idle))
-                        .await
-                        .map_err(BodyFail::Dst)?;
-                    parser
-                        .feed(&src.data()[..take])
-                        .map_err(|_| BodyFail::Invalid)?;
-                    src.consume(take);
-                    written += take as u64;
-                    continue;
-                }
-                let n = if dechunk {
-                    parser.feed_framing(src.data())
-                } else {
-                    parser.feed(src.data())
-                }
-                .map_err(|_| BodyFail::Invalid)?;
-                if !dechunk {
-                    dst.write_all(&src.data()[..n], Some(Instant::now() + dst_idle))
-                        .await
-                        .map_err(BodyFail::Dst)?;
-                    written += n as u64;
-                }
-                src.consume(n);
-            }
-        }
-        Framing::UntilClose => loop {
-            if !src.data().is_empty() {
-                let n = src.data().len();
-                dst.write_all(src.data(), Some(Instant::now() + dst_idle))
-                    .await
-                    .map_err(BodyFail::Dst)?;
-                src.consume(n);
-                written += n as u64;
-            }
-            if more(src, src_idle, true).await? == 0 {
-                break;
-            }
-        },
-    }
-    Ok(written)
-}
-
-/// Reads more of a body; end of stream is an error unless `eof_ok`.
-async fn more(src: &mut Conn, idle: Duration, eof_ok: bool) -> Result<usize, BodyFail> {
-    match src.fill(Some(Instant::now() + idle)).await {
-        Ok(0) if !eof_ok => Err(BodyFail::Src(IoFail::Error(
-            std::io::ErrorKind::UnexpectedEof.into(),
-        ))),
-        Ok(n) => Ok(n),
-        Err(e) => Err(BodyFail::Src(e)),
     }
 }
 
