@@ -24,7 +24,7 @@ use std::io;
 use std::net::Shutdown;
 use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Which end of a proxied connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,10 +74,14 @@ pub struct Timeouts {
     pub server: Duration,
 }
 
-/// State both directions see.
-struct Shared {
-    /// When a byte last moved in either direction.
-    last_activity: Cell<Instant>,
+/// What each direction has done: counters bumped on every read and every
+/// completed write. A read that times out compares the other direction's
+/// counter with its value when the read began: unchanged means no byte
+/// moved either way for the whole timeout. No clock is read.
+#[derive(Default)]
+struct Activity {
+    up: Cell<u64>,
+    down: Cell<u64>,
 }
 
 /// Relays until both directions end or one fails. `bufs` are the two
@@ -93,29 +97,11 @@ pub async fn relay(
         let _ = s.set_read_timeout(Some(t));
         let _ = s.set_write_timeout(Some(t));
     }
-    let shared = Shared {
-        last_activity: Cell::new(Instant::now()),
-    };
+    let activity = Activity::default();
     let up_bytes = Cell::new(0u64);
     let down_bytes = Cell::new(0u64);
-    let up = pump(
-        Side::Client,
-        client,
-        server,
-        bufs.0,
-        timeouts.client,
-        &shared,
-        &up_bytes,
-    );
-    let down = pump(
-        Side::Server,
-        server,
-        client,
-        bufs.1,
-        timeouts.server,
-        &shared,
-        &down_bytes,
-    );
+    let up = pump(Side::Client, client, server, bufs.0, &up_bytes, &activity);
+    let down = pump(Side::Server, server, client, bufs.1, &down_bytes, &activity);
     let end = both_or_first_error(up, down).await;
     RelayOutcome {
         end,
@@ -131,16 +117,19 @@ async fn pump(
     from: &RefCell<TcpStream>,
     to: &RefCell<TcpStream>,
     buf: &mut [u8],
-    timeout: Duration,
-    shared: &Shared,
     bytes: &Cell<u64>,
+    activity: &Activity,
 ) -> Result<(), RelayEnd> {
     let to_side = match from_side {
         Side::Client => Side::Server,
         Side::Server => Side::Client,
     };
-    let mut shortened = false;
+    let (mine, other) = match from_side {
+        Side::Client => (&activity.up, &activity.down),
+        Side::Server => (&activity.down, &activity.up),
+    };
     loop {
+        let other_before = other.get();
         let n = match Borrowed(from).read(buf).await {
             Ok(0) => {
                 shutdown_writes(to);
@@ -148,23 +137,16 @@ async fn pump(
             }
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                // Silent on this side; still alive if the other direction
-                // moved bytes recently.
-                let idle = shared.last_activity.get().elapsed();
-                if idle >= timeout {
-                    return Err(RelayEnd::Timeout(from_side));
+                // This side was silent for its whole timeout; the
+                // connection is idle only if the other direction was too.
+                if other.get() != other_before {
+                    continue;
                 }
-                let _ = from.borrow().set_read_timeout(Some(timeout - idle));
-                shortened = true;
-                continue;
+                return Err(RelayEnd::Timeout(from_side));
             }
             Err(_) => return Err(RelayEnd::Abort(from_side)),
         };
-        if shortened {
-            let _ = from.borrow().set_read_timeout(Some(timeout));
-            shortened = false;
-        }
-        shared.last_activity.set(Instant::now());
+        mine.set(mine.get() + 1);
         match Borrowed(to).write_all(&buf[..n]).await {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
@@ -172,8 +154,8 @@ async fn pump(
             }
             Err(_) => return Err(RelayEnd::Abort(to_side)),
         }
+        mine.set(mine.get() + 1);
         bytes.set(bytes.get() + n as u64);
-        shared.last_activity.set(Instant::now());
     }
 }
 
