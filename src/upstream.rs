@@ -80,7 +80,10 @@ pub async fn connect(
                     return Err(ConnectFailure::QueueTimeout);
                 };
                 st.queued.set(st.queued.get() + 1);
-                let woken = futures_lite::future::or(
+                // Queueing and connecting are boxed: they are the slow
+                // paths, and kept inline they would enlarge every HTTP
+                // session's future (held by every idle connection).
+                let woken = Box::pin(futures_lite::future::or(
                     async {
                         st.queue.wait().await;
                         true
@@ -89,7 +92,7 @@ pub async fn connect(
                         Timer::new(left).await;
                         false
                     },
-                )
+                ))
                 .await;
                 st.queued.set(st.queued.get() - 1);
                 if !woken {
@@ -115,11 +118,11 @@ pub async fn connect(
         if tried.contains(&server) {
             // No other server to move to: give the server a moment before
             // trying it again, as HAProxy does.
-            Timer::new(cfg.timeout_connect.min(Duration::from_secs(1))).await;
+            Box::pin(Timer::new(cfg.timeout_connect.min(Duration::from_secs(1)))).await;
         }
         let started = Instant::now();
         let addr = cfg.servers[server].addr;
-        match TcpStream::connect_timeout(addr, cfg.timeout_connect).await {
+        match Box::pin(TcpStream::connect_timeout(addr, cfg.timeout_connect)).await {
             Ok(stream) => {
                 report.connect = Some(started.elapsed());
                 let _ = stream.set_nodelay(true);

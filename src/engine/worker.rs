@@ -223,7 +223,7 @@ pub struct BufPool {
 }
 
 /// Free buffers kept at most; beyond, returned buffers are released.
-const POOL_KEEP: usize = 1024;
+const POOL_KEEP: usize = 128;
 
 impl BufPool {
     pub fn new(size: usize) -> BufPool {
@@ -241,6 +241,9 @@ impl BufPool {
     }
 
     pub fn give(&self, buf: Box<[u8]>) {
+        if buf.len() != self.size {
+            return; // an empty (released) buffer, or not one of ours
+        }
         let mut free = self.free.borrow_mut();
         if free.len() < POOL_KEEP {
             free.push(buf);

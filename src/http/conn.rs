@@ -6,6 +6,7 @@
 //! NOTES-glommio). Instead each wait races its own timer, created only if
 //! the operation actually has to wait.
 
+use crate::engine::worker::BufPool;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
@@ -62,6 +63,8 @@ pub async fn until<T>(deadline: Deadline, fut: impl Future<Output = T>) -> Resul
 /// A stream and the bytes read from it but not yet used.
 pub struct Conn {
     pub stream: TcpStream,
+    /// The read buffer; empty (no allocation) while an idle connection
+    /// waits, so idle keep-alive connections hold no buffer.
     buf: Box<[u8]>,
     start: usize,
     end: usize,
@@ -95,7 +98,39 @@ impl Conn {
 
     /// True when the buffer holds as much unused data as it can.
     pub fn is_full(&self) -> bool {
-        self.end - self.start == self.buf.len()
+        !self.buf.is_empty() && self.end - self.start == self.buf.len()
+    }
+
+    /// Gives up the read buffer while nothing unread is in it (between
+    /// requests). `fill_with` takes one again when bytes arrive.
+    pub fn release(&mut self) -> Option<Box<[u8]>> {
+        (self.start == self.end && !self.buf.is_empty()).then(|| {
+            self.start = 0;
+            self.end = 0;
+            std::mem::take(&mut self.buf)
+        })
+    }
+
+    /// Like `fill`, but first takes a buffer from `pool` if the connection
+    /// gave its own up: the wait itself uses a small read on the stack,
+    /// so a connection that stays idle never holds a pooled buffer.
+    pub async fn fill_with(&mut self, pool: &BufPool, deadline: Deadline) -> Result<usize, IoFail> {
+        if !self.buf.is_empty() {
+            return self.fill(deadline).await;
+        }
+        let mut first = [0u8; 512];
+        let n = until(deadline, self.stream.read(&mut first))
+            .await?
+            .map_err(IoFail::Error)?;
+        if n == 0 {
+            return Ok(0);
+        }
+        self.buf = pool.take();
+        self.buf[..n].copy_from_slice(&first[..n]);
+        self.start = 0;
+        self.end = n;
+        self.received += n as u64;
+        Ok(n)
     }
 
     /// Reads more bytes (after the unused ones). Ok(0) is end of stream.

@@ -55,7 +55,7 @@ pub async fn session(w: Rc<Worker>, fe: usize, stream: TcpStream, peer: SocketAd
         local,
         req: Head::default(),
         res: Head::default(),
-        out: Vec::with_capacity(1024),
+        out: Vec::new(),
         scratch: Vec::new(),
         uid: Vec::with_capacity(32),
         captured_req: vec![Vec::new(); http.capture_request.len()],
@@ -196,7 +196,8 @@ impl<'w> Session<'w> {
                 Next::KeepAlive => continue,
                 Next::Close => break,
                 Next::Tunnel(server, lease, timeout) => {
-                    self.tunnel(server, lease, timeout).await;
+                    // Boxed: a rare path, kept out of every session's future.
+                    Box::pin(self.tunnel(server, lease, timeout)).await;
                     return;
                 }
             }
@@ -251,7 +252,11 @@ impl<'w> Session<'w> {
                     }
                 }
             }
-            match self.client.fill(Deadline::At(deadline)).await {
+            // Between requests the connection holds no buffer.
+            if let Some(buf) = self.client.release() {
+                self.w.bufs.give(buf);
+            }
+            match self.client.fill_with(&self.w.bufs, Deadline::At(deadline)).await {
                 Ok(0) | Err(IoFail::Error(_)) => return Got::Closed { log: begun },
                 Ok(_) => {}
                 Err(IoFail::Timeout) => {
