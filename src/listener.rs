@@ -81,20 +81,58 @@ pub async fn accept_loop(w: Rc<Worker>, fe: usize, listener: TcpListener) {
         let Ok(pass) = w.gate.enter() else {
             break; // the gate is closing: the worker is stopping
         };
-        let worker = w.clone();
-        glommio::spawn_local(async move {
-            let _pass = pass;
-            let _permits = permits;
-            let fst = &worker.frontends[fe];
-            worker.conns.set(worker.conns.get() + 1);
-            fst.conns.set(fst.conns.get() + 1);
-            match worker.config.frontends[fe].mode {
-                Mode::Tcp => tcp::session(worker.clone(), fe, stream, peer).await,
-                Mode::Http => http::session::session(worker.clone(), fe, stream, peer).await,
+        let guard = ConnGuard::new(w.clone(), fe, pass, permits);
+        match w.config.frontends[fe].mode {
+            Mode::Tcp => {
+                let worker = w.clone();
+                glommio::spawn_local(async move {
+                    let _guard = guard;
+                    tcp::session(worker, fe, stream, peer).await;
+                })
+                .detach();
             }
-            fst.conns.set(fst.conns.get() - 1);
-            worker.conns.set(worker.conns.get() - 1);
-        })
-        .detach();
+            Mode::Http => {
+                glommio::spawn_local(http::session::serve(w.clone(), fe, stream, peer, guard))
+                    .detach();
+            }
+        }
+    }
+}
+
+/// What an open client connection holds for its whole life, whichever
+/// task serves it at the moment: its slots in the worker's and the
+/// frontend's `maxconn` shares, its pass through the worker's gate (so a
+/// stop waits for it), and its place in the connection counts.
+pub struct ConnGuard {
+    w: Rc<Worker>,
+    fe: usize,
+    _pass: glommio::sync::Pass,
+    _permits: (glommio::sync::StaticPermit, glommio::sync::StaticPermit),
+}
+
+impl ConnGuard {
+    fn new(
+        w: Rc<Worker>,
+        fe: usize,
+        pass: glommio::sync::Pass,
+        permits: (glommio::sync::StaticPermit, glommio::sync::StaticPermit),
+    ) -> ConnGuard {
+        let fst = &w.frontends[fe];
+        w.conns.set(w.conns.get() + 1);
+        fst.conns.set(fst.conns.get() + 1);
+        ConnGuard {
+            w,
+            fe,
+            _pass: pass,
+            _permits: permits,
+        }
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        let fst = &self.w.frontends[self.fe];
+        fst.conns.set(fst.conns.get() - 1);
+        self.w.conns.set(self.w.conns.get() - 1);
     }
 }

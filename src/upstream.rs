@@ -106,15 +106,14 @@ pub async fn connect(
         report.queue = Some(queued_since.map_or(Duration::ZERO, |t| t.elapsed()));
         report.server = Some(server);
         let lease = st.lease(server);
-        if reuse
-            && let Some(stream) = st.servers[server].take_idle() {
-                report.connect = Some(Duration::ZERO);
-                return Ok(Upstream {
-                    stream,
-                    lease,
-                    reused: true,
-                });
-            }
+        if reuse && let Some(stream) = st.servers[server].take_idle() {
+            report.connect = Some(Duration::ZERO);
+            return Ok(Upstream {
+                stream,
+                lease,
+                reused: true,
+            });
+        }
         if tried.contains(&server) {
             // No other server to move to: give the server a moment before
             // trying it again, as HAProxy does.

@@ -234,6 +234,7 @@ async fn serve(
                 .await;
                 w.logs.flush();
                 w.purge_idle();
+                w.trim_memory();
             }
         })
     };

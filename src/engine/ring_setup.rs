@@ -65,7 +65,10 @@ pub unsafe extern "C" fn __wrap___sys_io_uring_setup(entries: u32, params: *mut 
 
 /// (rings created with COOP_TASKRUN, rings created without it).
 pub fn ring_counts() -> (u32, u32) {
-    (COOP_RINGS.load(Ordering::Relaxed), PLAIN_RINGS.load(Ordering::Relaxed))
+    (
+        COOP_RINGS.load(Ordering::Relaxed),
+        PLAIN_RINGS.load(Ordering::Relaxed),
+    )
 }
 
 #[cfg(test)]

@@ -158,6 +158,22 @@ impl Worker {
         n
     }
 
+    /// After a burst (thousands of connections that became idle at once),
+    /// glibc keeps the freed memory in its heap and the process's resident
+    /// size stays at the peak. Once enough has been freed, give the pages
+    /// back (`malloc_trim`). Called from the worker's housekeeping task,
+    /// never on the connection path.
+    pub fn trim_memory(&self) {
+        if self.bufs.freed.get() >= TRIM_AFTER {
+            self.bufs.freed.set(0);
+            // SAFETY: malloc_trim only releases free heap memory.
+            #[cfg(target_env = "gnu")]
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+    }
+
     /// Closes idle server connections past their `pool-purge-delay`.
     pub fn purge_idle(&self) {
         for b in &self.backends {
@@ -220,6 +236,9 @@ impl Worker {
 pub struct BufPool {
     size: usize,
     free: RefCell<Vec<Box<[u8]>>>,
+    /// Bytes given back to the allocator since the last trim (buffers
+    /// beyond the pool, parked sessions): see `Worker::trim_memory`.
+    freed: Cell<usize>,
 }
 
 /// Free buffers kept at most; beyond, returned buffers are released.
@@ -230,6 +249,7 @@ impl BufPool {
         BufPool {
             size,
             free: RefCell::new(Vec::new()),
+            freed: Cell::new(0),
         }
     }
 
@@ -247,6 +267,17 @@ impl BufPool {
         let mut free = self.free.borrow_mut();
         if free.len() < POOL_KEEP {
             free.push(buf);
+        } else {
+            self.note_freed(self.size);
         }
     }
+
+    /// Counts memory handed back to the allocator.
+    pub fn note_freed(&self, bytes: usize) {
+        self.freed.set(self.freed.get() + bytes);
+    }
 }
+
+/// Freed memory beyond which a worker asks the allocator to give pages back
+/// to the system.
+const TRIM_AFTER: usize = 16 << 20;

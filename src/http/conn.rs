@@ -73,6 +73,19 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// A connection whose first bytes were already read (by the task that
+    /// watched it while it was parked).
+    pub fn with_data(stream: TcpStream, mut buf: Box<[u8]>, first: &[u8]) -> Conn {
+        buf[..first.len()].copy_from_slice(first);
+        Conn {
+            stream,
+            buf,
+            start: 0,
+            end: first.len(),
+            received: first.len() as u64,
+        }
+    }
+
     pub fn new(stream: TcpStream, buf: Box<[u8]>) -> Conn {
         Conn {
             stream,
@@ -153,11 +166,7 @@ impl Conn {
     }
 
     /// Writes all of `data`.
-    pub async fn write_all(
-        &mut self,
-        data: &[u8],
-        deadline: Deadline,
-    ) -> Result<(), IoFail> {
+    pub async fn write_all(&mut self, data: &[u8], deadline: Deadline) -> Result<(), IoFail> {
         until(deadline, self.stream.write_all(data))
             .await?
             .map_err(IoFail::Error)

@@ -40,8 +40,7 @@ pub struct Field {
 }
 
 /// How the body of a message is delimited (RFC 9112 §6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[derive(Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Framing {
     /// No body.
     #[default]
@@ -103,7 +102,6 @@ impl Default for Slot {
         Slot::Raw(0, 0)
     }
 }
-
 
 /// Result of trying to parse a head out of received bytes.
 #[derive(Debug, PartialEq, Eq)]

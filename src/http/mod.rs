@@ -2,6 +2,7 @@
 //! keep-alive on both sides with a per-worker pool of server connections,
 //! ACL routing, request and response rules, error pages, upgrades.
 
+pub mod body;
 pub mod chunked;
 pub mod conn;
 pub mod context;
@@ -9,4 +10,3 @@ pub mod errors;
 pub mod head;
 pub mod rules;
 pub mod session;
-pub mod body;

@@ -428,9 +428,10 @@ pub fn apply_request(rules: &[Rule], req: &mut Head, env: &Env, scratch: &mut Ve
             unique_id: env.unique_id,
         };
         if let Some(c) = &rule.cond
-            && !c.eval(&ctx) {
-                continue;
-            }
+            && !c.eval(&ctx)
+        {
+            continue;
+        }
         match &rule.action {
             Action::Allow => return Outcome::Continue,
             Action::Deny {
@@ -488,9 +489,10 @@ pub fn apply_response(
             unique_id: env.unique_id,
         };
         if let Some(c) = &rule.cond
-            && !c.eval(&ctx) {
-                continue;
-            }
+            && !c.eval(&ctx)
+        {
+            continue;
+        }
         match &rule.action {
             Action::Allow => return Outcome::Continue,
             Action::Deny {
