@@ -301,6 +301,83 @@ fn bulk_mode_round_trips_every_byte() {
     assert_eq!((conns, read), (2, 32 << 20));
 }
 
+/// A server answering each request head with `response`; then it closes
+/// the connection if `close`, resets it if `reset` (no response at all).
+fn canned_server(response: &'static [u8], close: bool, reset: bool) -> common::Server {
+    common::Server::start(Arc::new(move |mut s: TcpStream| {
+        let _ = s.set_read_timeout(Some(WAIT));
+        let mut buf = [0u8; 4096];
+        let mut got = Vec::new();
+        loop {
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            got.drain(..end);
+            if reset {
+                let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+                return;
+            }
+            if s.write_all(response).is_err() || close {
+                return;
+            }
+        }
+    }))
+}
+
+#[test]
+fn http_mode_reads_chunked_and_close_delimited_bodies() {
+    const CHUNKED: &[u8] =
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n3\r\n!!\n\r\n0\r\nT: 1\r\n\r\n";
+    let server = canned_server(CHUNKED, false, false);
+    let target = server.addr.to_string();
+    let r = run_json(&["-c", "2", "-d", "500ms", "--warmup", "0", &target]);
+    assert!(u(&r, "requests") > 10, "{r}");
+    assert_eq!(u(&r, "errors_total"), 0, "{r}");
+    assert_eq!(u(&r, "bytes"), u(&r, "requests") * CHUNKED.len() as u64);
+    // Kept alive: two connections did all the work.
+    assert_eq!(server.accepted(), 2);
+
+    const UNTIL_CLOSE: &[u8] =
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nbody until the end";
+    let server = canned_server(UNTIL_CLOSE, true, false);
+    let target = server.addr.to_string();
+    let r = run_json(&["-c", "2", "-d", "500ms", "--warmup", "0", &target]);
+    let requests = u(&r, "requests");
+    assert!(requests > 10, "{r}");
+    assert_eq!(u(&r, "errors_total"), 0, "{r}");
+    assert_eq!(u(&r, "bytes"), requests * UNTIL_CLOSE.len() as u64);
+    assert!(
+        server.accepted() as u64 >= requests,
+        "one connection per response"
+    );
+}
+
+#[test]
+fn broken_responses_are_counted_by_kind() {
+    let cases: [(&[u8], bool, bool, &str); 3] = [
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort",
+            true,
+            false,
+            "closed",
+        ),
+        (b"SMTP ready\r\n\r\n", false, false, "parse"),
+        (b"", false, true, "read"),
+    ];
+    for (response, close, reset, kind) in cases {
+        let server = canned_server(response, close, reset);
+        let target = server.addr.to_string();
+        let r = run_json(&["-c", "2", "-d", "500ms", "--warmup", "0", &target]);
+        assert!(err(&r, kind) > 2, "{kind}: {r}");
+        assert_eq!(u(&r, "errors_total"), err(&r, kind), "{kind}: {r}");
+        assert_eq!(u(&r, "requests"), 0, "{kind}: {r}");
+    }
+}
+
 // ---- errors --------------------------------------------------------------------
 
 #[test]
@@ -381,6 +458,13 @@ fn open_loop_achieves_the_asked_rate() {
 /// A keep-alive HTTP server (thread per connection) that stalls every
 /// connection for 200 ms, once, 1.5 s after its first request.
 fn stalling_server() -> common::Server {
+    http_test_server(Some(Duration::from_millis(1500)))
+}
+
+/// A keep-alive HTTP server (thread per connection) answering "ok"; with
+/// `stall_after`, it stalls every connection for 200 ms, once, that long
+/// after its first request.
+fn http_test_server(stall_after: Option<Duration>) -> common::Server {
     struct Clock {
         first: Option<Instant>,
         stall_until: Option<Instant>,
@@ -408,9 +492,8 @@ fn stalling_server() -> common::Server {
                 let mut c = clock.lock().unwrap();
                 let now = Instant::now();
                 let first = *c.first.get_or_insert(now);
-                if now - first >= Duration::from_millis(1500)
-                    && !stalled.swap(true, Ordering::SeqCst)
-                {
+                let due = stall_after.is_some_and(|d| now - first >= d);
+                if due && !stalled.swap(true, Ordering::SeqCst) {
                     c.stall_until = Some(now + Duration::from_millis(200));
                 }
                 c.stall_until.and_then(|u| u.checked_duration_since(now))
@@ -454,6 +537,37 @@ fn open_loop_latency_counts_from_due_times() {
         "closed loop hides the stall: {}",
         closed["latency_us"]
     );
+}
+
+#[test]
+fn an_interrupted_run_reports_what_it_measured() {
+    let server = http_test_server(None);
+    let target = server.addr.to_string();
+    let child = Command::new(BENCH)
+        .args([
+            "run", "--json", "-c", "2", "-d", "60s", "--warmup", "0", &target,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    // Connected means the signal handlers are in place (installed first).
+    assert!(common::eventually(WAIT, || server.accepted() >= 2));
+    let began = Instant::now();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert!(began.elapsed() < Duration::from_secs(10));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(f(&r, "duration_s") < 10.0, "{r}");
+    assert!(u(&r, "requests") > 0, "{r}");
 }
 
 // ---- outputs -------------------------------------------------------------------

@@ -8,8 +8,10 @@ use crate::report::Summary;
 use crate::stats::Stats;
 use crate::worker::{self, ThreadResult};
 use crate::{executors, hgrm, plot};
+use signal_hook::consts::{SIGINT, SIGTERM};
 use std::io::Write;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -32,12 +34,19 @@ pub fn command(args: &RunArgs) -> Result<(), String> {
         plot::check_out(path, "--plot")?;
     }
     executors::prepare_process()?;
+    // Ctrl-C (or SIGTERM) ends the run early; the results so far are
+    // reported as usual.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register(sig, interrupted.clone())
+            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    }
     let (tx, rx) = mpsc::channel::<Msg>();
     let mut go = Vec::new();
     for t in 0..plan.threads {
         let (go_tx, go_rx) = mpsc::channel::<Instant>();
         go.push(go_tx);
-        let (tx, plan) = (tx.clone(), plan.clone());
+        let (tx, plan, interrupted) = (tx.clone(), plan.clone(), interrupted.clone());
         std::thread::Builder::new()
             .name(format!("corral-bench-{t}"))
             .spawn(move || {
@@ -50,7 +59,7 @@ pub fn command(args: &RunArgs) -> Result<(), String> {
                 };
                 let _ = tx.send(Msg::Ready);
                 let Ok(start) = go_rx.recv() else { return };
-                let result = ex.run(worker::run(plan, t, start));
+                let result = ex.run(worker::run(plan, t, start, interrupted));
                 let _ = tx.send(Msg::Done(result));
             })
             .map_err(|e| format!("cannot start thread {t}: {e}"))?;

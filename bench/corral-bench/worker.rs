@@ -20,6 +20,7 @@ use std::cell::{Cell, RefCell};
 use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// A connection's state as the watchdog sees it.
@@ -91,8 +92,15 @@ pub struct ThreadResult {
 }
 
 /// Runs thread `index`'s share of the load; `start` is the common start of
-/// the timeline.
-pub async fn run(plan: Arc<Plan>, index: usize, start: Instant) -> ThreadResult {
+/// the timeline. `interrupted` (set on SIGINT/SIGTERM) ends the run early;
+/// only this controller reads it, a few times a second, never the
+/// connections.
+pub async fn run(
+    plan: Arc<Plan>,
+    index: usize,
+    start: Instant,
+    interrupted: Arc<AtomicBool>,
+) -> ThreadResult {
     let (first, count) = plan.share(index);
     let ctx = Rc::new(Ctx {
         plan: plan.clone(),
@@ -115,14 +123,14 @@ pub async fn run(plan: Arc<Plan>, index: usize, start: Instant) -> ThreadResult 
 
     let measure_from = start + plan.warmup;
     if !plan.warmup.is_zero() {
-        sleep_to(measure_from).await;
+        sleep_to(measure_from, &interrupted).await;
         ctx.stats.borrow_mut().reset();
     }
     let began = Instant::now();
     let end = measure_from + plan.duration;
     // Connection tasks only finish by themselves in bulk mode (each has
     // one transfer to make); otherwise the end of the period ends the run.
-    futures_lite::future::or(sleep_to(end), async {
+    futures_lite::future::or(sleep_to(end, &interrupted), async {
         for t in tasks {
             t.await;
         }
@@ -139,10 +147,15 @@ pub async fn run(plan: Arc<Plan>, index: usize, start: Instant) -> ThreadResult 
     ThreadResult { stats, elapsed }
 }
 
-async fn sleep_to(at: Instant) {
-    let now = Instant::now();
-    if at > now {
-        Timer::new(at - now).await;
+/// Sleeps until `at`, or until `interrupted` is seen set.
+async fn sleep_to(at: Instant, interrupted: &AtomicBool) {
+    const CHECK: Duration = Duration::from_millis(100);
+    loop {
+        let now = Instant::now();
+        if at <= now || interrupted.load(Ordering::Relaxed) {
+            return;
+        }
+        Timer::new((at - now).min(CHECK)).await;
     }
 }
 
