@@ -372,7 +372,9 @@ fn broken_responses_are_counted_by_kind() {
         let server = canned_server(response, close, reset);
         let target = server.addr.to_string();
         let r = run_json(&["-c", "2", "-d", "500ms", "--warmup", "0", &target]);
-        assert!(err(&r, kind) > 2, "{kind}: {r}");
+        // At least one per connection; each connection is reopened and
+        // fails again (thousands of times on a quiet machine).
+        assert!(err(&r, kind) >= 2, "{kind}: {r}");
         assert_eq!(u(&r, "errors_total"), err(&r, kind), "{kind}: {r}");
         assert_eq!(u(&r, "requests"), 0, "{kind}: {r}");
     }
