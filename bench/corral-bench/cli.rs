@@ -163,6 +163,7 @@ pub struct RunArgs {
 
 /// `corral-bench serve`.
 #[derive(Args, Debug)]
+#[command(subcommand_value_name = "MODE", subcommand_help_heading = "Modes")]
 pub struct ServeArgs {
     /// Address to listen on, host:port (port 0 picks a free one; the
     /// `listening on` line gives it).
