@@ -169,6 +169,7 @@ async fn session(
         captured_res: vec![Vec::new(); http.capture_response.len()],
         served: resume.served,
         accepted: resume.accepted,
+        logging: !w.frontends[fe].log.is_empty(),
     };
     s.run().await
 }
@@ -195,6 +196,9 @@ struct Session<'w> {
     /// Requests served on this connection.
     served: u32,
     accepted: Instant,
+    /// The frontend logs: only then are the log's timings (date, head,
+    /// response) read from the clock.
+    logging: bool,
 }
 
 /// What one request's log line says.
@@ -226,10 +230,12 @@ impl Drop for Txn {
 }
 
 impl Txn {
-    fn new() -> Txn {
+    /// `start` is replaced once the request begins; until then, the
+    /// connection's accept time stands in (no clock read per request).
+    fn new(start: Instant) -> Txn {
         Txn {
-            start: Instant::now(),
-            date: SystemTime::now(),
+            start,
+            date: SystemTime::UNIX_EPOCH,
             head: None,
             backend: None,
             report: ConnectReport::default(),
@@ -281,7 +287,7 @@ enum ResFail {
 impl<'w> Session<'w> {
     async fn run(mut self) -> Option<Idle> {
         loop {
-            let mut txn = Txn::new();
+            let mut txn = Txn::new(self.accepted);
             let first = self.served == 0;
             match self.read_request(first, &mut txn).await {
                 Got::Request => {}
@@ -333,10 +339,11 @@ impl<'w> Session<'w> {
         let http = self.http;
         // The first request is timed from the accept; later ones may idle
         // for `http-keep-alive`, then have `http-request` once begun.
+        let now = Instant::now();
         let mut deadline = if first {
             self.accepted + http.timeout_request
         } else {
-            Instant::now() + http.timeout_keep_alive
+            now + http.timeout_keep_alive
         };
         let mut begun = false;
         // A request that does not come soon idles the connection.
@@ -344,14 +351,16 @@ impl<'w> Session<'w> {
             .client
             .data()
             .is_empty()
-            .then(|| Instant::now() + PARK_AFTER)
+            .then(|| now + PARK_AFTER)
             .filter(|p| *p < deadline);
         loop {
             if !self.client.data().is_empty() {
                 if !begun {
                     begun = true;
                     txn.start = Instant::now();
-                    txn.date = SystemTime::now();
+                    if self.logging {
+                        txn.date = SystemTime::now();
+                    }
                     if !first {
                         deadline = txn.start + http.timeout_request;
                     }
@@ -359,7 +368,9 @@ impl<'w> Session<'w> {
                 match self.req.parse_request(self.client.data()) {
                     Ok(Parsed::Complete(n)) => {
                         self.client.consume(n);
-                        txn.head = Some(txn.start.elapsed());
+                        if self.logging {
+                            txn.head = Some(txn.start.elapsed());
+                        }
                         txn.parsed = true;
                         return Got::Request;
                     }
@@ -762,7 +773,9 @@ impl<'w> Session<'w> {
                     }
                     continue;
                 }
-                txn.response = Some(sent.elapsed());
+                if self.logging {
+                    txn.response = Some(sent.elapsed());
+                }
                 break false;
             };
             if dead_pooled {
@@ -1009,7 +1022,12 @@ impl<'w> Session<'w> {
         let bst = txn.backend.map(|b| &w.backends[b]);
         let rec = HttpLog {
             client: self.peer,
-            date: txn.date,
+            // No request had begun (a 408 on a silent connection): now.
+            date: if txn.date == SystemTime::UNIX_EPOCH {
+                SystemTime::now()
+            } else {
+                txn.date
+            },
             frontend: &self.cfg.name,
             backend: backend.map(|b| b.name.as_str()),
             server: server.zip(backend).map(|(s, b)| b.servers[s].name.as_str()),
