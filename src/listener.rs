@@ -82,12 +82,18 @@ pub async fn accept_loop(w: Rc<Worker>, fe: usize, listener: TcpListener) {
             break; // the gate is closing: the worker is stopping
         };
         let guard = ConnGuard::new(w.clone(), fe, pass, permits);
+        if !w.config.frontends[fe].tcp_rules.is_empty() {
+            let local = stream.local_addr().unwrap_or(peer);
+            if !crate::tcp_rules::run(&w, fe, &guard.tracks, peer, local) {
+                continue; // rejected: the stream and the guard drop here
+            }
+        }
         match w.config.frontends[fe].mode {
             Mode::Tcp => {
                 let worker = w.clone();
                 glommio::spawn_local(async move {
-                    let _guard = guard;
-                    tcp::session(worker, fe, stream, peer).await;
+                    tcp::session(worker, fe, stream, peer, &guard.tracks).await;
+                    drop(guard);
                 })
                 .detach();
             }
@@ -106,6 +112,9 @@ pub async fn accept_loop(w: Rc<Worker>, fe: usize, listener: TcpListener) {
 pub struct ConnGuard {
     w: Rc<Worker>,
     fe: usize,
+    /// Stick counters the connection tracks (`track-scN`); ended when it
+    /// closes.
+    pub tracks: std::cell::RefCell<crate::stick::Tracks>,
     _pass: glommio::sync::Pass,
     _permits: (glommio::sync::StaticPermit, glommio::sync::StaticPermit),
 }
@@ -123,6 +132,7 @@ impl ConnGuard {
         ConnGuard {
             w,
             fe,
+            tracks: Default::default(),
             _pass: pass,
             _permits: permits,
         }
@@ -131,6 +141,10 @@ impl ConnGuard {
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
+        let tracks = self.tracks.get_mut();
+        if !tracks.is_empty() {
+            tracks.end(&self.w.stick, &self.w.config.tables, true);
+        }
         let fst = &self.w.frontends[self.fe];
         fst.conns.set(fst.conns.get() - 1);
         self.w.conns.set(self.w.conns.get() - 1);

@@ -3,6 +3,8 @@
 
 use crate::engine::worker::Worker;
 use crate::log::TcpLog;
+use crate::persist::{self, Sticky};
+use crate::tcp_rules::ConnCtx;
 use crate::relay::{self, RelayEnd, Timeouts};
 use crate::upstream::{self, ConnectReport};
 use glommio::net::TcpStream;
@@ -12,7 +14,13 @@ use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
 /// Serves one accepted client connection of frontend `fe`.
-pub async fn session(w: Rc<Worker>, fe: usize, client: TcpStream, peer: SocketAddr) {
+pub async fn session(
+    w: Rc<Worker>,
+    fe: usize,
+    client: TcpStream,
+    peer: SocketAddr,
+    tracks: &RefCell<crate::stick::Tracks>,
+) {
     let accepted = SystemTime::now();
     let started = Instant::now();
     let fcfg = &w.config.frontends[fe];
@@ -24,9 +32,25 @@ pub async fn session(w: Rc<Worker>, fe: usize, client: TcpStream, peer: SocketAd
     bst.conns.set(bst.conns.get() + 1);
     let _ = client.set_nodelay(true);
 
+    // Persistence: the server the client is stuck to.
+    let mut sticky = if bcfg.stick.is_empty() {
+        Sticky::default()
+    } else {
+        let ctx = ConnCtx {
+            src: peer,
+            dst: client.local_addr().unwrap_or(peer),
+            stick: None,
+        };
+        persist::before_connect(&w, backend, &ctx).await
+    };
+
     // Upstream: reach a server.
     let mut report = ConnectReport::default();
-    let connected = upstream::connect(&w, backend, peer.ip(), &mut report, false).await;
+    let connected =
+        upstream::connect(&w, backend, peer.ip(), &mut report, false, sticky.prefer).await;
+    if let Ok(up) = &connected {
+        persist::after_connect(&w, &mut sticky, up.lease.server());
+    }
 
     // Relay.
     let (termination, up_bytes, down_bytes, lease) = match connected {
@@ -58,6 +82,16 @@ pub async fn session(w: Rc<Worker>, fe: usize, client: TcpStream, peer: SocketAd
             )
         }
     };
+
+    // Counters of tracked entries.
+    {
+        let t = tracks.borrow();
+        if !t.is_empty() {
+            let defs = &w.config.tables;
+            t.count(&w.stick, defs, crate::stick::Event::BytesIn, up_bytes);
+            t.count(&w.stick, defs, crate::stick::Event::BytesOut, down_bytes);
+        }
+    }
 
     // Log.
     let fst = &w.frontends[fe];

@@ -58,12 +58,15 @@ pub struct Upstream {
 
 /// Connects to a server of `backend` for a client at `client_ip`. With
 /// `reuse`, an idle pooled connection to the chosen server is taken first.
+/// `prefer` (from stick rules) is tried first while it is up and has a
+/// free slot; otherwise, and for retries, the balance algorithm picks.
 pub async fn connect(
     w: &Worker,
     backend: usize,
     client_ip: IpAddr,
     report: &mut ConnectReport,
     reuse: bool,
+    prefer: Option<usize>,
 ) -> Result<Upstream, ConnectFailure> {
     let cfg = &w.config.backends[backend];
     let st = &w.backends[backend];
@@ -71,7 +74,14 @@ pub async fn connect(
     let mut tried: Vec<usize> = Vec::new();
     let mut queued_since: Option<Instant> = None;
     loop {
-        let server = match balance::pick(cfg, st, client_ip, &tried) {
+        let preferred = prefer.filter(|&i| {
+            tried.is_empty() && st.servers[i].up.get() && st.servers[i].has_slot()
+        });
+        let pick = match preferred {
+            Some(i) => Pick::Server(i),
+            None => balance::pick(cfg, st, client_ip, &tried),
+        };
+        let server = match pick {
             Pick::NoServer => return Err(ConnectFailure::NoServer),
             Pick::Full => {
                 let since = *queued_since.get_or_insert_with(Instant::now);

@@ -66,6 +66,9 @@ enum Kind {
     Status,
     AlwaysTrue,
     AlwaysFalse,
+    /// A stick counter: `sc0_conn_cur`, `sc_http_req_rate(1)`,
+    /// `src_get_gpc0(table)`.
+    Stick(crate::stick::Query),
 }
 
 /// Every fetch name `Fetch::parse` knows.
@@ -309,7 +312,9 @@ fn split_args(inner: &str, base: usize) -> Vec<Arg<'_>> {
 /// (arguments and converters aside), for hints in messages.
 pub(crate) fn is_known_name(expr: &str) -> bool {
     let name = expr.split(['(', ',']).next().unwrap_or(expr);
-    FETCHES.contains(&name) || derivative(name).is_some()
+    FETCHES.contains(&name)
+        || derivative(name).is_some()
+        || crate::stick::Query::parse_name(name).is_some()
 }
 
 /// Splits an ACL derivative name (`hdr_beg`) into its fetch and method.
@@ -455,8 +460,55 @@ fn build(
         "req.fhdr_cnt" => count(false, true),
         "res.hdr_cnt" | "shdr_cnt" => count(true, false),
         "res.fhdr_cnt" => count(true, true),
-        _ => Ok(None),
+        _ => match crate::stick::Query::parse_name(fetch) {
+            None => Ok(None),
+            Some((scope, data)) => stick_query(name, scope, data, args, base).map(Some),
+        },
     }
+}
+
+/// `sc0_X`, `sc_X(n[,table])`, `src_X([table])`.
+fn stick_query(
+    name: &str,
+    scope: crate::stick::Scope,
+    data: crate::stick::Counter,
+    args: &[Arg<'_>],
+    base: usize,
+) -> Result<Kind, ParseError> {
+    use crate::stick::{Query, Scope};
+    let mut scope = scope;
+    let mut table_arg = args.first();
+    if scope == Scope::Sc(u8::MAX) {
+        // `sc_*`: the counter number comes first.
+        let Some(a) = args.first() else {
+            return Err(ParseError::new(
+                base,
+                name,
+                format!("fetch `{name}` needs a stick counter number, e.g. `{name}(0)`"),
+            ));
+        };
+        match a.text.parse::<u8>() {
+            Ok(n) if n <= 2 => scope = Scope::Sc(n),
+            _ => {
+                return Err(ParseError::new(
+                    a.offset,
+                    a.text,
+                    format!("`{}` is not a stick counter number (0, 1 or 2)", a.text),
+                ));
+            }
+        }
+        table_arg = args.get(1);
+        max_args(name, args, 2, "a counter number and a table name")?;
+    } else {
+        max_args(name, args, 1, "a table name")?;
+    }
+    Ok(Kind::Stick(Query {
+        scope,
+        data,
+        table: table_arg
+            .filter(|a| !a.text.is_empty())
+            .map(|a| a.text.into()),
+    }))
 }
 
 /// The error for an unknown fetch, with close names if there are any.
@@ -565,6 +617,13 @@ impl Kind {
             Kind::HdrCnt { .. } | Kind::SrcPort | Kind::DstPort | Kind::Status => SType::Int,
             Kind::Src | Kind::Dst => SType::Ip,
             Kind::SslFc | Kind::AlwaysTrue | Kind::AlwaysFalse => SType::Bool,
+            Kind::Stick(q) => {
+                if q.data == crate::stick::Counter::Tracked {
+                    SType::Bool
+                } else {
+                    SType::Int
+                }
+            }
         }
     }
 
@@ -706,6 +765,11 @@ impl Kind {
             Kind::SrcPort => f(Val::Int(ctx.src().port().into())),
             Kind::DstPort => f(Val::Int(ctx.dst().port().into())),
             Kind::SslFc => f(Val::Bool(ctx.ssl_fc())),
+            Kind::Stick(q) => match ctx.stick_counter(q) {
+                Some(v) if q.data == crate::stick::Counter::Tracked => f(Val::Bool(v != 0)),
+                Some(v) => f(Val::Int(v.min(i64::MAX as u64) as i64)),
+                None => false,
+            },
             Kind::Status => ctx.status().is_some_and(|s| f(Val::Int(s.into()))),
             Kind::AlwaysTrue => f(Val::Bool(true)),
             Kind::AlwaysFalse => f(Val::Bool(false)),

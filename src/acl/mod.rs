@@ -82,6 +82,14 @@ pub trait Context {
     fn req_headers(&self, f: &mut dyn FnMut(&[u8], &[u8])) {
         let _ = f;
     }
+
+    /// The value of a stick counter (`sc0_conn_cur`, `src_http_req_rate`);
+    /// `None` when nothing is tracked, the key is not in the table or the
+    /// table does not store that type (the fetch then finds no value).
+    fn stick_counter(&self, q: &crate::stick::Query) -> Option<u64> {
+        let _ = q;
+        None
+    }
 }
 
 /// A parse error: `offset` is the byte offset of the offending token in the

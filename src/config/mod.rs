@@ -28,6 +28,49 @@ pub struct Config {
     pub global: Global,
     pub frontends: Vec<Frontend>,
     pub backends: Vec<Backend>,
+    /// Every `stick-table:`, named after its section.
+    pub tables: Vec<StickTable>,
+    /// `peers:` sections.
+    pub peers: Vec<PeersSection>,
+}
+
+/// A stick table.
+#[derive(Debug, Clone)]
+pub struct StickTable {
+    /// The section's name: what `table <name>` and peers call it.
+    pub name: String,
+    /// `type`: `ip` (default), `ipv6`, `integer`, `string` (`len`, default 32).
+    pub key_type: crate::stick::KeyType,
+    /// `size`: the most entries (k/m suffixes); the least recently used
+    /// entry makes room for a new one.
+    pub size: usize,
+    /// `expire`: an entry not touched for this long is removed (default:
+    /// never, i.e. 100 years).
+    pub expire: Duration,
+    /// `store`: the data types kept (`server_id` is added when `stick`
+    /// rules use the table).
+    pub layout: crate::stick::Layout,
+    /// `peers`: index into `Config::peers` of the section that replicates it.
+    pub peers: Option<usize>,
+}
+
+/// `peers.NAME:` nodes replicating stick tables with each other.
+#[derive(Debug, Clone)]
+pub struct PeersSection {
+    pub name: String,
+    /// `local`: this node's name in `peer` (default: the host name;
+    /// `corral run --peer-name` overrides).
+    pub local: Option<String>,
+    /// `peer: { name: "address:port" }`, including this node.
+    pub peers: Vec<Peer>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub name: String,
+    /// As written, for messages.
+    pub text: String,
+    pub addr: SocketAddr,
 }
 
 /// `global:` process-wide settings.
@@ -54,6 +97,10 @@ pub struct Global {
     /// `log`: where connection logs go: `stdout`, `stderr` or
     /// `file /path/to/file` (default: nowhere).
     pub log: Vec<LogTarget>,
+    /// `steer: source`: a BPF program on each listening port sends a
+    /// client's connections to the worker that owns its address's
+    /// stick-table entries (default `none`: the kernel spreads them).
+    pub steer: bool,
 }
 
 /// A place connection logs are written to.
@@ -105,6 +152,10 @@ pub struct Frontend {
     pub dontlognull: bool,
     /// HTTP settings (`mode: http`).
     pub http: Option<HttpFrontend>,
+    /// `tcp-request: [ "connection ..." ]` rules, in order.
+    pub tcp_rules: Vec<crate::tcp_rules::TcpRule>,
+    /// `stick-table:` of this frontend: index into `Config::tables`.
+    pub table: Option<usize>,
 }
 
 /// How connections are kept between requests (`option http-keep-alive`,
@@ -248,6 +299,10 @@ pub struct Backend {
     pub servers: Vec<Server>,
     /// HTTP settings (`mode: http`).
     pub http: Option<HttpBackend>,
+    /// `stick-table:` of this backend: index into `Config::tables`.
+    pub table: Option<usize>,
+    /// `stick: [ "on src", ... ]` rules, in order.
+    pub stick: Vec<crate::stick::rules::StickRule>,
 }
 
 /// `backends.NAME.servers.NAME:` one server.

@@ -60,6 +60,30 @@ pub struct RawConfig {
     pub frontends: OrderedMap<RawFrontend>,
     #[serde(default)]
     pub backends: OrderedMap<RawBackend>,
+    #[serde(default)]
+    pub peers: OrderedMap<RawPeers>,
+}
+
+/// `peers.NAME:` corral (and HAProxy) nodes that share stick tables.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPeers {
+    pub local: Option<Value>,
+    #[serde(default)]
+    pub peer: OrderedMap<Value>,
+}
+
+/// `stick-table:` of a frontend or backend.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStickTable {
+    #[serde(rename = "type")]
+    pub key_type: Option<Value>,
+    pub len: Option<Value>,
+    pub size: Option<Value>,
+    pub expire: Option<Value>,
+    pub peers: Option<Value>,
+    pub store: Option<Value>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -74,6 +98,7 @@ pub struct RawGlobal {
     #[serde(rename = "tune.bufsize")]
     pub bufsize: Option<Value>,
     pub log: Option<Value>,
+    pub steer: Option<Value>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -125,6 +150,10 @@ pub struct RawFrontend {
     pub unique_id_format: Option<Value>,
     #[serde(rename = "unique-id-header")]
     pub unique_id_header: Option<Value>,
+    #[serde(rename = "stick-table")]
+    pub stick_table: Option<RawStickTable>,
+    #[serde(rename = "tcp-request")]
+    pub tcp_request: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,6 +170,9 @@ pub struct RawBackend {
     #[serde(rename = "http-response")]
     pub http_response: Option<Value>,
     pub errorfiles: Option<Value>,
+    #[serde(rename = "stick-table")]
+    pub stick_table: Option<RawStickTable>,
+    pub stick: Option<Value>,
     #[serde(default)]
     pub servers: OrderedMap<RawServer>,
 }

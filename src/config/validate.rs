@@ -4,13 +4,14 @@
 
 use super::error::{Collector, ConfigErrors};
 use super::position::{PositionIndex, child, item};
-use super::raw::{RawBackend, RawConfig, RawFrontend, RawServer, RawTimeouts};
+use super::raw::{OrderedMap, RawBackend, RawConfig, RawFrontend, RawServer, RawTimeouts};
 use super::units::{parse_duration, parse_size};
 use super::*;
 use serde_yaml::Value;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 
 mod http;
+mod stick;
 
 const FRONTEND_OPTIONS: &[&str] = &[
     "tcplog",
@@ -57,6 +58,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let mut v = Validator {
         c: Collector::new(&index, text),
         base_dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
+        table_sites: Vec::new(),
+        table_names: Vec::new(),
     };
     let config = v.config(file, raw);
     let errors = v.c.finish();
@@ -145,6 +148,10 @@ struct Validator<'a> {
     /// Directory of the configuration file: relative errorfile paths are
     /// read from there.
     base_dir: PathBuf,
+    /// Where each stick table was declared, in `Config::tables` order.
+    table_sites: Vec<stick::TableSite>,
+    /// Each stick table's name, for `table <name>` references.
+    table_names: Vec<String>,
 }
 
 /// Settings from `defaults:` that sections inherit.
@@ -162,6 +169,10 @@ impl<'a> Validator<'a> {
     fn config(&mut self, file: &Path, raw: RawConfig) -> Config {
         let global = self.global(&raw.global);
         let defaults = self.defaults(&raw.defaults);
+        let peers = self.peers_sections(&raw.peers);
+        let (mut tables, sites) = self.stick_tables(&raw, &peers);
+        self.table_names = tables.iter().map(|t| t.name.clone()).collect();
+        self.table_sites = sites;
         let backends: Vec<Backend> = raw
             .backends
             .0
@@ -181,11 +192,19 @@ impl<'a> Validator<'a> {
             .map(|(name, f)| self.frontend(name, f, &defaults, &global, &backends))
             .collect::<Vec<_>>();
         self.duplicate_binds(&frontends);
+        stick::complete_tables(&mut tables, &backends);
+        if global.steer && tables.is_empty() {
+            crate::warning!(
+                "global.steer is `source` but no section has a stick-table: steering only helps stick tables"
+            );
+        }
         Config {
             file: file.to_path_buf(),
             global,
             frontends,
             backends,
+            tables,
+            peers,
         }
     }
 
@@ -225,6 +244,8 @@ impl<'a> Validator<'a> {
             Some(v) => self.log_targets(v, "global.log"),
             None => Vec::new(),
         };
+        let steer = opt(&g.steer, |v| self.choice(v, "global.steer", &["source", "none"]))
+            == Some("source");
         Global {
             workers,
             maxconn,
@@ -233,6 +254,7 @@ impl<'a> Validator<'a> {
             hard_stop_after,
             bufsize,
             log,
+            steer,
         }
     }
 
@@ -373,13 +395,25 @@ impl<'a> Validator<'a> {
             Some(v) => self.log_targets(v, &p("log")),
             None => global.log.clone(),
         };
+        let table = self.own_table(false, name);
         let http = match mode {
-            Mode::Http => Some(self.http_frontend(&base, f, d, &options, timeout_client, backends)),
+            Mode::Http => Some(self.http_frontend(&base, f, d, &options, timeout_client, backends, table)),
             Mode::Tcp => {
                 self.http_keys_need_http_mode(&base, &http::frontend_keys(f));
                 None
             }
         };
+        let tcp_acls = match &http {
+            Some(h) => h.acls.clone(),
+            None => self.acls(f.acl.as_ref(), &p("acl")),
+        };
+        let names = std::mem::take(&mut self.table_names);
+        let refs = crate::stick::rules::TableRefs {
+            names: &names,
+            own: table,
+        };
+        let tcp_rules = self.tcp_rules(f.tcp_request.as_ref(), &p("tcp-request"), &tcp_acls, &refs);
+        self.table_names = names;
         Frontend {
             name: name.to_string(),
             binds,
@@ -390,6 +424,8 @@ impl<'a> Validator<'a> {
             log,
             dontlognull: options.iter().any(|(o, _)| option_name(o) == "dontlognull"),
             http,
+            tcp_rules,
+            table,
         }
     }
 
@@ -439,13 +475,25 @@ impl<'a> Validator<'a> {
             .iter()
             .map(|(sname, s)| self.server(sname, s, &p("servers"), timeout_check))
             .collect();
+        let table = self.own_table(true, name);
         let http = match mode {
-            Mode::Http => Some(self.http_backend(&base, b, d, &options, timeout_server)),
+            Mode::Http => Some(self.http_backend(&base, b, d, &options, timeout_server, table)),
             Mode::Tcp => {
                 self.http_keys_need_http_mode(&base, &http::backend_keys(b));
                 None
             }
         };
+        let acls = match &http {
+            Some(h) => h.acls.clone(),
+            None => self.acls(b.acl.as_ref(), &p("acl")),
+        };
+        let names = std::mem::take(&mut self.table_names);
+        let refs = crate::stick::rules::TableRefs {
+            names: &names,
+            own: table,
+        };
+        let stick = self.stick_rules(b.stick.as_ref(), &p("stick"), &acls, &refs);
+        self.table_names = names;
         Backend {
             name: name.to_string(),
             mode,
@@ -457,6 +505,8 @@ impl<'a> Validator<'a> {
             timeout_queue,
             servers,
             http,
+            table,
+            stick,
         }
     }
 

@@ -7,8 +7,11 @@
 //! true on every worker).
 
 /// A message from one worker to another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum MeshMsg {
+    /// The first message on every channel: the sender's worker id (glommio
+    /// numbers mesh peers by join order, not by worker id).
+    Hello { worker: usize },
     /// The checking worker changed a server's health; `seq` is echoed
     /// back in an `Ack`.
     ServerState {
@@ -19,9 +22,12 @@ pub enum MeshMsg {
     },
     /// The receiver applied the message numbered `seq`.
     Ack { seq: u64 },
+    /// Stick-table replication (see `stick/store.rs`).
+    Stick(crate::stick::StickMsg),
 }
 
 /// Each channel of the mesh holds this many messages. Health changes are
-/// rare; the size only needs to absorb a burst (every server flapping at
-/// once) without a sender ever waiting on a slow peer for long.
+/// rare; stick-table changes travel in one batch per flush interval, and
+/// claims (one per new sticky client on a non-owner) are small; the size
+/// absorbs a burst without a sender waiting on a slow peer for long.
 pub const CHANNEL_CAPACITY: usize = 1024;

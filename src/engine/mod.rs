@@ -208,20 +208,56 @@ async fn serve(
         }
         None => (None, None),
     };
-    let w = Worker::new(id, config.clone(), senders).map_err(|e| e.to_string())?;
-    let _ = events.send(Event::Ready);
-
-    if let Some(mut receivers) = receivers {
-        for (from, rx) in receivers.streams() {
-            let w = w.clone();
-            glommio::spawn_local(async move {
-                while let Some(msg) = rx.recv().await {
-                    w.receive(from, msg).await;
-                }
-            })
-            .detach();
+    // Learn which mesh peer is which worker: each sends its id first.
+    let mut mesh_of = vec![0; config.global.workers];
+    let mut streams = Vec::new();
+    if let (Some(s), Some(mut r)) = (&senders, receivers) {
+        for peer in 0..s.nr_consumers() {
+            if peer != s.peer_id() {
+                s.send_to(peer, MeshMsg::Hello { worker: id })
+                    .await
+                    .map_err(|e| format!("cannot greet the worker mesh: {e}"))?;
+            }
+        }
+        mesh_of[id] = s.peer_id();
+        for (from, rx) in r.streams() {
+            match rx.recv().await {
+                Some(MeshMsg::Hello { worker }) if worker < mesh_of.len() => mesh_of[worker] = from,
+                _ => return Err("the worker mesh did not start with a greeting".into()),
+            }
+            streams.push((from, rx));
         }
     }
+    let w = Worker::new(id, config.clone(), senders, mesh_of).map_err(|e| e.to_string())?;
+    let _ = events.send(Event::Ready);
+
+    for (from, rx) in streams {
+        let w = w.clone();
+        glommio::spawn_local(async move {
+            while let Some(msg) = rx.recv().await {
+                w.receive(from, msg).await;
+            }
+        })
+        .detach();
+    }
+    let stick_flusher = (!config.tables.is_empty()).then(|| {
+        let w = w.clone();
+        glommio::spawn_local(async move {
+            let mut rounds = 0u32;
+            while !w.stopping.is_set() {
+                futures_lite::future::or(Timer::new(crate::stick::store::FLUSH_EVERY), async {
+                    w.stopping.wait().await;
+                    std::time::Instant::now()
+                })
+                .await;
+                w.flush_stick().await;
+                rounds += 1;
+                if rounds % 100 == 0 {
+                    w.stick.expire();
+                }
+            }
+        })
+    });
     crate::health::spawn_checks(&w);
     let flusher = {
         let w = w.clone();
@@ -273,6 +309,17 @@ async fn serve(
         );
     }
     flusher.await;
+    if let Some(f) = stick_flusher {
+        f.await;
+    }
+    let lookups = w.stick.lookups.get();
+    if lookups > 0 {
+        let owned = w.stick.owned_lookups.get();
+        crate::notice!(
+            "worker {id}: {lookups} stick-table key lookups, {owned} of them on this worker's own keys ({:.1}%)",
+            owned as f64 * 100.0 / lookups as f64
+        );
+    }
     w.logs.flush();
     Ok(())
 }

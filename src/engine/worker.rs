@@ -51,6 +51,11 @@ pub struct Worker {
     /// This worker's index in the mesh. glommio numbers peers in the
     /// order they joined, which is not the worker id.
     mesh_id: usize,
+    /// Mesh index of each worker id (learned from `Hello`s at start).
+    mesh_of: Vec<usize>,
+    /// This worker's stick tables (replicas of every table; the owner of
+    /// the keys that hash to this worker).
+    pub stick: crate::stick::Store,
     /// Requests this worker has started (for default unique ids).
     requests: Cell<u64>,
     /// When the process started (unix seconds), part of unique ids.
@@ -69,8 +74,10 @@ impl Worker {
         id: usize,
         config: Arc<Config>,
         mesh: Option<Senders<MeshMsg>>,
+        mesh_of: Vec<usize>,
     ) -> std::io::Result<Rc<Worker>> {
         let workers = config.global.workers;
+        let peers_wanted = config.tables.iter().any(|t| t.peers.is_some());
         let targets: Vec<&[crate::config::LogTarget]> =
             config.frontends.iter().map(|f| f.log.as_slice()).collect();
         let (logs, sets) = Sinks::open(&targets)?;
@@ -91,7 +98,9 @@ impl Worker {
             .iter()
             .map(|b| BackendState::new(b, id, workers))
             .collect();
+        let stick = crate::stick::Store::new(id, workers, &config.tables, peers_wanted);
         Ok(Rc::new(Worker {
+            stick,
             id,
             workers,
             global_slots: Rc::new(Semaphore::new(u64::from(worker_share(
@@ -109,6 +118,8 @@ impl Worker {
             gate: Gate::new(),
             mesh_id: mesh.as_ref().map_or(0, |m| m.peer_id()),
             mesh,
+            mesh_of,
+
             requests: Cell::new(0),
             started_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -147,6 +158,79 @@ impl Worker {
                 }
                 drop(acks);
                 self.acked.wake_all();
+            }
+            MeshMsg::Stick(m) => {
+                if let Some(answer) = self.stick.receive(&self.config.tables, m)
+                    && let Some(mesh) = &self.mesh
+                {
+                    let _ = mesh.send_to(from, MeshMsg::Stick(answer)).await;
+                }
+            }
+            MeshMsg::Hello { .. } => {}
+        }
+    }
+
+    /// Sends `msg` to worker `worker` (not through the mesh when it is
+    /// this one). Returns false when it cannot be delivered.
+    pub async fn send_to_worker(&self, worker: usize, msg: MeshMsg) -> bool {
+        if worker == self.id {
+            Box::pin(self.receive(self.mesh_id, msg)).await;
+            return true;
+        }
+        let (Some(mesh), Some(&peer)) = (&self.mesh, self.mesh_of.get(worker)) else {
+            return false;
+        };
+        mesh.send_to(peer, msg).await.is_ok()
+    }
+
+    /// The server (1-based id) a sticky key goes to, decided by the key's
+    /// owner: `candidate` unless the key already sticks elsewhere. On a
+    /// non-owner this is one round trip to the owner (only for keys not
+    /// yet in the local replica); if the owner does not answer within
+    /// `CLAIM_WAIT`, the candidate is used and stored like any write.
+    pub async fn stick_claim(&self, table: usize, key: &crate::stick::Key, candidate: u32) -> u32 {
+        use crate::stick::StickMsg;
+        let defs = &self.config.tables;
+        let owner = key.owner(self.workers);
+        if owner == self.id || self.mesh.is_none() {
+            return self.stick.claim_local(defs, table, key, candidate);
+        }
+        let ticket = self.stick.new_claim();
+        let msg = MeshMsg::Stick(StickMsg::Claim {
+            table: table as u16,
+            key: key.clone(),
+            server: candidate,
+            ticket,
+        });
+        if self.send_to_worker(owner, msg).await
+            && let Some(server) = self.stick.await_claim(ticket).await
+        {
+            self.stick.set_replica_server(table, key, server);
+            return server;
+        }
+        self.stick
+            .change(defs, table, key, |d| d.server_id = Some(candidate));
+        candidate
+    }
+
+    /// Sends this worker's stick-table changes: folds to their owners,
+    /// commits to every other worker.
+    pub async fn flush_stick(&self) {
+        let (folds, commits) = self.stick.flush(&self.config.tables);
+        for (owner, items) in folds.into_iter().enumerate() {
+            if !items.is_empty() && owner != self.id {
+                let msg = MeshMsg::Stick(crate::stick::StickMsg::Fold(items));
+                self.send_to_worker(owner, msg).await;
+            }
+        }
+        if commits.is_empty() {
+            return;
+        }
+        let Some(mesh) = &self.mesh else { return };
+        for peer in 0..mesh.nr_consumers() {
+            if peer != self.mesh_id {
+                let msg = MeshMsg::Stick(crate::stick::StickMsg::Commit(commits.clone()));
+                let _ = mesh.send_to(peer, msg).await;
             }
         }
     }
@@ -194,14 +278,14 @@ impl Worker {
     /// to `ACK_WAIT`) until each has applied it. Returns false if some
     /// worker did not acknowledge in time.
     pub async fn broadcast(&self, msg: MeshMsg, seq: u64) -> bool {
-        self.receive(self.mesh_id, msg).await;
+        self.receive(self.mesh_id, msg.clone()).await;
         let Some(mesh) = &self.mesh else { return true };
         let peers = mesh.nr_consumers() - 1;
         self.acks.borrow_mut().push((seq, peers));
         for peer in 0..mesh.nr_consumers() {
             if peer != self.mesh_id {
                 // A peer that has exited no longer needs to know.
-                if mesh.send_to(peer, msg).await.is_err() {
+                if mesh.send_to(peer, msg.clone()).await.is_err() {
                     self.receive(peer, MeshMsg::Ack { seq }).await;
                 }
             }

@@ -14,6 +14,8 @@ pub struct ReqCtx<'a> {
     pub dst: SocketAddr,
     pub ssl: bool,
     pub unique_id: &'a [u8],
+    /// Stick tables and the connection's tracked counters.
+    pub stick: Option<crate::stick::Env<'a>>,
 }
 
 impl acl::Context for ReqCtx<'_> {
@@ -63,5 +65,8 @@ impl acl::Context for ReqCtx<'_> {
     }
     fn unique_id(&self) -> &[u8] {
         self.unique_id
+    }
+    fn stick_counter(&self, q: &crate::stick::Query) -> Option<u64> {
+        self.stick.as_ref()?.read(q, self.src.ip())
     }
 }

@@ -76,6 +76,8 @@ pub enum Action {
     },
     SetPath(LogFormat),
     SetQuery(LogFormat),
+    /// `track-scN`, `sc-inc-gpc0` (request rules).
+    Stick(crate::stick::rules::StickAction),
 }
 
 /// A problem in a rule: the byte offset in the rule text and a message.
@@ -94,12 +96,27 @@ impl From<acl::ParseError> for RuleError {
     }
 }
 
-const REQUEST_ACTIONS: &str = "allow, deny, return, redirect, set-header, add-header, del-header, replace-header, set-path, set-query";
+const REQUEST_ACTIONS: &str = "allow, deny, return, redirect, set-header, add-header, del-header, replace-header, set-path, set-query, track-sc0, track-sc1, track-sc2, sc-inc-gpc0";
 const RESPONSE_ACTIONS: &str =
     "allow, deny, return, set-header, add-header, del-header, replace-header";
 
-/// Parses one rule line.
+/// Parses one rule line (no stick tables to refer to).
 pub fn parse(line: &str, acls: &AclSet, side: Side) -> Result<Rule, RuleError> {
+    parse_with(
+        line,
+        acls,
+        side,
+        &crate::stick::rules::TableRefs::NONE,
+    )
+}
+
+/// Parses one rule line; `tables` resolves `track-scN ... table NAME`.
+pub fn parse_with(
+    line: &str,
+    acls: &AclSet,
+    side: Side,
+    tables: &crate::stick::rules::TableRefs,
+) -> Result<Rule, RuleError> {
     let (action_text, cond_text) = acl::split_condition(line);
     let cond = match cond_text {
         Some((text, at)) => Some(Condition::parse(text, acls).map_err(|e| RuleError {
@@ -114,6 +131,15 @@ pub fn parse(line: &str, acls: &AclSet, side: Side) -> Result<Rule, RuleError> {
         message: e.message,
     })?;
     let words: Vec<(String, usize)> = words.into_iter().map(|(w, o)| (w, o + action_at)).collect();
+    if side == Side::Request
+        && let Some(a) = crate::stick::rules::parse_action(&words, action_text.trim_end().len(), tables)
+            .map_err(|(offset, message)| RuleError { offset, message })?
+    {
+        return Ok(Rule {
+            action: Action::Stick(a),
+            cond,
+        });
+    }
     let action = parse_action(&words, side, line.len())?;
     Ok(Rule { action, cond })
 }
@@ -391,6 +417,8 @@ pub struct Env<'a> {
     pub dst: SocketAddr,
     pub ssl: bool,
     pub unique_id: &'a [u8],
+    /// Stick tables and the connection's tracked counters.
+    pub stick: Option<crate::stick::Env<'a>>,
 }
 
 /// A response the rules decided to send instead of proxying.
@@ -426,6 +454,7 @@ pub fn apply_request(rules: &[Rule], req: &mut Head, env: &Env, scratch: &mut Ve
             dst: env.dst,
             ssl: env.ssl,
             unique_id: env.unique_id,
+            stick: env.stick,
         };
         if let Some(c) = &rule.cond
             && !c.eval(&ctx)
@@ -461,6 +490,11 @@ pub fn apply_request(rules: &[Rule], req: &mut Head, env: &Env, scratch: &mut Ve
                     body: Vec::new(),
                 });
             }
+            Action::Stick(a) => {
+                if let Some(st) = &env.stick {
+                    st.act(a, &ctx, false);
+                }
+            }
             action => {
                 scratch.clear();
                 render_value(action, &ctx, scratch);
@@ -487,6 +521,7 @@ pub fn apply_response(
             dst: env.dst,
             ssl: env.ssl,
             unique_id: env.unique_id,
+            stick: env.stick,
         };
         if let Some(c) = &rule.cond
             && !c.eval(&ctx)
@@ -507,7 +542,10 @@ pub fn apply_response(
             } => {
                 return Outcome::Reply(reply(*status, content_type, body, &ctx));
             }
-            Action::Redirect { .. } | Action::SetPath(_) | Action::SetQuery(_) => {}
+            Action::Redirect { .. }
+            | Action::SetPath(_)
+            | Action::SetQuery(_)
+            | Action::Stick(_) => {}
             action => {
                 scratch.clear();
                 render_value(action, &ctx, scratch);

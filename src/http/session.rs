@@ -24,7 +24,9 @@ use crate::http::head::{Framing, Head, HeadError, Parsed, idempotent};
 use crate::http::rules::{self, Env, Outcome, Reply};
 use crate::listener::ConnGuard;
 use crate::log::HttpLog;
+use crate::persist::{self, Sticky};
 use crate::relay;
+use crate::stick::Tracks;
 use crate::upstream::{self, ConnectReport};
 use glommio::net::TcpStream;
 use std::cell::RefCell;
@@ -100,7 +102,7 @@ pub fn serve(
         loop {
             let busy = {
                 let Some(s) = stream.take() else { return };
-                Box::pin(session(&w, fe, s, peer, &resume))
+                Box::pin(session(&w, fe, s, peer, &resume, &guard.tracks))
             };
             let Some(Idle {
                 stream: s,
@@ -141,6 +143,7 @@ async fn session(
     stream: TcpStream,
     peer: SocketAddr,
     resume: &Resume,
+    tracks: &RefCell<Tracks>,
 ) -> Option<Idle> {
     let local = match resume.local {
         Some(l) => l,
@@ -170,6 +173,8 @@ async fn session(
         served: resume.served,
         accepted: resume.accepted,
         logging: !w.frontends[fe].log.is_empty(),
+        tracks,
+        stick_on: !w.config.tables.is_empty(),
     };
     s.run().await
 }
@@ -199,6 +204,10 @@ struct Session<'w> {
     /// The frontend logs: only then are the log's timings (date, head,
     /// response) read from the clock.
     logging: bool,
+    /// Stick counters the connection tracks.
+    tracks: &'w RefCell<Tracks>,
+    /// The configuration has stick tables (else no stick work at all).
+    stick_on: bool,
 }
 
 /// What one request's log line says.
@@ -318,6 +327,9 @@ impl<'w> Session<'w> {
             self.served += 1;
             let next = self.handle(&mut txn).await;
             self.log(&txn);
+            if self.stick_on {
+                self.end_request(&txn);
+            }
             match next {
                 Next::KeepAlive => continue,
                 Next::Close => break,
@@ -424,11 +436,17 @@ impl<'w> Session<'w> {
         self.capture_request();
         self.make_unique_id();
         let http = self.http;
+        if self.stick_on {
+            self.tracks
+                .borrow()
+                .new_request(&self.w.stick, &self.w.config.tables);
+        }
         let env = Env {
             src: self.peer,
             dst: self.local,
             ssl: false,
             unique_id: &self.uid,
+            stick: self.stick_env(self.cfg.table),
         };
         if let Outcome::Reply(r) =
             rules::apply_request(&http.request_rules, &mut self.req, &env, &mut self.scratch)
@@ -450,6 +468,7 @@ impl<'w> Session<'w> {
             dst: self.local,
             ssl: false,
             unique_id: &self.uid,
+            stick: self.stick_env(self.w.config.backends[b].table),
         };
         if let Outcome::Reply(r) =
             rules::apply_request(&bhttp.request_rules, &mut self.req, &env, &mut self.scratch)
@@ -487,7 +506,33 @@ impl<'w> Session<'w> {
             dst: self.local,
             ssl: false,
             unique_id: &self.uid,
+            stick: self.stick_env(self.cfg.table),
         }
+    }
+
+    /// Stick tables as rules see them, `own` being the section's table.
+    fn stick_env(&self, own: Option<usize>) -> Option<crate::stick::Env<'w>> {
+        self.stick_on.then(|| crate::stick::Env {
+            store: &self.w.stick,
+            defs: &self.w.config.tables,
+            tracks: self.tracks,
+            own,
+        })
+    }
+
+    /// The end of a request for its tracked counters: errors and bytes
+    /// counted, request-level tracking ended.
+    fn end_request(&self, txn: &Txn) {
+        let mut tracks = self.tracks.borrow_mut();
+        if tracks.is_empty() {
+            return;
+        }
+        let (store, defs) = (&self.w.stick, &self.w.config.tables[..]);
+        if (400..500).contains(&txn.status) {
+            tracks.count(store, defs, crate::stick::Event::HttpErr, 1);
+        }
+        tracks.count(store, defs, crate::stick::Event::BytesOut, txn.bytes_out);
+        tracks.end(store, defs, false);
     }
 
     fn forward_for(&mut self, ff: &ForwardFor) {
@@ -639,9 +684,20 @@ impl<'w> Session<'w> {
         let mut reuse = mode == ConnMode::KeepAlive;
         let mut body_skipped = false;
 
+        let mut sticky = if bcfg.stick.is_empty() {
+            Sticky::default()
+        } else {
+            persist::before_connect(w, b, &self.ctx(None)).await
+        };
         let (mut server, lease) = loop {
-            let up = match upstream::connect(w, b, self.peer.ip(), &mut txn.report, reuse).await {
-                Ok(u) => u,
+            let connected =
+                upstream::connect(w, b, self.peer.ip(), &mut txn.report, reuse, sticky.prefer)
+                    .await;
+            let up = match connected {
+                Ok(u) => {
+                    persist::after_connect(w, &mut sticky, u.lease.server());
+                    u
+                }
                 Err(f) => {
                     txn.termination = f.termination();
                     self.send_error(503, Some(b), txn).await;
@@ -818,6 +874,7 @@ impl<'w> Session<'w> {
             dst: self.local,
             ssl: false,
             unique_id: &self.uid,
+            stick: self.stick_env(self.cfg.table),
         };
         for list in [&bhttp.response_rules, &self.http.response_rules] {
             if let Outcome::Reply(r) =

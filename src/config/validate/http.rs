@@ -11,7 +11,6 @@ use crate::http::rules::{self, Rule, Side};
 /// The HTTP-only keys a frontend wrote.
 pub(super) fn frontend_keys(f: &RawFrontend) -> Vec<(&'static str, bool)> {
     vec![
-        ("acl", f.acl.is_some()),
         ("http-request", f.http_request.is_some()),
         ("http-response", f.http_response.is_some()),
         ("use_backend", f.use_backend.is_some()),
@@ -25,7 +24,6 @@ pub(super) fn frontend_keys(f: &RawFrontend) -> Vec<(&'static str, bool)> {
 /// The HTTP-only keys a backend wrote.
 pub(super) fn backend_keys(b: &RawBackend) -> Vec<(&'static str, bool)> {
     vec![
-        ("acl", b.acl.is_some()),
         ("http-request", b.http_request.is_some()),
         ("http-response", b.http_response.is_some()),
         ("errorfiles", b.errorfiles.is_some()),
@@ -52,6 +50,7 @@ impl Validator<'_> {
         options: &[(String, String)],
         timeout_client: Duration,
         backends: &[Backend],
+        table: Option<usize>,
     ) -> HttpFrontend {
         let p = |k: &str| child(base, k);
         let acls = self.acls(f.acl.as_ref(), &p("acl"));
@@ -60,12 +59,14 @@ impl Validator<'_> {
             &p("http-request"),
             &acls,
             Side::Request,
+            table,
         );
         let response_rules = self.rules(
             f.http_response.as_ref(),
             &p("http-response"),
             &acls,
             Side::Response,
+            table,
         );
         let use_backend =
             self.use_backends(f.use_backend.as_ref(), &p("use_backend"), &acls, backends);
@@ -118,6 +119,7 @@ impl Validator<'_> {
         d: &Defaults,
         options: &[(String, String)],
         timeout_server: Duration,
+        table: Option<usize>,
     ) -> HttpBackend {
         let p = |k: &str| child(base, k);
         let acls = self.acls(b.acl.as_ref(), &p("acl"));
@@ -126,12 +128,14 @@ impl Validator<'_> {
             &p("http-request"),
             &acls,
             Side::Request,
+            table,
         );
         let response_rules = self.rules(
             b.http_response.as_ref(),
             &p("http-response"),
             &acls,
             Side::Response,
+            table,
         );
         let mut errors = match &b.errorfiles {
             Some(v) => self.errorfiles(v, &p("errorfiles")),
@@ -153,7 +157,7 @@ impl Validator<'_> {
     }
 
     /// `acl: { name: "text" | ["text", ...] }`.
-    fn acls(&mut self, v: Option<&Value>, path: &str) -> AclSet {
+    pub(super) fn acls(&mut self, v: Option<&Value>, path: &str) -> AclSet {
         let mut set = AclSet::new();
         let Some(v) = v else { return set };
         let Value::Mapping(map) = v else {
@@ -183,15 +187,28 @@ impl Validator<'_> {
         set
     }
 
-    fn rules(&mut self, v: Option<&Value>, path: &str, acls: &AclSet, side: Side) -> Vec<Rule> {
+    fn rules(
+        &mut self,
+        v: Option<&Value>,
+        path: &str,
+        acls: &AclSet,
+        side: Side,
+        table: Option<usize>,
+    ) -> Vec<Rule> {
         let Some(v) = v else { return Vec::new() };
         let mut out = Vec::new();
+        let names = std::mem::take(&mut self.table_names);
+        let refs = crate::stick::rules::TableRefs {
+            names: &names,
+            own: table,
+        };
         for (text, p) in self.strings(v, path) {
-            match rules::parse(&text, acls, side) {
+            match rules::parse_with(&text, acls, side, &refs) {
                 Ok(r) => out.push(r),
                 Err(e) => self.c.at_offset(&p, &text, e.offset, e.message),
             }
         }
+        self.table_names = names;
         out
     }
 

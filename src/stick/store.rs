@@ -1,0 +1,552 @@
+//! A worker's stick tables and how workers keep them in agreement without
+//! a lock.
+//!
+//! Every key has one owner, the worker `Key::owner` names (the same on
+//! every worker). The owner is the only writer of the key's committed
+//! data. Every worker holds a full read replica of every table, so the
+//! connection path reads locally:
+//!
+//! - a change on the owner (a store, a counted request) is applied at once
+//!   and the entry queued for a **commit**, broadcast to every other worker
+//!   at the next flush;
+//! - a change elsewhere goes into the local entry's `pending` delta (reads
+//!   see data + pending at once) and is **folded** into the owner at the
+//!   next flush; the owner applies it and commits;
+//! - a sticky key seen for the first time on a non-owner is **claimed** from
+//!   the owner, which decides (first claim wins) and answers, so two
+//!   workers never send one client to two servers.
+//!
+//! Staleness is bounded: a change made on one worker is in the owner's
+//! copy within one flush interval ([`FLUSH_EVERY`]) and in every replica
+//! within two (plus the time a worker takes to run its flush task).
+
+use super::data::{Data, Delta, Event};
+use super::key::Key;
+use super::table::Table;
+use crate::config::StickTable;
+use std::cell::{Cell, RefCell};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// How often a worker folds its changes into owners and commits its own.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(10);
+
+/// The longest a change takes to reach every worker's replica (two flush
+/// intervals, plus scheduling slack), as documented and tested.
+pub const STALENESS_BOUND: Duration = Duration::from_millis(50);
+
+/// How long a claim waits for the owner before using its own choice.
+pub const CLAIM_WAIT: Duration = Duration::from_millis(100);
+
+/// Entries removed per table by one expiry pass (keeps a pass short).
+const EXPIRE_BATCH: usize = 4096;
+
+/// Milliseconds on the process clock shared by all workers (so a touch
+/// time means the same on every worker). Never 0.
+pub fn now_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(|| Instant::now() - Duration::from_millis(1));
+    epoch.elapsed().as_millis() as u64
+}
+
+/// What crosses cores about stick tables.
+#[derive(Debug, Clone)]
+pub enum StickMsg {
+    /// Non-owner → owner: changes to fold in.
+    Fold(Vec<(u16, Key, Delta)>),
+    /// Owner → every worker: committed entries (data, last touch).
+    /// `remote`: learned from a peer node (not pushed back to peers).
+    Commit(Vec<Commit>),
+    /// Non-owner → owner: stick this key to `server` unless it already
+    /// sticks somewhere; answer with `Claimed`.
+    Claim {
+        table: u16,
+        key: Key,
+        server: u32,
+        ticket: u64,
+    },
+    /// Owner → claimant: the server the key sticks to.
+    Claimed { ticket: u64, server: u32 },
+    /// Peer-node input → owner: an entry a peer node sent.
+    Learned(Vec<(u16, Key, Data, u64)>),
+}
+
+/// One committed entry.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub table: u16,
+    pub key: Key,
+    pub data: Data,
+    pub touched: u64,
+    /// Learned from a peer node: not to be pushed back to peers.
+    pub remote: bool,
+}
+
+/// A claim waiting for its owner's answer.
+struct Claim {
+    ticket: u64,
+    answer: Cell<Option<u32>>,
+}
+
+/// Where this worker stands for each table.
+pub struct Store {
+    /// This worker's id and the number of workers (owners are among them).
+    pub me: usize,
+    pub workers: usize,
+    /// One replica per configured table, in `Config::tables` order.
+    tables: RefCell<Vec<Table>>,
+    /// Entries changed since the last flush: (table, key).
+    dirty: RefCell<Vec<(u16, Key)>>,
+    /// Claims sent, waiting for answers.
+    claims: RefCell<Vec<Claim>>,
+    claim_answered: crate::local_sync::WaitQueue,
+    next_ticket: Cell<u64>,
+    /// Entries committed here (or received) that peer nodes must learn,
+    /// drained by the peers task when there is one.
+    pub to_peers: RefCell<Vec<Commit>>,
+    /// Whether any table replicates to peer nodes (else `to_peers` stays
+    /// empty).
+    peers_wanted: bool,
+    /// Key lookups at connection start, and how many were for keys this
+    /// worker owns (the owner-hit rate `steer: source` raises).
+    pub lookups: Cell<u64>,
+    pub owned_lookups: Cell<u64>,
+}
+
+impl Store {
+    pub fn new(me: usize, workers: usize, defs: &[StickTable], peers_wanted: bool) -> Store {
+        Store {
+            me,
+            workers,
+            tables: RefCell::new(
+                defs.iter()
+                    .map(|d| Table::new(d.size, d.expire.as_millis() as u64))
+                    .collect(),
+            ),
+            dirty: RefCell::new(Vec::new()),
+            claims: RefCell::new(Vec::new()),
+            claim_answered: Default::default(),
+            next_ticket: Cell::new(1),
+            to_peers: RefCell::new(Vec::new()),
+            peers_wanted,
+            lookups: Cell::new(0),
+            owned_lookups: Cell::new(0),
+        }
+    }
+
+    pub fn owns(&self, key: &Key) -> bool {
+        key.owner(self.workers) == self.me
+    }
+
+    /// Counts a lookup at connection start (for the owner-hit rate).
+    pub fn note_lookup(&self, key: &Key) {
+        self.lookups.set(self.lookups.get() + 1);
+        if self.owns(key) {
+            self.owned_lookups.set(self.owned_lookups.get() + 1);
+        }
+    }
+
+    /// Reads data type `t` of `key` (committed data plus local changes).
+    pub fn read(
+        &self,
+        defs: &[StickTable],
+        table: usize,
+        key: &Key,
+        t: super::DataType,
+    ) -> Option<u64> {
+        let now = now_ms();
+        let tables = self.tables.borrow();
+        let s = tables.get(table)?.get(key, now)?;
+        defs[table].layout.read(t, &s.data, &s.pending, now)
+    }
+
+    /// The server `key` sticks to (1-based id), touching the entry.
+    pub fn server_of(&self, defs: &[StickTable], table: usize, key: &Key) -> Option<u32> {
+        let now = now_ms();
+        let id = {
+            let tables = self.tables.borrow();
+            let s = tables.get(table)?.get(key, now)?;
+            s.pending.server_id.unwrap_or(s.data.server_id)
+        };
+        if id == 0 {
+            return None;
+        }
+        self.change(defs, table, key, |d| d.touched = true);
+        Some(id)
+    }
+
+    /// Applies a change to `key` (creating the entry): directly on the
+    /// owner, as a pending delta elsewhere. Either way the entry is
+    /// touched and queued for the next flush.
+    pub fn change(&self, defs: &[StickTable], table: usize, key: &Key, f: impl FnOnce(&mut Delta)) {
+        let mut delta = Delta {
+            touched: true,
+            ..Delta::default()
+        };
+        f(&mut delta);
+        let now = now_ms();
+        let owner = self.owns(key);
+        let mut tables = self.tables.borrow_mut();
+        let Some(t) = tables.get_mut(table) else {
+            return;
+        };
+        let (i, _) = t.upsert(key, now);
+        let s = t.slot_mut(i);
+        if owner {
+            defs[table].layout.apply(&mut s.data, &delta, now);
+            s.remote = false;
+        } else {
+            merge(&mut s.pending, &delta);
+        }
+        if !s.dirty {
+            s.dirty = true;
+            self.dirty.borrow_mut().push((table as u16, key.clone()));
+        }
+    }
+
+    /// Like `change`, but only if the entry still exists (ending a
+    /// tracking must not recreate an entry that expired meanwhile).
+    pub fn change_existing(
+        &self,
+        defs: &[StickTable],
+        table: usize,
+        key: &Key,
+        f: impl FnOnce(&mut Delta),
+    ) {
+        let exists = self
+            .tables
+            .borrow()
+            .get(table)
+            .is_some_and(|t| t.find(key, now_ms()).is_some());
+        if exists {
+            self.change(defs, table, key, f);
+        }
+    }
+
+    /// Counts `n` events of `ev` on `key`.
+    pub fn count(&self, defs: &[StickTable], table: usize, key: &Key, ev: Event, n: u64) {
+        if n > 0 {
+            self.change_existing(defs, table, key, |d| d.events[ev as usize] += n);
+        }
+    }
+
+    /// On the owner: sticks `key` to `server` unless it already sticks to
+    /// a server; returns the server it sticks to.
+    pub fn claim_local(&self, defs: &[StickTable], table: usize, key: &Key, server: u32) -> u32 {
+        let current = {
+            let tables = self.tables.borrow();
+            tables
+                .get(table)
+                .and_then(|t| t.get(key, now_ms()))
+                .map_or(0, |s| s.data.server_id)
+        };
+        let chosen = if current != 0 { current } else { server };
+        self.change(defs, table, key, |d| d.server_id = Some(chosen));
+        chosen
+    }
+
+    /// Records in the local replica the server the owner decided for
+    /// `key` (not a change of this worker's: nothing to fold).
+    pub fn set_replica_server(&self, table: usize, key: &Key, server: u32) {
+        let mut tables = self.tables.borrow_mut();
+        if let Some(t) = tables.get_mut(table) {
+            let (i, _) = t.upsert(key, now_ms());
+            t.slot_mut(i).data.server_id = server;
+        }
+    }
+
+    /// A new claim ticket, registered to receive its answer.
+    pub fn new_claim(&self) -> u64 {
+        let t = self.next_ticket.get();
+        self.next_ticket.set(t + 1);
+        self.claims.borrow_mut().push(Claim {
+            ticket: t,
+            answer: Cell::new(None),
+        });
+        t
+    }
+
+    /// Waits up to `CLAIM_WAIT` for the answer to `ticket`.
+    pub async fn await_claim(&self, ticket: u64) -> Option<u32> {
+        let answer = || {
+            self.claims
+                .borrow()
+                .iter()
+                .find(|c| c.ticket == ticket)
+                .and_then(|c| c.answer.get())
+        };
+        let got = futures_lite::future::or(
+            async {
+                loop {
+                    if let Some(a) = answer() {
+                        return Some(a);
+                    }
+                    self.claim_answered.wait().await;
+                }
+            },
+            async {
+                glommio::timer::Timer::new(CLAIM_WAIT).await;
+                None
+            },
+        )
+        .await;
+        self.claims.borrow_mut().retain(|c| c.ticket != ticket);
+        got
+    }
+
+    /// Applies a message from another worker; returns the answer to send
+    /// back to `from`, if any.
+    pub fn receive(&self, defs: &[StickTable], msg: StickMsg) -> Option<StickMsg> {
+        match msg {
+            StickMsg::Fold(items) => {
+                let now = now_ms();
+                let mut tables = self.tables.borrow_mut();
+                for (table, key, delta) in items {
+                    let Some(t) = tables.get_mut(table as usize) else {
+                        continue;
+                    };
+                    let (i, _) = t.upsert(&key, now);
+                    let s = t.slot_mut(i);
+                    defs[table as usize].layout.apply(&mut s.data, &delta, now);
+                    s.remote = false;
+                    if !s.dirty {
+                        s.dirty = true;
+                        self.dirty.borrow_mut().push((table, key));
+                    }
+                }
+                None
+            }
+            StickMsg::Commit(items) => {
+                let mut tables = self.tables.borrow_mut();
+                for c in items {
+                    let Some(t) = tables.get_mut(c.table as usize) else {
+                        continue;
+                    };
+                    let (i, _) = t.upsert(&c.key, c.touched);
+                    t.touch(i, c.touched);
+                    t.slot_mut(i).data = c.data;
+                    if self.peers_wanted && !c.remote {
+                        self.to_peers.borrow_mut().push(c);
+                    }
+                }
+                None
+            }
+            StickMsg::Claim {
+                table,
+                key,
+                server,
+                ticket,
+            } => {
+                let server = self.claim_local(defs, table as usize, &key, server);
+                Some(StickMsg::Claimed { ticket, server })
+            }
+            StickMsg::Claimed { ticket, server } => {
+                if let Some(c) = self.claims.borrow().iter().find(|c| c.ticket == ticket) {
+                    c.answer.set(Some(server));
+                }
+                self.claim_answered.wake_all();
+                None
+            }
+            StickMsg::Learned(items) => {
+                self.learn(defs, items);
+                None
+            }
+        }
+    }
+
+    /// On the owner: entries a peer node sent replace the local data
+    /// (HAProxy's peers apply the sender's values), keeping the later
+    /// touch.
+    pub fn learn(&self, _defs: &[StickTable], items: Vec<(u16, Key, Data, u64)>) {
+        let mut tables = self.tables.borrow_mut();
+        for (table, key, data, touched) in items {
+            let Some(t) = tables.get_mut(table as usize) else {
+                continue;
+            };
+            let (i, _) = t.upsert(&key, touched);
+            t.touch(i, touched);
+            let s = t.slot_mut(i);
+            // Connections tracking the entry here are ours to count.
+            let conn_cur = s.data.conn_cur;
+            s.data = data;
+            s.data.conn_cur = conn_cur.max(data.conn_cur);
+            s.remote = true;
+            if !s.dirty {
+                s.dirty = true;
+                self.dirty.borrow_mut().push((table, key));
+            }
+        }
+    }
+
+    /// Empties the dirty list: returns the folds for each owner (indexed by
+    /// worker) and the commits to broadcast. Folded deltas are applied to
+    /// the local copy too, so this worker keeps seeing its own changes
+    /// until the owner's commit arrives.
+    pub fn flush(&self, defs: &[StickTable]) -> (Vec<Vec<(u16, Key, Delta)>>, Vec<Commit>) {
+        let mut folds: Vec<Vec<(u16, Key, Delta)>> = vec![Vec::new(); self.workers];
+        let mut commits = Vec::new();
+        let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
+        if dirty.is_empty() {
+            return (folds, commits);
+        }
+        let now = now_ms();
+        let mut tables = self.tables.borrow_mut();
+        for (table, key) in dirty {
+            let Some(t) = tables.get_mut(table as usize) else {
+                continue;
+            };
+            let Some(i) = t.find(&key, now) else { continue };
+            let s = t.slot_mut(i);
+            s.dirty = false;
+            let owner = key.owner(self.workers);
+            if owner == self.me {
+                let c = Commit {
+                    table,
+                    key,
+                    data: s.data,
+                    touched: s.touched,
+                    remote: s.remote,
+                };
+                if self.peers_wanted && !c.remote {
+                    self.to_peers.borrow_mut().push(c.clone());
+                }
+                commits.push(c);
+            } else if !s.pending.is_empty() {
+                let delta = std::mem::take(&mut s.pending);
+                defs[table as usize].layout.apply(&mut s.data, &delta, now);
+                folds[owner].push((table, key, delta));
+            }
+        }
+        (folds, commits)
+    }
+
+    /// Removes expired entries from every table.
+    pub fn expire(&self) {
+        let now = now_ms();
+        for t in self.tables.borrow_mut().iter_mut() {
+            t.expire(now, EXPIRE_BATCH, |_| {});
+        }
+    }
+
+    /// Calls `f` with every live entry of `table` (most recent first).
+    pub fn each(&self, table: usize, mut f: impl FnMut(&Key, &Data, u64)) {
+        let now = now_ms();
+        if let Some(t) = self.tables.borrow().get(table) {
+            for s in t.iter() {
+                if s.touched + t.expire_ms() > now {
+                    f(&s.key, &s.data, s.touched);
+                }
+            }
+        }
+    }
+
+    /// Entries held in `table`.
+    pub fn len(&self, table: usize) -> usize {
+        self.tables.borrow().get(table).map_or(0, Table::len)
+    }
+
+    /// Whether `table` holds `key` (not expired).
+    pub fn contains(&self, table: usize, key: &Key) -> bool {
+        self.tables
+            .borrow()
+            .get(table)
+            .is_some_and(|t| t.find(key, now_ms()).is_some())
+    }
+}
+
+/// Adds `add` to the pending delta `into`.
+fn merge(into: &mut Delta, add: &Delta) {
+    for (a, b) in into.events.iter_mut().zip(add.events) {
+        *a = a.saturating_add(b);
+    }
+    into.conn_cur += add.conn_cur;
+    if add.server_id.is_some() {
+        into.server_id = add.server_id;
+    }
+    into.touched |= add.touched;
+}
+
+/// A connection's tracked entries: `track-sc0/1/2`.
+#[derive(Debug, Default)]
+pub struct Tracks {
+    slots: [Option<Tracked>; 3],
+}
+
+/// One tracked entry.
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    pub table: usize,
+    pub key: Key,
+    /// Tracked by a `tcp-request connection` rule: lasts as long as the
+    /// connection. Otherwise (`http-request`), until the request ends.
+    pub conn_level: bool,
+}
+
+impl Tracks {
+    pub fn get(&self, sc: usize) -> Option<&Tracked> {
+        self.slots.get(sc)?.as_ref()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.iter().all(Option::is_none)
+    }
+
+    /// Starts tracking `key` in slot `sc` unless the slot is taken (the
+    /// first `track-scN` that runs wins, as in HAProxy). A connection-level
+    /// tracking counts a connection and a session; a request-level one
+    /// counts a request. Both count in `conn_cur` until they end.
+    pub fn track(
+        &mut self,
+        store: &Store,
+        defs: &[StickTable],
+        sc: usize,
+        table: usize,
+        key: Key,
+        conn_level: bool,
+    ) {
+        if sc >= self.slots.len() || self.slots[sc].is_some() {
+            return;
+        }
+        store.note_lookup(&key);
+        store.change(defs, table, &key, |d| {
+            d.conn_cur += 1;
+            if conn_level {
+                d.events[Event::Conn as usize] += 1;
+                d.events[Event::Sess as usize] += 1;
+            } else {
+                d.events[Event::HttpReq as usize] += 1;
+            }
+        });
+        self.slots[sc] = Some(Tracked {
+            table,
+            key,
+            conn_level,
+        });
+    }
+
+    /// Counts `n` of `ev` on every tracked entry.
+    pub fn count(&self, store: &Store, defs: &[StickTable], ev: Event, n: u64) {
+        for t in self.slots.iter().flatten() {
+            store.count(defs, t.table, &t.key, ev, n);
+        }
+    }
+
+    /// A new request on the connection: counted on connection-level
+    /// entries (request-level ones count when they are tracked).
+    pub fn new_request(&self, store: &Store, defs: &[StickTable]) {
+        for t in self.slots.iter().flatten().filter(|t| t.conn_level) {
+            store.count(defs, t.table, &t.key, Event::HttpReq, 1);
+        }
+    }
+
+    /// Ends request-level tracking (at the end of each request), or all
+    /// tracking (`all`, when the connection closes).
+    pub fn end(&mut self, store: &Store, defs: &[StickTable], all: bool) {
+        for slot in &mut self.slots {
+            if slot.as_ref().is_some_and(|t| all || !t.conn_level) {
+                let t = slot.take().expect("checked");
+                store.change_existing(defs, t.table, &t.key, |d| d.conn_cur -= 1);
+            }
+        }
+    }
+}
