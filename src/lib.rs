@@ -15,6 +15,7 @@ pub mod health;
 pub mod http;
 pub mod listener;
 pub mod relay;
+pub mod steer;
 pub mod summary;
 pub mod tcp;
 pub mod upstream;
