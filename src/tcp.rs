@@ -4,8 +4,8 @@
 use crate::engine::worker::Worker;
 use crate::log::TcpLog;
 use crate::persist::{self, Sticky};
-use crate::tcp_rules::ConnCtx;
 use crate::relay::{self, RelayEnd, Timeouts};
+use crate::tcp_rules::ConnCtx;
 use crate::upstream::{self, ConnectReport};
 use glommio::net::TcpStream;
 use std::cell::RefCell;

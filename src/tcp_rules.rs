@@ -56,7 +56,9 @@ pub fn parse(line: &str, acls: &AclSet, tables: &TableRefs) -> Result<TcpRule, P
         "inspect-delay" | "session" => {
             return Err((
                 *phase_at,
-                format!("`tcp-request {phase_word}` is not supported yet (supported: connection, content)"),
+                format!(
+                    "`tcp-request {phase_word}` is not supported yet (supported: connection, content)"
+                ),
             ));
         }
         other => {
@@ -68,14 +70,19 @@ pub fn parse(line: &str, acls: &AclSet, tables: &TableRefs) -> Result<TcpRule, P
     };
     let rest = &words[1..];
     let Some((name, name_at)) = rest.first() else {
-        return Err((end, format!("`{phase_word}` needs an action: accept, reject, track-sc0/1/2, sc-inc-gpc0")));
+        return Err((
+            end,
+            format!("`{phase_word}` needs an action: accept, reject, track-sc0/1/2, sc-inc-gpc0"),
+        ));
     };
     let action = match name.as_str() {
         "accept" | "reject" => {
             if let Some((extra, at)) = rest.get(1) {
                 return Err((
                     *at,
-                    format!("unexpected `{extra}` after `{name}` (a condition starts with `if` or `unless`)"),
+                    format!(
+                        "unexpected `{extra}` after `{name}` (a condition starts with `if` or `unless`)"
+                    ),
                 ));
             }
             if name == "accept" {
@@ -89,7 +96,9 @@ pub fn parse(line: &str, acls: &AclSet, tables: &TableRefs) -> Result<TcpRule, P
             None => {
                 return Err((
                     *name_at,
-                    format!("unknown tcp-request action `{name}` (valid: accept, reject, track-sc0, track-sc1, track-sc2, sc-inc-gpc0)"),
+                    format!(
+                        "unknown tcp-request action `{name}` (valid: accept, reject, track-sc0, track-sc1, track-sc2, sc-inc-gpc0)"
+                    ),
                 ));
             }
         },
@@ -199,7 +208,10 @@ mod tests {
         assert!(matches!(r.action, TcpAction::Reject));
         assert_eq!(r.phase, Phase::Connection);
         let r = parse("connection track-sc0 src", &acls, &refs).unwrap();
-        assert!(matches!(r.action, TcpAction::Stick(StickAction::Track { .. })));
+        assert!(matches!(
+            r.action,
+            TcpAction::Stick(StickAction::Track { .. })
+        ));
         let r = parse("content accept", &acls, &refs).unwrap();
         assert!(matches!(r.action, TcpAction::Accept));
         let e = parse("connection rejekt", &acls, &refs).unwrap_err();

@@ -74,9 +74,8 @@ pub async fn connect(
     let mut tried: Vec<usize> = Vec::new();
     let mut queued_since: Option<Instant> = None;
     loop {
-        let preferred = prefer.filter(|&i| {
-            tried.is_empty() && st.servers[i].up.get() && st.servers[i].has_slot()
-        });
+        let preferred = prefer
+            .filter(|&i| tried.is_empty() && st.servers[i].up.get() && st.servers[i].has_slot());
         let pick = match preferred {
             Some(i) => Pick::Server(i),
             None => balance::pick(cfg, st, client_ip, &tried),

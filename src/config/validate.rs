@@ -244,8 +244,9 @@ impl<'a> Validator<'a> {
             Some(v) => self.log_targets(v, "global.log"),
             None => Vec::new(),
         };
-        let steer = opt(&g.steer, |v| self.choice(v, "global.steer", &["source", "none"]))
-            == Some("source");
+        let steer = opt(&g.steer, |v| {
+            self.choice(v, "global.steer", &["source", "none"])
+        }) == Some("source");
         Global {
             workers,
             maxconn,
@@ -397,7 +398,9 @@ impl<'a> Validator<'a> {
         };
         let table = self.own_table(false, name);
         let http = match mode {
-            Mode::Http => Some(self.http_frontend(&base, f, d, &options, timeout_client, backends, table)),
+            Mode::Http => {
+                Some(self.http_frontend(&base, f, d, &options, timeout_client, backends, table))
+            }
             Mode::Tcp => {
                 self.http_keys_need_http_mode(&base, &http::frontend_keys(f));
                 None

@@ -57,6 +57,28 @@ pub fn run(mut config: Config) -> Result<(), String> {
         );
     }
 
+    // `steer: source`: the listening sockets are made here, in worker
+    // order, with the BPF program that sends each client to the worker
+    // owning its address (socket k of each group is worker k's).
+    let mut prebound: Vec<Vec<socket2::Socket>> = (0..n).map(|_| Vec::new()).collect();
+    if config.global.steer && n > 1 {
+        for fe in &config.frontends {
+            for (i, b) in fe.binds.iter().enumerate() {
+                let backlog = fe.maxconn.min(65_535) as i32;
+                let group = crate::steer::bind_group(b.addr, n, backlog).map_err(|e| {
+                    format!(
+                        "frontends.{}.bind[{i}] `{}` with global.steer: {e}",
+                        fe.name, b.text
+                    )
+                })?;
+                for (w, sock) in group.into_iter().enumerate() {
+                    prebound[w].push(sock);
+                }
+            }
+        }
+    }
+    let mut prebound = prebound.into_iter();
+
     let (events_tx, events) = mpsc::channel::<Event>();
     let mesh: Option<MeshBuilder<MeshMsg, Full>> =
         (n > 1).then(|| MeshBuilder::full(n, mesh::CHANNEL_CAPACITY));
@@ -68,9 +90,10 @@ pub fn run(mut config: Config) -> Result<(), String> {
         controls.push(main_end);
         let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
         let (config, mesh, tx) = (config.clone(), mesh.clone(), events_tx.clone());
+        let socks = prebound.next().unwrap_or_default();
         let thread = std::thread::Builder::new()
             .name(format!("corral-w{i}"))
-            .spawn(move || worker_thread(i, core, config, mesh, worker_end, tx))
+            .spawn(move || worker_thread(i, core, config, mesh, worker_end, tx, socks))
             .map_err(|e| format!("cannot start worker thread {i}: {e}"))?;
         threads.push(thread);
     }
@@ -155,6 +178,7 @@ fn worker_thread(
     mesh: Option<MeshBuilder<MeshMsg, Full>>,
     control: StdUnixStream,
     events: mpsc::Sender<Event>,
+    socks: Vec<socket2::Socket>,
 ) {
     let placement = core.map_or(Placement::Unbound, Placement::Fixed);
     let executor = LocalExecutorBuilder::new(placement)
@@ -171,7 +195,7 @@ fn worker_thread(
     };
     let tx = events.clone();
     executor.run(async move {
-        if let Err(msg) = serve(id, config, mesh, control, &tx).await {
+        if let Err(msg) = serve(id, config, mesh, control, &tx, socks).await {
             let _ = tx.send(Event::Failed(id, msg));
         }
     });
@@ -186,14 +210,21 @@ async fn serve(
     mesh: Option<MeshBuilder<MeshMsg, Full>>,
     control: StdUnixStream,
     events: &mpsc::Sender<Event>,
+    socks: Vec<socket2::Socket>,
 ) -> Result<(), String> {
-    // Listeners: this worker's own socket for every frontend address.
+    // Listeners: this worker's own socket for every frontend address
+    // (made by the main thread, in order, when steering).
     let mut listeners = Vec::new();
+    let mut socks = socks.into_iter();
     for (f, fe) in config.frontends.iter().enumerate() {
         for (i, b) in fe.binds.iter().enumerate() {
-            let l = listener::bind(b.addr, fe.maxconn).map_err(|e| {
-                startup::bind_error(&e, &format!("frontends.{}.bind[{i}]", fe.name), &b.text)
-            })?;
+            let l = match socks.next() {
+                // SAFETY: a listening socket whose ownership moves to glommio.
+                Some(s) => unsafe { glommio::net::TcpListener::from_raw_fd(s.into_raw_fd()) },
+                None => listener::bind(b.addr, fe.maxconn).map_err(|e| {
+                    startup::bind_error(&e, &format!("frontends.{}.bind[{i}]", fe.name), &b.text)
+                })?,
+            };
             listeners.push((f, l));
         }
     }

@@ -102,12 +102,7 @@ const RESPONSE_ACTIONS: &str =
 
 /// Parses one rule line (no stick tables to refer to).
 pub fn parse(line: &str, acls: &AclSet, side: Side) -> Result<Rule, RuleError> {
-    parse_with(
-        line,
-        acls,
-        side,
-        &crate::stick::rules::TableRefs::NONE,
-    )
+    parse_with(line, acls, side, &crate::stick::rules::TableRefs::NONE)
 }
 
 /// Parses one rule line; `tables` resolves `track-scN ... table NAME`.
@@ -132,8 +127,9 @@ pub fn parse_with(
     })?;
     let words: Vec<(String, usize)> = words.into_iter().map(|(w, o)| (w, o + action_at)).collect();
     if side == Side::Request
-        && let Some(a) = crate::stick::rules::parse_action(&words, action_text.trim_end().len(), tables)
-            .map_err(|(offset, message)| RuleError { offset, message })?
+        && let Some(a) =
+            crate::stick::rules::parse_action(&words, action_text.trim_end().len(), tables)
+                .map_err(|(offset, message)| RuleError { offset, message })?
     {
         return Ok(Rule {
             action: Action::Stick(a),

@@ -50,9 +50,12 @@ impl Key {
                 Key::from_ip(kt, ip)
             }
             (KeyType::Integer, Sample::Int(i)) => u32::try_from(*i).ok().map(Key::Int),
-            (KeyType::Integer, Sample::Str(s)) => {
-                std::str::from_utf8(s).ok()?.trim().parse().ok().map(Key::Int)
-            }
+            (KeyType::Integer, Sample::Str(s)) => std::str::from_utf8(s)
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+                .map(Key::Int),
             (KeyType::Integer, Sample::Bool(b)) => Some(Key::Int(u32::from(*b))),
             (KeyType::String { len }, s) => {
                 let mut out = Vec::new();
@@ -114,7 +117,10 @@ mod tests {
         let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
         assert_eq!(Key::from_ip(KeyType::Ip, v4), Some(Key::V4([10, 0, 0, 1])));
-        assert_eq!(Key::from_ip(KeyType::Ip, mapped), Some(Key::V4([10, 0, 0, 1])));
+        assert_eq!(
+            Key::from_ip(KeyType::Ip, mapped),
+            Some(Key::V4([10, 0, 0, 1]))
+        );
         assert_eq!(Key::from_ip(KeyType::Ip, v6), None);
         assert_eq!(
             Key::from_ip(KeyType::Ipv6, v4),

@@ -159,7 +159,12 @@ impl Env<'_> {
 
     /// Runs a stick action. `conn_level`: from a `tcp-request connection`
     /// rule (the tracking lasts as long as the connection).
-    pub fn act(&self, action: &rules::StickAction, ctx: &dyn crate::acl::Context, conn_level: bool) {
+    pub fn act(
+        &self,
+        action: &rules::StickAction,
+        ctx: &dyn crate::acl::Context,
+        conn_level: bool,
+    ) {
         match action {
             rules::StickAction::Track { sc, fetch, table } => {
                 if self.tracks.borrow().get(*sc).is_some() {
@@ -178,7 +183,8 @@ impl Env<'_> {
             rules::StickAction::IncGpc0 { sc } => {
                 let tracks = self.tracks.borrow();
                 if let Some(t) = tracks.get(*sc) {
-                    self.store.count(self.defs, t.table, &t.key, Event::Gpc0, 1);
+                    self.store
+                        .count(self.defs, t.table, &t.key, Event::Gpc0, 1, true);
                 }
             }
         }

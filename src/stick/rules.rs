@@ -65,7 +65,9 @@ pub fn parse_action(
         if let Some((extra, extra_at)) = words.get(1) {
             return Err((
                 *extra_at,
-                format!("unexpected `{extra}` after `{name}` (a condition starts with `if` or `unless`)"),
+                format!(
+                    "unexpected `{extra}` after `{name}` (a condition starts with `if` or `unless`)"
+                ),
             ));
         }
         return Ok(Some(StickAction::IncGpc0 { sc }));
@@ -78,7 +80,9 @@ fn counter_number(n: &str, name: &str, at: usize) -> Result<usize, Problem> {
         Ok(sc) if sc <= 2 => Ok(sc),
         _ => Err((
             at,
-            format!("`{name}`: stick counters are numbered 0, 1 and 2 (e.g. `track-sc0`, `sc-inc-gpc0(0)`)"),
+            format!(
+                "`{name}`: stick counters are numbered 0, 1 and 2 (e.g. `track-sc0`, `sc-inc-gpc0(0)`)"
+            ),
         )),
     }
 }
@@ -149,9 +153,9 @@ pub struct StickRule {
 pub fn parse_rule(line: &str, acls: &AclSet, tables: &TableRefs) -> Result<StickRule, Problem> {
     let (head, cond_text) = acl::split_condition(line);
     let cond = match cond_text {
-        Some((text, at)) => Some(
-            Condition::parse(text, acls).map_err(|e| (at + e.offset, e.message))?,
-        ),
+        Some((text, at)) => {
+            Some(Condition::parse(text, acls).map_err(|e| (at + e.offset, e.message))?)
+        }
         None => None,
     };
     let lead = line.len() - line.trim_start().len();
@@ -159,7 +163,10 @@ pub fn parse_rule(line: &str, acls: &AclSet, tables: &TableRefs) -> Result<Stick
     let words: Vec<(String, usize)> = words.into_iter().map(|(w, o)| (w, o + lead)).collect();
     let end = head.trim_end().len();
     let Some((kind_word, kind_at)) = words.first() else {
-        return Err((0, "expected `on`, `match` or `store-request` and a key, e.g. `on src`".into()));
+        return Err((
+            0,
+            "expected `on`, `match` or `store-request` and a key, e.g. `on src`".into(),
+        ));
     };
     let kind = match kind_word.as_str() {
         "on" => StickKind::On,
@@ -179,7 +186,10 @@ pub fn parse_rule(line: &str, acls: &AclSet, tables: &TableRefs) -> Result<Stick
         }
     };
     let Some((fetch_text, fetch_at)) = words.get(1) else {
-        return Err((end, format!("`{kind_word}` needs a key, e.g. `{kind_word} src`")));
+        return Err((
+            end,
+            format!("`{kind_word}` needs a key, e.g. `{kind_word} src`"),
+        ));
     };
     let fetch = Fetch::parse(fetch_text).map_err(|e| (fetch_at + e.offset, e.message))?;
     let table = table_option(&words[2..], end, tables, &format!("stick {kind_word}"))?;
@@ -207,9 +217,23 @@ mod tests {
             own: Some(0),
         };
         let a = parse_action(&words("track-sc1 src table other"), 25, &refs).unwrap();
-        assert!(matches!(a, Some(StickAction::Track { sc: 1, table: 1, .. })));
+        assert!(matches!(
+            a,
+            Some(StickAction::Track {
+                sc: 1,
+                table: 1,
+                ..
+            })
+        ));
         let a = parse_action(&words("track-sc0 hdr(x-user)"), 21, &refs).unwrap();
-        assert!(matches!(a, Some(StickAction::Track { sc: 0, table: 0, .. })));
+        assert!(matches!(
+            a,
+            Some(StickAction::Track {
+                sc: 0,
+                table: 0,
+                ..
+            })
+        ));
         let a = parse_action(&words("sc-inc-gpc0(2)"), 14, &refs).unwrap();
         assert!(matches!(a, Some(StickAction::IncGpc0 { sc: 2 })));
         assert!(parse_action(&words("deny"), 4, &refs).unwrap().is_none());

@@ -175,9 +175,12 @@ impl Store {
         Some(id)
     }
 
-    /// Applies a change to `key` (creating the entry): directly on the
-    /// owner, as a pending delta elsewhere. Either way the entry is
-    /// touched and queued for the next flush.
+    /// Applies a change to `key`: directly on the owner, as a pending
+    /// delta elsewhere, and queues the entry for the next flush. A change
+    /// that leaves `touched` set creates the entry if needed and counts as
+    /// a use (expiry refreshed, moved to the front of the LRU order); one
+    /// that clears it (the end of a tracking, bytes counted at close)
+    /// applies only to an existing entry and leaves its age alone.
     pub fn change(&self, defs: &[StickTable], table: usize, key: &Key, f: impl FnOnce(&mut Delta)) {
         let mut delta = Delta {
             touched: true,
@@ -190,7 +193,14 @@ impl Store {
         let Some(t) = tables.get_mut(table) else {
             return;
         };
-        let (i, _) = t.upsert(key, now);
+        let i = if delta.touched {
+            t.upsert(key, now).0
+        } else {
+            match t.find(key, now) {
+                Some(i) => i,
+                None => return,
+            }
+        };
         let s = t.slot_mut(i);
         if owner {
             defs[table].layout.apply(&mut s.data, &delta, now);
@@ -223,10 +233,22 @@ impl Store {
         }
     }
 
-    /// Counts `n` events of `ev` on `key`.
-    pub fn count(&self, defs: &[StickTable], table: usize, key: &Key, ev: Event, n: u64) {
+    /// Counts `n` events of `ev` on `key` (if it still exists); `touch`:
+    /// as a use of the entry.
+    pub fn count(
+        &self,
+        defs: &[StickTable],
+        table: usize,
+        key: &Key,
+        ev: Event,
+        n: u64,
+        touch: bool,
+    ) {
         if n > 0 {
-            self.change_existing(defs, table, key, |d| d.events[ev as usize] += n);
+            self.change_existing(defs, table, key, |d| {
+                d.events[ev as usize] += n;
+                d.touched = touch;
+            });
         }
     }
 
@@ -305,7 +327,14 @@ impl Store {
                     let Some(t) = tables.get_mut(table as usize) else {
                         continue;
                     };
-                    let (i, _) = t.upsert(&key, now);
+                    let i = if delta.touched {
+                        t.upsert(&key, now).0
+                    } else {
+                        match t.find(&key, now) {
+                            Some(i) => i,
+                            None => continue,
+                        }
+                    };
                     let s = t.slot_mut(i);
                     defs[table as usize].layout.apply(&mut s.data, &delta, now);
                     s.remote = false;
@@ -524,10 +553,11 @@ impl Tracks {
         });
     }
 
-    /// Counts `n` of `ev` on every tracked entry.
+    /// Counts `n` of `ev` on every tracked entry (at the end of a request
+    /// or connection: not a new use of the entries).
     pub fn count(&self, store: &Store, defs: &[StickTable], ev: Event, n: u64) {
         for t in self.slots.iter().flatten() {
-            store.count(defs, t.table, &t.key, ev, n);
+            store.count(defs, t.table, &t.key, ev, n, false);
         }
     }
 
@@ -535,7 +565,7 @@ impl Tracks {
     /// entries (request-level ones count when they are tracked).
     pub fn new_request(&self, store: &Store, defs: &[StickTable]) {
         for t in self.slots.iter().flatten().filter(|t| t.conn_level) {
-            store.count(defs, t.table, &t.key, Event::HttpReq, 1);
+            store.count(defs, t.table, &t.key, Event::HttpReq, 1, true);
         }
     }
 
@@ -545,7 +575,10 @@ impl Tracks {
         for slot in &mut self.slots {
             if slot.as_ref().is_some_and(|t| all || !t.conn_level) {
                 let t = slot.take().expect("checked");
-                store.change_existing(defs, t.table, &t.key, |d| d.conn_cur -= 1);
+                store.change_existing(defs, t.table, &t.key, |d| {
+                    d.conn_cur -= 1;
+                    d.touched = false;
+                });
             }
         }
     }

@@ -120,6 +120,12 @@ impl Table {
     /// returned.
     pub fn upsert(&mut self, key: &Key, now: u64) -> (u32, Option<Key>) {
         if let Some(&i) = self.map.get(key) {
+            if self.expired(&self.slots[i as usize], now) {
+                // Expired but not swept yet: it starts over as a new entry.
+                let s = &mut self.slots[i as usize];
+                s.data = Data::default();
+                s.pending = Delta::default();
+            }
             self.touch(i, now);
             return (i, None);
         }
@@ -277,7 +283,10 @@ mod tests {
         t.upsert(&k(1), 0);
         t.upsert(&k(2), 50);
         assert!(t.get(&k(1), 99).is_some());
-        assert!(t.get(&k(1), 100).is_none(), "expired exactly at touch + expire");
+        assert!(
+            t.get(&k(1), 100).is_none(),
+            "expired exactly at touch + expire"
+        );
         let mut gone = Vec::new();
         t.expire(120, 10, |key| gone.push(key));
         assert_eq!(gone, vec![k(1)]);
@@ -288,6 +297,12 @@ mod tests {
         t.expire(240, 10, |key| gone.push(key));
         assert_eq!(gone, vec![k(1), k(2)]);
         assert!(t.is_empty());
+        // An expired entry not swept yet starts over when used again.
+        let (i, _) = t.upsert(&k(5), 250);
+        t.slot_mut(i).data.conn_cur = 3;
+        let (j, _) = t.upsert(&k(5), 400);
+        assert_eq!((i, t.slot(j).data.conn_cur), (j, 0));
+        t.remove(&k(5));
         // Slots are reused.
         t.upsert(&k(3), 300);
         assert_eq!(t.slots.len(), 2);

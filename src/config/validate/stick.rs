@@ -77,8 +77,16 @@ impl Validator<'_> {
     ) -> (Vec<StickTable>, Vec<TableSite>) {
         let mut tables = Vec::new();
         let mut sites: Vec<TableSite> = Vec::new();
-        let backends = raw.backends.0.iter().map(|(n, b)| (true, n, &b.stick_table));
-        let frontends = raw.frontends.0.iter().map(|(n, f)| (false, n, &f.stick_table));
+        let backends = raw
+            .backends
+            .0
+            .iter()
+            .map(|(n, b)| (true, n, &b.stick_table));
+        let frontends = raw
+            .frontends
+            .0
+            .iter()
+            .map(|(n, f)| (false, n, &f.stick_table));
         for (backend, name, t) in backends.chain(frontends) {
             let Some(t) = t else { continue };
             let section = if backend { "backends" } else { "frontends" };
@@ -124,7 +132,8 @@ impl Validator<'_> {
             },
         };
         if t.len.is_some() && !matches!(key_type, KeyType::String { .. }) {
-            self.c.at_key(&p("len"), "`len` applies to `type: string` tables only");
+            self.c
+                .at_key(&p("len"), "`len` applies to `type: string` tables only");
         }
         let size = match &t.size {
             None => {
@@ -193,10 +202,7 @@ impl Validator<'_> {
             let names: Vec<&str> = crate::stick::data::ALL.iter().map(|(_, n)| *n).collect();
             self.c.at(
                 path,
-                format!(
-                    "unknown data type `{name}` (valid: {})",
-                    names.join(", ")
-                ),
+                format!("unknown data type `{name}` (valid: {})", names.join(", ")),
             );
             return;
         };
@@ -214,10 +220,8 @@ impl Validator<'_> {
                 }
             },
             (Some(_), None) => {
-                self.c.at(
-                    path,
-                    format!("`{name}` needs a period, e.g. `{name}(10s)`"),
-                );
+                self.c
+                    .at(path, format!("`{name}` needs a period, e.g. `{name}(10s)`"));
                 return;
             }
             (None, Some(_)) => {
