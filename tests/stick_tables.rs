@@ -338,3 +338,65 @@ backends:
     assert_eq!(ok + denied, 450);
     assert_eq!(calm_statuses, vec![200; 4], "the calm client was affected");
 }
+
+/// Runs 100 clients × 3 connections through a 2-worker `stick on src`
+/// backend and returns (lookups, lookups on the owner) from the workers'
+/// stop report.
+fn owner_hits(steer: bool) -> (u64, u64) {
+    let (a, b) = (name_server("a"), name_server("b"));
+    let mut corral = Corral::start(&format!(
+        "global: {{ workers: 2, steer: {} }}
+frontends:
+  fe: {{ bind: \"127.0.0.1:0\", default_backend: app }}
+backends:
+  app:
+    stick-table: {{ type: ip, size: 1k, expire: 1h }}
+    stick: [ \"on src\" ]
+    servers:
+      a: {{ address: \"{}\" }}
+      b: {{ address: \"{}\" }}
+",
+        if steer { "source" } else { "none" },
+        a.addr,
+        b.addr
+    ));
+    let proxy = corral.addr("fe");
+    for _ in 0..3 {
+        for i in 0..100 {
+            name_via(proxy, client_ip(200 + i)).unwrap();
+        }
+    }
+    corral.signal(libc::SIGTERM);
+    let status = corral.wait_exit(WAIT).expect("corral did not stop");
+    assert!(status.success());
+    corral.stderr.finish();
+    let (mut lookups, mut owned) = (0, 0);
+    for line in corral.stderr.lines() {
+        if let Some(rest) = line.split("worker ").nth(1)
+            && line.contains("stick-table key lookups")
+        {
+            let nums: Vec<u64> = rest
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|w| !w.is_empty())
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            // worker id, lookups, owned, percentage...
+            lookups += nums[1];
+            owned += nums[2];
+        }
+    }
+    (lookups, owned)
+}
+
+#[test]
+fn steer_source_lands_every_client_on_the_worker_owning_its_key() {
+    let (lookups, owned) = owner_hits(true);
+    assert_eq!(lookups, 300, "one lookup per connection");
+    assert_eq!(owned, 300, "with steering every lookup is on the owner");
+    let (lookups, owned) = owner_hits(false);
+    assert_eq!(lookups, 300);
+    assert!(
+        owned < 250,
+        "without steering the kernel spreads connections: {owned} of 300 on the owner"
+    );
+}
