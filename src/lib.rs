@@ -7,6 +7,7 @@ pub mod balance;
 pub mod config;
 pub mod hash;
 pub mod local_sync;
+pub mod peers;
 #[macro_use]
 pub mod log;
 pub mod demo;
