@@ -24,6 +24,10 @@ enum Command {
         /// The configuration file.
         #[arg(short, long, default_value = "corral.yaml")]
         config: PathBuf,
+        /// This node's name in `peers` sections (overrides `local:` and
+        /// the host name).
+        #[arg(long)]
+        peer_name: Option<String>,
     },
     /// Validate a configuration file and print a summary; exits non-zero
     /// if it is not valid.
@@ -59,7 +63,7 @@ fn main() -> ExitCode {
     }));
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config } => run(&config),
+        Command::Run { config, peer_name } => run(&config, peer_name),
         Command::Check { config } => check(&config),
         Command::Demo {
             address,
@@ -84,11 +88,16 @@ fn load(path: &Path) -> Result<Config, ExitCode> {
     })
 }
 
-fn run(path: &Path) -> ExitCode {
-    let config = match load(path) {
+fn run(path: &Path, peer_name: Option<String>) -> ExitCode {
+    let mut config = match load(path) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Some(name) = peer_name {
+        for p in &mut config.peers {
+            p.local = Some(name.clone());
+        }
+    }
     serve(config)
 }
 

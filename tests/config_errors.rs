@@ -251,49 +251,63 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "unknown stick-table data type",
-            format!("{FE}backends:\n  be:\n    stick-table: {{ size: 1k, store: [ conn_cur, http_req_rat(10s) ] }}\n    servers:\n      s1: {{ address: \"127.0.0.1:9\" }}\n"),
+            format!(
+                "{FE}backends:\n  be:\n    stick-table: {{ size: 1k, store: [ conn_cur, http_req_rat(10s) ] }}\n    servers:\n      s1: {{ address: \"127.0.0.1:9\" }}\n"
+            ),
             "5:49",
             "backends.be.stick-table.store[1]",
             "unknown data type `http_req_rat`",
         ),
         case(
             "rate without a period",
-            format!("{FE}backends:\n  be:\n    stick-table: {{ size: 1k, store: http_req_rate }}\n    servers:\n      s1: {{ address: \"127.0.0.1:9\" }}\n"),
+            format!(
+                "{FE}backends:\n  be:\n    stick-table: {{ size: 1k, store: http_req_rate }}\n    servers:\n      s1: {{ address: \"127.0.0.1:9\" }}\n"
+            ),
             "5:37",
             "backends.be.stick-table.store",
             "needs a period",
         ),
         case(
             "stick rule without a table",
-            format!("{FE}backends:\n  be:\n    stick: [ \"on src\" ]\n    servers:\n      s1: {{ address: \"127.0.0.1:9\" }}\n"),
+            format!(
+                "{FE}backends:\n  be:\n    stick: [ \"on src\" ]\n    servers:\n      s1: {{ address: \"127.0.0.1:9\" }}\n"
+            ),
             "5:21",
             "backends.be.stick[0]",
             "needs a stick table",
         ),
         case(
             "stick-table peers section missing",
-            format!("{FE}backends:\n  be:\n    stick-table: {{ size: 1k, peers: mypeers }}\n    servers:\n      s1: {{ address: \"127.0.0.1:9\" }}\n"),
+            format!(
+                "{FE}backends:\n  be:\n    stick-table: {{ size: 1k, peers: mypeers }}\n    servers:\n      s1: {{ address: \"127.0.0.1:9\" }}\n"
+            ),
             "5:37",
             "backends.be.stick-table.peers",
             "no peers section named `mypeers`",
         ),
         case(
             "misspelt tcp-request action",
-            format!("frontends:\n  fe:\n    bind: \"127.0.0.1:0\"\n    default_backend: be\n    tcp-request: [ \"connection rejekt\" ]\n{BE}"),
+            format!(
+                "frontends:\n  fe:\n    bind: \"127.0.0.1:0\"\n    default_backend: be\n    tcp-request: [ \"connection rejekt\" ]\n{BE}"
+            ),
             "5:32",
             "frontends.fe.tcp-request[0]",
             "unknown tcp-request action `rejekt`",
         ),
         case(
             "counter fetch misspelt",
-            format!("frontends:\n  fe:\n    bind: \"127.0.0.1:0\"\n    default_backend: be\n    tcp-request: [ \"connection reject if {{ sc0_conn_kur gt 1 }}\" ]\n{BE}"),
+            format!(
+                "frontends:\n  fe:\n    bind: \"127.0.0.1:0\"\n    default_backend: be\n    tcp-request: [ \"connection reject if {{ sc0_conn_kur gt 1 }}\" ]\n{BE}"
+            ),
             "5:44",
             "frontends.fe.tcp-request[0]",
             "sc0_conn_kur",
         ),
         case(
             "peers local not a peer",
-            format!("{FE}{BE}peers:\n  p:\n    local: lb3\n    peer: {{ lb1: \"127.0.0.1:1024\" }}\n"),
+            format!(
+                "{FE}{BE}peers:\n  p:\n    local: lb3\n    peer: {{ lb1: \"127.0.0.1:1024\" }}\n"
+            ),
             "9:12",
             "peers.p.local",
             "is not one of this section's peers",

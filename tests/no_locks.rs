@@ -6,12 +6,10 @@
 use std::path::Path;
 
 /// Files allowed to use a lock or an atomic, and why.
-const ALLOWED: &[(&str, &str)] = &[
-    (
-        "src/engine/ring_setup.rs",
-        "counts rings at executor creation, before serving",
-    ),
-];
+const ALLOWED: &[(&str, &str)] = &[(
+    "src/engine/ring_setup.rs",
+    "counts rings at executor creation, before serving",
+)];
 
 /// What the connection path must not use.
 const FORBIDDEN: &[&str] = &[
@@ -48,7 +46,11 @@ fn no_lock_or_atomic_read_modify_write_in_worker_code() {
     assert!(files.len() > 20, "found only {} source files", files.len());
     let mut found = Vec::new();
     for f in &files {
-        let rel = f.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+        let rel = f
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         if ALLOWED.iter().any(|(a, _)| *a == rel) {
             continue;
         }

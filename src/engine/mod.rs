@@ -45,6 +45,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     startup::check_io_uring(config.global.io_memory)?;
+    crate::peers::node::check(&config)?;
     startup::fit_nofile(&mut config);
     let reservations = startup::reserve_binds(&mut config)?;
     let config = Arc::new(config);
@@ -290,6 +291,9 @@ async fn serve(
         })
     });
     crate::health::spawn_checks(&w);
+    if id == 0 {
+        crate::peers::node::spawn(&w);
+    }
     let flusher = {
         let w = w.clone();
         glommio::spawn_local(async move {

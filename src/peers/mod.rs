@@ -1,4 +1,5 @@
 //! HAProxy's peers protocol (stick-table replication between load
-//! balancers). `wire` is the byte-level codec, as HAProxy 2.6 speaks it
-//! (protocol version 2.1); the stick-table integration lives elsewhere.
+//! balancers): `wire` is the byte-level codec, as HAProxy 2.6 speaks it
+//! (protocol version 2.1); `node` runs this node's sessions.
+pub mod node;
 pub mod wire;
