@@ -83,5 +83,38 @@ pub fn summary(c: &Config) -> String {
             let _ = writeln!(out, "{line}");
         }
     }
+    for t in &c.tables {
+        let stored: Vec<&str> = crate::stick::data::ALL
+            .iter()
+            .filter(|(d, _)| t.layout.has(*d))
+            .map(|(_, n)| *n)
+            .collect();
+        let _ = writeln!(
+            out,
+            "stick-table {} (type {}, size {}, expire {}){}: {}",
+            t.name,
+            t.key_type.name(),
+            t.size,
+            crate::config::units::format_duration(t.expire),
+            t.peers
+                .map(|p| format!(" shared with peers {}", c.peers[p].name))
+                .unwrap_or_default(),
+            if stored.is_empty() {
+                "nothing stored".to_string()
+            } else {
+                stored.join(", ")
+            }
+        );
+    }
+    for p in &c.peers {
+        let list: Vec<String> = p.peers.iter().map(|x| format!("{} {}", x.name, x.text)).collect();
+        let _ = writeln!(
+            out,
+            "peers {}: {} (this node: {})",
+            p.name,
+            list.join(", "),
+            p.local.as_deref().unwrap_or("the host name, or --peer-name")
+        );
+    }
     out
 }
