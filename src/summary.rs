@@ -107,13 +107,19 @@ pub fn summary(c: &Config) -> String {
         );
     }
     for p in &c.peers {
-        let list: Vec<String> = p.peers.iter().map(|x| format!("{} {}", x.name, x.text)).collect();
+        let list: Vec<String> = p
+            .peers
+            .iter()
+            .map(|x| format!("{} {}", x.name, x.text))
+            .collect();
         let _ = writeln!(
             out,
             "peers {}: {} (this node: {})",
             p.name,
             list.join(", "),
-            p.local.as_deref().unwrap_or("the host name, or --peer-name")
+            p.local
+                .as_deref()
+                .unwrap_or("the host name, or --peer-name")
         );
     }
     out

@@ -8,7 +8,7 @@
 //! set.
 
 use crate::acl::{self, AclSet, Condition};
-use crate::stick::rules::{Problem, StickAction, TableRefs, parse_action};
+use crate::stick::rules::{Problem, RuleParts, StickAction, TableRefs, parse_action};
 use std::net::SocketAddr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,17 +36,7 @@ pub struct TcpRule {
 
 /// Parses `connection|content <action> [if|unless <condition>]`.
 pub fn parse(line: &str, acls: &AclSet, tables: &TableRefs) -> Result<TcpRule, Problem> {
-    let (head, cond_text) = acl::split_condition(line);
-    let cond = match cond_text {
-        Some((text, at)) => {
-            Some(Condition::parse(text, acls).map_err(|e| (at + e.offset, e.message))?)
-        }
-        None => None,
-    };
-    let lead = line.len() - line.trim_start().len();
-    let words = acl::split_words(head).map_err(|e| (lead + e.offset, e.message))?;
-    let words: Vec<(String, usize)> = words.into_iter().map(|(w, o)| (w, o + lead)).collect();
-    let end = head.trim_end().len();
+    let RuleParts { words, end, cond } = RuleParts::split(line, acls)?;
     let Some((phase_word, phase_at)) = words.first() else {
         return Err((0, "expected `connection` or `content` and an action, e.g. `connection reject if { src 10.0.0.0/8 }`".into()));
     };

@@ -136,24 +136,30 @@ backends:
     }
 }
 
-#[test]
-fn entries_expire_from_their_last_use() {
-    let a = name_server("a");
-    let corral = Corral::start(&format!(
+/// One worker; each client may open `limit` connections while its entry
+/// lives in a table of `size` entries that expire after `expire`.
+fn counting(size: &str, expire: &str, limit: u32, a: &Server) -> String {
+    format!(
         "global: {{ workers: 1 }}
 frontends:
   fe:
     bind: \"127.0.0.1:0\"
     default_backend: app
-    stick-table: {{ type: ip, size: 1k, expire: 1s, store: [ conn_cnt ] }}
+    stick-table: {{ type: ip, size: {size}, expire: {expire}, store: [ conn_cnt ] }}
     tcp-request:
       - connection track-sc0 src
-      - connection reject if {{ sc0_conn_cnt gt 3 }}
+      - connection reject if {{ sc0_conn_cnt gt {limit} }}
 backends:
   app: {{ servers: {{ a: {{ address: \"{}\" }} }} }}
 ",
         a.addr
-    ));
+    )
+}
+
+#[test]
+fn entries_expire_from_their_last_use() {
+    let a = name_server("a");
+    let corral = Corral::start(&counting("1k", "1s", 3, &a));
     let proxy = corral.addr("fe");
     let src = client_ip(7);
     for i in 0..3 {
@@ -176,21 +182,7 @@ backends:
 #[test]
 fn a_full_table_evicts_the_least_recently_used_entry() {
     let a = name_server("a");
-    let corral = Corral::start(&format!(
-        "global: {{ workers: 1 }}
-frontends:
-  fe:
-    bind: \"127.0.0.1:0\"
-    default_backend: app
-    stick-table: {{ type: ip, size: 3, expire: 1h, store: [ conn_cnt ] }}
-    tcp-request:
-      - connection track-sc0 src
-      - connection reject if {{ sc0_conn_cnt gt 1 }}
-backends:
-  app: {{ servers: {{ a: {{ address: \"{}\" }} }} }}
-",
-        a.addr
-    ));
+    let corral = Corral::start(&counting("3", "1h", 1, &a));
     let proxy = corral.addr("fe");
     let (c1, c2, c3, c4) = (client_ip(1), client_ip(2), client_ip(3), client_ip(4));
     // Each client gets one connection while it is in the table.

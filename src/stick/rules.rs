@@ -129,6 +129,34 @@ fn table_option(
     }
 }
 
+/// A rule line split into its action words (with their offsets in the
+/// line), where the action ends, and its compiled `if`/`unless` condition.
+pub struct RuleParts {
+    pub words: Vec<(String, usize)>,
+    pub end: usize,
+    pub cond: Option<Condition>,
+}
+
+impl RuleParts {
+    pub fn split(line: &str, acls: &AclSet) -> Result<RuleParts, Problem> {
+        let (head, cond_text) = acl::split_condition(line);
+        let cond = match cond_text {
+            Some((text, at)) => {
+                Some(Condition::parse(text, acls).map_err(|e| (at + e.offset, e.message))?)
+            }
+            None => None,
+        };
+        let lead = line.len() - line.trim_start().len();
+        let words = acl::split_words(head).map_err(|e| (lead + e.offset, e.message))?;
+        let words = words.into_iter().map(|(w, o)| (w, o + lead)).collect();
+        Ok(RuleParts {
+            words,
+            end: head.trim_end().len(),
+            cond,
+        })
+    }
+}
+
 /// When a backend `stick` rule acts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StickKind {
@@ -151,17 +179,7 @@ pub struct StickRule {
 
 /// Parses `on|match|store-request <fetch> [table <name>] [if|unless ...]`.
 pub fn parse_rule(line: &str, acls: &AclSet, tables: &TableRefs) -> Result<StickRule, Problem> {
-    let (head, cond_text) = acl::split_condition(line);
-    let cond = match cond_text {
-        Some((text, at)) => {
-            Some(Condition::parse(text, acls).map_err(|e| (at + e.offset, e.message))?)
-        }
-        None => None,
-    };
-    let lead = line.len() - line.trim_start().len();
-    let words = acl::split_words(head).map_err(|e| (lead + e.offset, e.message))?;
-    let words: Vec<(String, usize)> = words.into_iter().map(|(w, o)| (w, o + lead)).collect();
-    let end = head.trim_end().len();
+    let RuleParts { words, end, cond } = RuleParts::split(line, acls)?;
     let Some((kind_word, kind_at)) = words.first() else {
         return Err((
             0,
