@@ -153,6 +153,30 @@ fn a_peer_connection_from_an_unlisted_name_is_refused() {
         "{}",
         node.stderr.text()
     );
+    // A listed peer that sends a malformed frame after its hello: answered
+    // with a protocol error, closed and logged; the node keeps serving.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", p1)).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(b"HAProxyS 2.1\nn1\nn2 1 1\n").unwrap();
+    let mut status = [0u8; 4];
+    s.read_exact(&mut status).unwrap();
+    assert_eq!(&status, b"200\n");
+    // Class 10, type 0x80 (update) with a length far beyond any limit.
+    s.write_all(&[10, 0x80, 0xff, 0xff, 0xff, 0xff, 0x0f])
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(
+        rest.windows(2).any(|w| w == [1, 0] || w == [1, 1]),
+        "no error message before the close: {rest:?}"
+    );
+    assert!(
+        node.stderr
+            .wait_for("malformed message from the peer", WAIT)
+            .is_some(),
+        "{}",
+        node.stderr.text()
+    );
     assert_eq!(name_via(node.addr("fe"), ip(5, 99)).unwrap().len(), 1);
 }
 

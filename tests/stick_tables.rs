@@ -392,3 +392,50 @@ fn steer_source_lands_every_client_on_the_worker_owning_its_key() {
         "without steering the kernel spreads connections: {owned} of 300 on the owner"
     );
 }
+
+#[test]
+fn http_stick_on_a_header_keeps_each_user_on_one_server() {
+    let (a, b) = (
+        common::http::HttpServer::named("a"),
+        common::http::HttpServer::named("b"),
+    );
+    let corral = Corral::start(&format!(
+        "global: {{ workers: 2 }}
+defaults: {{ mode: http }}
+frontends:
+  web: {{ bind: \"127.0.0.1:0\", default_backend: app }}
+backends:
+  app:
+    balance: roundrobin
+    stick-table: {{ type: string, len: 16, size: 1k, expire: 1h }}
+    stick: [ \"on hdr(x-user)\" ]
+    servers:
+      a: {{ address: \"{}\" }}
+      b: {{ address: \"{}\" }}
+",
+        a.addr(),
+        b.addr()
+    ));
+    let proxy = corral.addr("web");
+    let served_by = |user: Option<&str>| -> String {
+        let mut c = Client::connect(proxy);
+        let user = user.map(|u| format!("X-User: {u}\r\n")).unwrap_or_default();
+        c.send(format!("GET / HTTP/1.1\r\nHost: x\r\n{user}Connection: close\r\n\r\n").as_bytes());
+        let r = c.response(false).expect("a response");
+        assert_eq!(r.status, 200);
+        r.text()
+    };
+    let mut first: HashMap<String, String> = HashMap::new();
+    for round in 0..5 {
+        for u in ["alice", "bob", "carol", "dave"] {
+            let got = served_by(Some(u));
+            let want = first.entry(u.to_string()).or_insert_with(|| got.clone());
+            assert_eq!(&got, want, "{u} moved in round {round}");
+        }
+    }
+    let servers: HashSet<&String> = first.values().collect();
+    assert_eq!(servers.len(), 2, "round robin spread the users: {first:?}");
+    // Requests without the header are not stuck: round robin alternates.
+    let anon: HashSet<String> = (0..4).map(|_| served_by(None)).collect();
+    assert_eq!(anon.len(), 2, "{anon:?}");
+}

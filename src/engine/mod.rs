@@ -261,6 +261,10 @@ async fn serve(
         }
     }
     let w = Worker::new(id, config.clone(), senders, mesh_of).map_err(|e| e.to_string())?;
+    // Worker 0 listens for peer nodes before the process says it is ready.
+    if id == 0 {
+        crate::peers::node::spawn(&w);
+    }
     let _ = events.send(Event::Ready);
 
     for (from, rx) in streams {
@@ -291,9 +295,6 @@ async fn serve(
         })
     });
     crate::health::spawn_checks(&w);
-    if id == 0 {
-        crate::peers::node::spawn(&w);
-    }
     let flusher = {
         let w = w.clone();
         glommio::spawn_local(async move {

@@ -498,7 +498,9 @@ fn merge(into: &mut Delta, add: &Delta) {
 /// A connection's tracked entries: `track-sc0/1/2`.
 #[derive(Debug, Default)]
 pub struct Tracks {
-    slots: [Option<Tracked>; 3],
+    /// Allocated at the first `track-scN`: every connection carries a
+    /// `Tracks`, and most never track anything.
+    slots: Option<Box<[Option<Tracked>; 3]>>,
 }
 
 /// One tracked entry.
@@ -513,11 +515,13 @@ pub struct Tracked {
 
 impl Tracks {
     pub fn get(&self, sc: usize) -> Option<&Tracked> {
-        self.slots.get(sc)?.as_ref()
+        self.slots.as_ref()?.get(sc)?.as_ref()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.slots.iter().all(Option::is_none)
+        self.slots
+            .as_ref()
+            .is_none_or(|s| s.iter().all(Option::is_none))
     }
 
     /// Starts tracking `key` in slot `sc` unless the slot is taken (the
@@ -533,7 +537,8 @@ impl Tracks {
         key: Key,
         conn_level: bool,
     ) {
-        if sc >= self.slots.len() || self.slots[sc].is_some() {
+        let slots = self.slots.get_or_insert_with(Default::default);
+        if sc >= slots.len() || slots[sc].is_some() {
             return;
         }
         store.note_lookup(&key);
@@ -546,7 +551,7 @@ impl Tracks {
                 d.events[Event::HttpReq as usize] += 1;
             }
         });
-        self.slots[sc] = Some(Tracked {
+        slots[sc] = Some(Tracked {
             table,
             key,
             conn_level,
@@ -556,7 +561,7 @@ impl Tracks {
     /// Counts `n` of `ev` on every tracked entry (at the end of a request
     /// or connection: not a new use of the entries).
     pub fn count(&self, store: &Store, defs: &[StickTable], ev: Event, n: u64) {
-        for t in self.slots.iter().flatten() {
+        for t in self.slots.iter().flat_map(|s| s.iter()).flatten() {
             store.count(defs, t.table, &t.key, ev, n, false);
         }
     }
@@ -564,7 +569,13 @@ impl Tracks {
     /// A new request on the connection: counted on connection-level
     /// entries (request-level ones count when they are tracked).
     pub fn new_request(&self, store: &Store, defs: &[StickTable]) {
-        for t in self.slots.iter().flatten().filter(|t| t.conn_level) {
+        for t in self
+            .slots
+            .iter()
+            .flat_map(|s| s.iter())
+            .flatten()
+            .filter(|t| t.conn_level)
+        {
             store.count(defs, t.table, &t.key, Event::HttpReq, 1, true);
         }
     }
@@ -572,7 +583,7 @@ impl Tracks {
     /// Ends request-level tracking (at the end of each request), or all
     /// tracking (`all`, when the connection closes).
     pub fn end(&mut self, store: &Store, defs: &[StickTable], all: bool) {
-        for slot in &mut self.slots {
+        for slot in self.slots.iter_mut().flat_map(|s| s.iter_mut()) {
             if slot.as_ref().is_some_and(|t| all || !t.conn_level) {
                 let t = slot.take().expect("checked");
                 store.change_existing(defs, t.table, &t.key, |d| {
@@ -581,5 +592,124 @@ impl Tracks {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StickTable;
+    use crate::stick::{DataType, KeyType, Layout};
+
+    fn defs() -> Vec<StickTable> {
+        let mut layout = Layout::default();
+        layout.stored =
+            DataType::ServerId.bit() | DataType::ConnCur.bit() | DataType::HttpReqCnt.bit();
+        vec![StickTable {
+            name: "t".into(),
+            key_type: KeyType::Ip,
+            size: 100,
+            expire: Duration::from_secs(60),
+            layout,
+            peers: None,
+        }]
+    }
+
+    /// A key owned by worker `owner` of 3.
+    fn key_owned_by(owner: usize) -> Key {
+        (0..=255u8)
+            .map(|i| Key::V4([10, 0, 0, i]))
+            .find(|k| k.owner(3) == owner)
+            .unwrap()
+    }
+
+    /// Delivers one worker's flush to the others, as the mesh would.
+    fn deliver(from: &Store, all: &[&Store], defs: &[StickTable]) {
+        let (folds, commits) = from.flush(defs);
+        for (owner, items) in folds.into_iter().enumerate() {
+            if !items.is_empty() {
+                assert!(all[owner].receive(defs, StickMsg::Fold(items)).is_none());
+            }
+        }
+        if !commits.is_empty() {
+            for s in all.iter().filter(|s| s.me != from.me) {
+                s.receive(defs, StickMsg::Commit(commits.clone()));
+            }
+        }
+    }
+
+    #[test]
+    fn a_change_reaches_every_replica_within_two_flushes() {
+        let defs = defs();
+        let stores: Vec<Store> = (0..3).map(|i| Store::new(i, 3, &defs, false)).collect();
+        let all: Vec<&Store> = stores.iter().collect();
+        let key = key_owned_by(1);
+        let conn_cur = |s: &Store| s.read(&defs, 0, &key, DataType::ConnCur);
+        // Worker 0 (not the owner) counts a connection: visible to itself
+        // at once, to nobody else yet.
+        stores[0].change(&defs, 0, &key, |d| d.conn_cur += 1);
+        assert_eq!(conn_cur(&stores[0]), Some(1));
+        assert_eq!(conn_cur(&stores[1]), None);
+        // First flush interval: folded into the owner.
+        deliver(&stores[0], &all, &defs);
+        assert_eq!(conn_cur(&stores[1]), Some(1));
+        assert_eq!(conn_cur(&stores[2]), None);
+        // Worker 0 still sees its own change (applied locally on fold).
+        assert_eq!(conn_cur(&stores[0]), Some(1));
+        // Second interval: the owner commits to every replica.
+        deliver(&stores[1], &all, &defs);
+        for s in &stores {
+            assert_eq!(conn_cur(s), Some(1), "worker {}", s.me);
+        }
+        // Changes from two workers add up at the owner.
+        stores[0].change(&defs, 0, &key, |d| d.conn_cur += 1);
+        stores[2].change(&defs, 0, &key, |d| d.conn_cur += 1);
+        deliver(&stores[0], &all, &defs);
+        deliver(&stores[2], &all, &defs);
+        deliver(&stores[1], &all, &defs);
+        for s in &stores {
+            assert_eq!(conn_cur(s), Some(3), "worker {}", s.me);
+        }
+        assert!(STALENESS_BOUND >= FLUSH_EVERY * 2);
+    }
+
+    #[test]
+    fn the_owner_decides_a_sticky_key_first_claim_wins() {
+        let defs = defs();
+        let owner = Store::new(1, 3, &defs, false);
+        let key = key_owned_by(1);
+        let first = owner.receive(
+            &defs,
+            StickMsg::Claim {
+                table: 0,
+                key: key.clone(),
+                server: 2,
+                ticket: 7,
+            },
+        );
+        assert!(matches!(
+            first,
+            Some(StickMsg::Claimed {
+                ticket: 7,
+                server: 2
+            })
+        ));
+        let second = owner.receive(
+            &defs,
+            StickMsg::Claim {
+                table: 0,
+                key: key.clone(),
+                server: 1,
+                ticket: 8,
+            },
+        );
+        assert!(matches!(
+            second,
+            Some(StickMsg::Claimed {
+                ticket: 8,
+                server: 2
+            })
+        ));
+        assert_eq!(owner.server_of(&defs, 0, &key), Some(2));
     }
 }
