@@ -160,6 +160,18 @@ impl Worker {
                 self.acked.wake_all();
             }
             MeshMsg::Stick(m) => {
+                let ack = match &m {
+                    crate::stick::StickMsg::Learned { seq, .. } if *seq != 0 => Some(*seq),
+                    _ => None,
+                };
+                if let Some(seq) = ack
+                    && from != self.mesh_id
+                    && let Some(mesh) = &self.mesh
+                {
+                    self.stick.receive(&self.config.tables, m);
+                    let _ = mesh.send_to(from, MeshMsg::Ack { seq }).await;
+                    return;
+                }
                 if let Some(answer) = self.stick.receive(&self.config.tables, m)
                     && let Some(mesh) = &self.mesh
                 {

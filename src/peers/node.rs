@@ -3,9 +3,11 @@
 //!
 //! Worker 0 holds a full replica of every table (owners commit every
 //! change to every worker), so it can teach a peer the whole table and
-//! push every change. What a peer sends is handed to each key's owner
-//! (`StickMsg::Learned`), the single writer, which commits it to every
-//! worker; entries learned from a peer are not pushed back to peers.
+//! push every change. What a peer sends goes to every worker
+//! (`StickMsg::Learned`, acknowledged): each key's owner takes it as the
+//! truth, the others as replica data; entries learned from a peer are not
+//! pushed back to peers. A resync is reported done once every worker has
+//! its entries.
 //!
 //! Sessions: the node listens on its own `peer` address (connections only
 //! from the section's other peers' addresses) and connects to every other
@@ -14,7 +16,8 @@
 //! the same moment), the one initiated by the peer whose name sorts first
 //! is kept; HAProxy keeps the newest incoming one, which is the same
 //! session when corral's name sorts first. Each session asks for a full
-//! resync when it starts (a restarted node learns the table back), answers
+//! resync when it starts (a restarted node learns the table back) and
+//! sends every entry it has (changes made while disconnected), answers
 //! resync requests with every entry and `resync finished`, acknowledges
 //! updates, sends a heartbeat after 2 s of silence and closes after 10 s
 //! without hearing anything. Malformed frames are answered with HAProxy's
@@ -506,10 +509,14 @@ async fn session(
     let (mut last_recv, mut last_sent) = (Instant::now(), Instant::now());
     // Entries received since the session began (reported when the
     // peer's answer to our resync request ends).
-    let mut received = 0usize;
+    let mut received: std::collections::HashSet<(usize, Key)> = Default::default();
+    let mut resync_done: Option<usize> = None;
     let section = &w.config.peers[node.section].name;
-    // Ask for everything the peer knows (a restarted node learns back).
+    // Ask for everything the peer knows (a restarted node learns back),
+    // and teach it everything we know: changes made while no session was
+    // up reach it too.
     encode(&mut encoder, &Message::ResyncRequest, &mut out)?;
+    teach(node, &mut encoder, &mut defined, &mut update_ids, &mut out)?;
     loop {
         if w.stopping.is_set() {
             return Ok(());
@@ -588,10 +595,8 @@ async fn session(
                             encode(&mut encoder, &Message::ResyncFinished, &mut out)?;
                         }
                         Message::ResyncFinished | Message::ResyncPartial => {
-                            crate::notice!(
-                                "peers.{section}: full resync from peer `{}` done: {received} entries learned",
-                                remote.name
-                            );
+                            // Reported once every worker has the entries.
+                            resync_done = Some(received.len());
                             encode(&mut encoder, &Message::ResyncConfirm, &mut out)?;
                         }
                         Message::Update(u) => {
@@ -601,8 +606,8 @@ async fn session(
                             if let Some(t) = node.table_for(def)
                                 && let Some((key, data)) = from_update(&w.config.tables[t], &u)
                             {
+                                received.insert((t, key.clone()));
                                 learned.push((t, key, data));
-                                received += 1;
                             }
                             match acks.iter_mut().find(|(tid, _)| *tid == u.table_id) {
                                 Some(a) => a.1 = u.update_id,
@@ -623,10 +628,23 @@ async fn session(
             }
         }
         inbuf.drain(..used);
-        for (t, key, data) in learned {
-            let owner = key.owner(w.workers);
-            let msg = MeshMsg::Stick(StickMsg::Learned(vec![(t as u16, key, data, now_ms())]));
-            w.send_to_worker(owner, msg).await;
+        if !learned.is_empty() {
+            // Every worker applies them before the session goes on.
+            let now = now_ms();
+            let items = learned
+                .into_iter()
+                .map(|(t, key, data)| (t as u16, key, data, now))
+                .collect();
+            let seq = w.seq();
+            w.broadcast(MeshMsg::Stick(StickMsg::Learned { items, seq }), seq)
+                .await;
+        }
+        if let Some(peer_done) = resync_done.take() {
+            crate::notice!(
+                "peers.{section}: full resync from peer `{}` done: {} entries learned",
+                remote.name,
+                peer_done
+            );
         }
     }
 }

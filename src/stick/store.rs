@@ -67,8 +67,13 @@ pub enum StickMsg {
     },
     /// Owner → claimant: the server the key sticks to.
     Claimed { ticket: u64, server: u32 },
-    /// Peer-node input → owner: an entry a peer node sent.
-    Learned(Vec<(u16, Key, Data, u64)>),
+    /// Peer-node input → every worker: entries a peer node sent (owners
+    /// take them as the truth, others as replica data). `seq` (when not 0)
+    /// asks for an `Ack`, so the sender knows every worker has them.
+    Learned {
+        items: Vec<(u16, Key, Data, u64)>,
+        seq: u64,
+    },
 }
 
 /// One committed entry.
@@ -376,16 +381,17 @@ impl Store {
                 self.claim_answered.wake_all();
                 None
             }
-            StickMsg::Learned(items) => {
+            StickMsg::Learned { items, .. } => {
                 self.learn(defs, items);
                 None
             }
         }
     }
 
-    /// On the owner: entries a peer node sent replace the local data
-    /// (HAProxy's peers apply the sender's values), keeping the later
-    /// touch.
+    /// Entries a peer node sent replace the local data (HAProxy's peers
+    /// apply the sender's values), keeping the later touch. The owner
+    /// commits them (so later changes build on them); other workers take
+    /// them as replica data.
     pub fn learn(&self, _defs: &[StickTable], items: Vec<(u16, Key, Data, u64)>) {
         let mut tables = self.tables.borrow_mut();
         for (table, key, data, touched) in items {
@@ -400,7 +406,7 @@ impl Store {
             s.data = data;
             s.data.conn_cur = conn_cur.max(data.conn_cur);
             s.remote = true;
-            if !s.dirty {
+            if !s.dirty && key.owner(self.workers) == self.me {
                 s.dirty = true;
                 self.dirty.borrow_mut().push((table, key));
             }
