@@ -41,7 +41,8 @@ pub async fn session(
             dst: client.local_addr().unwrap_or(peer),
             stick: None,
         };
-        persist::before_connect(&w, backend, &ctx).await
+        // Boxed: only backends with stick rules pay for its state.
+        Box::pin(persist::before_connect(&w, backend, &ctx)).await
     };
 
     // Upstream: reach a server.

@@ -687,7 +687,8 @@ impl<'w> Session<'w> {
         let mut sticky = if bcfg.stick.is_empty() {
             Sticky::default()
         } else {
-            persist::before_connect(w, b, &self.ctx(None)).await
+            // Boxed: only backends with stick rules pay for its state.
+            Box::pin(persist::before_connect(w, b, &self.ctx(None))).await
         };
         let (mut server, lease) = loop {
             let connected =
