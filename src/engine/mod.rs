@@ -288,7 +288,7 @@ async fn serve(
                 .await;
                 w.flush_stick().await;
                 rounds += 1;
-                if rounds % 100 == 0 {
+                if rounds.is_multiple_of(100) {
                     w.stick.expire();
                 }
             }

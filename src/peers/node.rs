@@ -90,8 +90,11 @@ struct Remote {
     incoming: Cell<u32>,
     outgoing: Cell<u32>,
     /// Entries to push, per live session (id, queue).
-    queues: RefCell<Vec<(u64, Rc<RefCell<Vec<Commit>>>)>>,
+    queues: RefCell<Vec<(u64, Queue)>>,
 }
+
+/// Entries waiting to be pushed on one session.
+type Queue = Rc<RefCell<Vec<Commit>>>;
 
 /// A `peers` section as this node runs it.
 struct Node {
@@ -494,7 +497,7 @@ async fn session(
     initiated: bool,
 ) -> Result<(), String> {
     let w = &node.w;
-    let queue: Rc<RefCell<Vec<Commit>>> = Rc::new(RefCell::new(Vec::new()));
+    let queue: Queue = Rc::new(RefCell::new(Vec::new()));
     remote.queues.borrow_mut().push((id, queue.clone()));
     let _unregister = Unregister(remote.clone(), id);
     let _ = stream.set_read_timeout(Some(POLL));

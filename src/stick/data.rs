@@ -324,8 +324,10 @@ mod tests {
 
     #[test]
     fn layout_reads_only_what_it_stores() {
-        let mut l = Layout::default();
-        l.stored = DataType::HttpReqRate.bit() | DataType::ConnCur.bit();
+        let mut l = Layout {
+            stored: DataType::HttpReqRate.bit() | DataType::ConnCur.bit(),
+            ..Layout::default()
+        };
         l.periods[Event::HttpReq as usize] = 10_000;
         let mut d = Data::default();
         l.count(&mut d, Event::HttpReq, 3, 5);

@@ -76,6 +76,9 @@ pub enum StickMsg {
     },
 }
 
+/// Changes to fold into each owner, indexed by worker: (table, key, delta).
+pub type Folds = Vec<Vec<(u16, Key, Delta)>>;
+
 /// One committed entry.
 #[derive(Debug, Clone)]
 pub struct Commit {
@@ -417,8 +420,8 @@ impl Store {
     /// worker) and the commits to broadcast. Folded deltas are applied to
     /// the local copy too, so this worker keeps seeing its own changes
     /// until the owner's commit arrives.
-    pub fn flush(&self, defs: &[StickTable]) -> (Vec<Vec<(u16, Key, Delta)>>, Vec<Commit>) {
-        let mut folds: Vec<Vec<(u16, Key, Delta)>> = vec![Vec::new(); self.workers];
+    pub fn flush(&self, defs: &[StickTable]) -> (Folds, Vec<Commit>) {
+        let mut folds: Folds = vec![Vec::new(); self.workers];
         let mut commits = Vec::new();
         let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
         if dirty.is_empty() {
@@ -608,9 +611,10 @@ mod tests {
     use crate::stick::{DataType, KeyType, Layout};
 
     fn defs() -> Vec<StickTable> {
-        let mut layout = Layout::default();
-        layout.stored =
-            DataType::ServerId.bit() | DataType::ConnCur.bit() | DataType::HttpReqCnt.bit();
+        let layout = Layout {
+            stored: DataType::ServerId.bit() | DataType::ConnCur.bit() | DataType::HttpReqCnt.bit(),
+            ..Layout::default()
+        };
         vec![StickTable {
             name: "t".into(),
             key_type: KeyType::Ip,

@@ -42,6 +42,7 @@ impl Validator<'_> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)] // one per inherited setting
     pub(super) fn http_frontend(
         &mut self,
         base: &str,
