@@ -304,6 +304,15 @@ fn cases() -> Vec<Case> {
             "sc0_conn_kur",
         ),
         case(
+            "counter fetch names an unknown table",
+            format!(
+                "frontends:\n  fe:\n    bind: \"127.0.0.1:0\"\n    default_backend: be\n    stick-table: {{ size: 1k, store: conn_cur }}\n    tcp-request: [ \"connection reject if {{ sc_conn_cur(0,nope) gt 1 }}\" ]\n{BE}"
+            ),
+            "6:58",
+            "frontends.fe.tcp-request[0]",
+            "no stick table named `nope`",
+        ),
+        case(
             "peers local not a peer",
             format!(
                 "{FE}{BE}peers:\n  p:\n    local: lb3\n    peer: {{ lb1: \"127.0.0.1:1024\" }}\n"

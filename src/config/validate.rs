@@ -60,6 +60,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         base_dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
         table_sites: Vec::new(),
         table_names: Vec::new(),
+        known_tables: None,
     };
     let config = v.config(file, raw);
     let errors = v.c.finish();
@@ -152,6 +153,8 @@ struct Validator<'a> {
     table_sites: Vec<stick::TableSite>,
     /// Each stick table's name, for `table <name>` references.
     table_names: Vec<String>,
+    /// The same, once every table is known (for checking fetch arguments).
+    known_tables: Option<Vec<String>>,
 }
 
 /// Settings from `defaults:` that sections inherit.
@@ -172,6 +175,7 @@ impl<'a> Validator<'a> {
         let peers = self.peers_sections(&raw.peers);
         let (mut tables, sites) = self.stick_tables(&raw, &peers);
         self.table_names = tables.iter().map(|t| t.name.clone()).collect();
+        self.known_tables = Some(self.table_names.clone());
         self.table_sites = sites;
         let backends: Vec<Backend> = raw
             .backends
@@ -987,8 +991,60 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// One string or a list of strings, each with its own path.
+    /// One string or a list of strings, each with its own path. Stick
+    /// counter fetches in them (`sc_conn_cur(0,NAME)`, `src_*(NAME)`) must
+    /// name a table that exists.
     fn strings(&mut self, v: &Value, path: &str) -> Vec<(String, String)> {
+        let out = self.strings_only(v, path);
+        for (text, p) in &out {
+            self.check_table_args(text, p);
+        }
+        out
+    }
+
+    /// Reports a stick-counter fetch whose `table` argument names no table.
+    fn check_table_args(&mut self, text: &str, path: &str) {
+        static FETCH: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+        let Some(known) = &self.known_tables else {
+            return; // tables themselves are being read
+        };
+        let re = FETCH.get_or_init(|| {
+            regex::Regex::new(r"\b((?:sc[0-2]?|src)_[a-z0-9_]+)\(([^)]*)\)").expect("valid regex")
+        });
+        let mut problems = Vec::new();
+        for cap in re.captures_iter(text) {
+            let Some((scope, _)) = crate::stick::Query::parse_name(&cap[1]) else {
+                continue;
+            };
+            let args = cap.get(2).expect("group 2 always matches");
+            let index = usize::from(scope == crate::stick::Scope::Sc(u8::MAX));
+            let mut at = args.start();
+            for (i, arg) in args.as_str().split(',').enumerate() {
+                let name = arg.trim();
+                if i == index && !name.is_empty() && !known.iter().any(|k| k == name) {
+                    let lead = arg.len() - arg.trim_start().len();
+                    problems.push((
+                        at + lead,
+                        format!(
+                            "no stick table named `{name}` in `{}` ({})",
+                            &cap[0],
+                            if known.is_empty() {
+                                "no section declares a stick-table".to_string()
+                            } else {
+                                format!("tables: {}", known.join(", "))
+                            }
+                        ),
+                    ));
+                }
+                at += arg.len() + 1;
+            }
+        }
+        for (at, msg) in problems {
+            self.c.at_offset(path, text, at, msg);
+        }
+    }
+
+    fn strings_only(&mut self, v: &Value, path: &str) -> Vec<(String, String)> {
         match v {
             Value::Sequence(items) => items
                 .iter()
