@@ -7,7 +7,6 @@ use common::*;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -186,11 +185,6 @@ fn a_peer_connection_from_an_unlisted_name_is_refused() {
 
 // ---- interop with HAProxy 2.6 -------------------------------------------
 
-fn haproxy_installed() -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("haproxy").is_file()))
-}
-
 struct Haproxy {
     child: Child,
     sock: std::path::PathBuf,
@@ -206,12 +200,7 @@ impl Drop for Haproxy {
 
 impl Haproxy {
     fn cli(&self, cmd: &str) -> Option<String> {
-        let mut s = UnixStream::connect(&self.sock).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        s.write_all(format!("{cmd}\n").as_bytes()).ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        Some(out)
+        common::haproxy::cli(&self.sock, cmd)
     }
 }
 
@@ -268,7 +257,7 @@ backend app
 
 #[test]
 fn corral_and_haproxy_2_6_learn_each_others_entries() {
-    if !haproxy_installed() {
+    if !common::haproxy::installed() {
         println!("SKIPPED corral_and_haproxy_2_6_learn_each_others_entries: haproxy not installed");
         return;
     }

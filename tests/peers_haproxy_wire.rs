@@ -5,12 +5,12 @@
 //! `stick on src`, and a backend `counters` storing counters, frequency
 //! counters and arrays. Blocking std sockets; every wait has a deadline;
 //! HAProxy is killed when the test ends, pass or fail.
+mod common;
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
@@ -24,15 +24,10 @@ use corral::peers::wire::{
 /// Longest wait for any one step.
 const STEP: Duration = Duration::from_secs(10);
 
-fn haproxy_on_path() -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("haproxy").is_file()))
-}
-
 macro_rules! require_haproxy {
-    () => {
-        if !haproxy_on_path() {
-            println!("SKIPPED peers_haproxy_wire: haproxy not installed");
+    ($test:literal) => {
+        if !common::haproxy::installed() {
+            println!("SKIPPED {}: haproxy not installed", $test);
             return;
         }
     };
@@ -238,12 +233,7 @@ frontend fe
     }
 
     fn try_cli(&self, cmd: &str) -> Option<String> {
-        let mut s = UnixStream::connect(&self.sock).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        s.write_all(format!("{cmd}\n").as_bytes()).ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        Some(out)
+        common::haproxy::cli(&self.sock, cmd)
     }
 
     fn cli(&self, cmd: &str) -> String {
@@ -539,7 +529,7 @@ fn app_update(id: u32, incremental: bool, last: u8, sid: i32, server: &str) -> M
 /// it entries of both tables and read them back through the stats socket.
 #[test]
 fn haproxy_connects_and_learns_our_updates() {
-    require_haproxy!();
+    require_haproxy!("haproxy_connects_and_learns_our_updates");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let h = Haproxy::start(listener.local_addr().unwrap().port());
     let mut p = accept_haproxy(&listener, &h);
@@ -713,7 +703,7 @@ fn haproxy_connects_and_learns_our_updates() {
 /// the new entry to us, we decode it and ack it.
 #[test]
 fn haproxy_pushes_a_learned_entry_and_takes_our_ack() {
-    require_haproxy!();
+    require_haproxy!("haproxy_pushes_a_learned_entry_and_takes_our_ack");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let h = Haproxy::start(listener.local_addr().unwrap().port());
     let mut p = accept_haproxy(&listener, &h);
@@ -785,7 +775,7 @@ fn haproxy_pushes_a_learned_entry_and_takes_our_ack() {
 /// gets them all, then "resync finished".
 #[test]
 fn we_connect_get_statuses_and_a_full_resync() {
-    require_haproxy!();
+    require_haproxy!("we_connect_get_statuses_and_a_full_resync");
     // Nobody listens for peer corral: HAProxy's own connection attempts fail.
     let h = Haproxy::start(free_port());
 

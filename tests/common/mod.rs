@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod haproxy;
 pub mod http;
 
 use std::collections::HashMap;
