@@ -5,9 +5,9 @@ use crate::engine::worker::Worker;
 use crate::log::TcpLog;
 use crate::persist::{self, Sticky};
 use crate::relay::{self, RelayEnd, Timeouts};
+use crate::stream::Stream;
 use crate::tcp_rules::ConnCtx;
 use crate::upstream::{self, ConnectReport};
-use glommio::net::TcpStream;
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -17,7 +17,7 @@ use std::time::{Instant, SystemTime};
 pub async fn session(
     w: Rc<Worker>,
     fe: usize,
-    client: TcpStream,
+    client: Stream,
     peer: SocketAddr,
     tracks: &RefCell<crate::stick::Tracks>,
 ) {
@@ -30,7 +30,8 @@ pub async fn session(
     let bcfg = &w.config.backends[backend];
     let bst = &w.backends[backend];
     bst.conns.set(bst.conns.get() + 1);
-    let _ = client.set_nodelay(true);
+    let _ = client.tcp().set_nodelay(true);
+    let tls_in = client.is_tls();
 
     // Persistence: the server the client is stuck to.
     let mut sticky = if bcfg.stick.is_empty() {
@@ -38,8 +39,9 @@ pub async fn session(
     } else {
         let ctx = ConnCtx {
             src: peer,
-            dst: client.local_addr().unwrap_or(peer),
+            dst: client.tcp().local_addr().unwrap_or(peer),
             stick: None,
+            tls: client.tls_in(),
         };
         // Boxed: only backends with stick rules pay for its state.
         Box::pin(persist::before_connect(&w, backend, &ctx)).await
@@ -47,8 +49,23 @@ pub async fn session(
 
     // Upstream: reach a server.
     let mut report = ConnectReport::default();
-    let connected =
-        upstream::connect(&w, backend, peer.ip(), &mut report, false, sticky.prefer).await;
+    let local = client.tcp().local_addr().unwrap_or(peer);
+    let sni_ctx = ConnCtx {
+        src: peer,
+        dst: local,
+        stick: None,
+        tls: client.tls_in(),
+    };
+    let connected = upstream::connect(
+        &w,
+        backend,
+        peer.ip(),
+        &mut report,
+        false,
+        sticky.prefer,
+        &|f, out| f.render(&sni_ctx, out),
+    )
+    .await;
     if let Ok(up) = &connected {
         persist::after_connect(&w, &mut sticky, up.lease.server());
     }
@@ -118,6 +135,7 @@ pub async fn session(
             retries: report.retries,
             srv_queue: 0,
             be_queue: bst.queued.get(),
+            tls: tls_in,
         };
         w.logs.line(&fst.log, |out| rec.write(out));
     }

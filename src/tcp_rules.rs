@@ -120,6 +120,7 @@ pub fn run(
         src,
         dst,
         stick: Some(env),
+        tls: None,
     };
     for phase in [Phase::Connection, Phase::Content] {
         for rule in cfg.tcp_rules.iter().filter(|r| r.phase == phase) {
@@ -142,6 +143,8 @@ pub struct ConnCtx<'a> {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     pub stick: Option<crate::stick::Env<'a>>,
+    /// The client connection's TLS session, when corral terminated it.
+    pub tls: Option<&'a rustls::ServerConnection>,
 }
 
 impl acl::Context for ConnCtx<'_> {
@@ -171,14 +174,14 @@ impl acl::Context for ConnCtx<'_> {
     fn status(&self) -> Option<u16> {
         None
     }
-    fn ssl_fc(&self) -> bool {
-        false
-    }
     fn unique_id(&self) -> &[u8] {
         b""
     }
     fn stick_counter(&self, q: &crate::stick::Query) -> Option<u64> {
         self.stick.as_ref()?.read(q, self.src.ip())
+    }
+    fn tls(&self) -> Option<&rustls::ServerConnection> {
+        self.tls
     }
 }
 

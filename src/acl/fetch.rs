@@ -63,12 +63,45 @@ enum Kind {
     SrcPort,
     DstPort,
     SslFc,
+    /// `ssl_fc_sni`, `ssl_fc_protocol`, `ssl_fc_cipher`, `ssl_fc_alpn`,
+    /// `ssl_fc_is_resumed`: the client connection's TLS session.
+    Tls(TlsField),
     Status,
     AlwaysTrue,
     AlwaysFalse,
     /// A stick counter: `sc0_conn_cur`, `sc_http_req_rate(1)`,
     /// `src_get_gpc0(table)`.
     Stick(crate::stick::Query),
+}
+
+/// What a `ssl_fc_*` fetch reads from the TLS session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsField {
+    Sni,
+    Protocol,
+    Cipher,
+    Alpn,
+    Resumed,
+}
+
+impl TlsField {
+    /// The value for session `s`; `None` when it has none (no SNI sent,
+    /// no ALPN agreed).
+    fn read(self, s: &rustls::ServerConnection) -> Option<Val<'_>> {
+        match self {
+            TlsField::Sni => s.server_name().map(|n| Val::Str(n.as_bytes())),
+            TlsField::Protocol => s
+                .protocol_version()
+                .map(|v| Val::Str(crate::tls::names::protocol(v).as_bytes())),
+            TlsField::Cipher => s
+                .negotiated_cipher_suite()
+                .map(|c| Val::Str(crate::tls::names::cipher(c.suite()).as_bytes())),
+            TlsField::Alpn => s.alpn_protocol().map(Val::Str),
+            TlsField::Resumed => Some(Val::Bool(
+                s.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+            )),
+        }
+    }
 }
 
 /// Every fetch name `Fetch::parse` knows.
@@ -108,6 +141,11 @@ const FETCHES: &[&str] = &[
     "src_port",
     "dst_port",
     "ssl_fc",
+    "ssl_fc_sni",
+    "ssl_fc_protocol",
+    "ssl_fc_cipher",
+    "ssl_fc_alpn",
+    "ssl_fc_is_resumed",
     "status",
     "always_true",
     "always_false",
@@ -429,6 +467,11 @@ fn build(
         "src_port" => plain(Kind::SrcPort),
         "dst_port" => plain(Kind::DstPort),
         "ssl_fc" => plain(Kind::SslFc),
+        "ssl_fc_sni" => plain(Kind::Tls(TlsField::Sni)),
+        "ssl_fc_protocol" => plain(Kind::Tls(TlsField::Protocol)),
+        "ssl_fc_cipher" => plain(Kind::Tls(TlsField::Cipher)),
+        "ssl_fc_alpn" => plain(Kind::Tls(TlsField::Alpn)),
+        "ssl_fc_is_resumed" => plain(Kind::Tls(TlsField::Resumed)),
         "status" => plain(Kind::Status),
         "always_true" => plain(Kind::AlwaysTrue),
         "always_false" => plain(Kind::AlwaysFalse),
@@ -617,6 +660,8 @@ impl Kind {
             Kind::HdrCnt { .. } | Kind::SrcPort | Kind::DstPort | Kind::Status => SType::Int,
             Kind::Src | Kind::Dst => SType::Ip,
             Kind::SslFc | Kind::AlwaysTrue | Kind::AlwaysFalse => SType::Bool,
+            Kind::Tls(TlsField::Resumed) => SType::Bool,
+            Kind::Tls(_) => SType::Str,
             Kind::Stick(q) => {
                 if q.data == crate::stick::Counter::Tracked {
                     SType::Bool
@@ -641,6 +686,10 @@ impl Kind {
                 .split(|c| c == delim)
                 .find_map(|seg| param_value(seg, name))
                 .map(borrowed),
+            Kind::Tls(field) => match field.read(ctx.tls()?)? {
+                Val::Str(s) => Some(borrowed(s)),
+                other => Some(owned(other)),
+            },
             _ => {
                 let mut out = None;
                 self.each(ctx, Iter::Sample, &mut |v| {
@@ -765,6 +814,7 @@ impl Kind {
             Kind::SrcPort => f(Val::Int(ctx.src().port().into())),
             Kind::DstPort => f(Val::Int(ctx.dst().port().into())),
             Kind::SslFc => f(Val::Bool(ctx.ssl_fc())),
+            Kind::Tls(field) => ctx.tls().and_then(|s| field.read(s)).is_some_and(f),
             Kind::Stick(q) => match ctx.stick_counter(q) {
                 Some(v) if q.data == crate::stick::Counter::Tracked => f(Val::Bool(v != 0)),
                 Some(v) => f(Val::Int(v.min(i64::MAX as u64) as i64)),

@@ -70,8 +70,15 @@ pub trait Context {
     fn res_header(&self, name: &[u8], f: &mut dyn FnMut(&[u8]));
     /// The response status; `None` while processing a request.
     fn status(&self) -> Option<u16>;
-    /// Whether the connection arrived over TLS (false until TLS exists).
-    fn ssl_fc(&self) -> bool;
+    /// The TLS session of the client connection, when corral terminated
+    /// TLS on it (`ssl_fc*` fetches).
+    fn tls(&self) -> Option<&rustls::ServerConnection> {
+        None
+    }
+    /// Whether the connection arrived over TLS.
+    fn ssl_fc(&self) -> bool {
+        self.tls().is_some()
+    }
     /// This request's unique id.
     fn unique_id(&self) -> &[u8];
     /// Calls `f(name, value)` for every request header line, in order.

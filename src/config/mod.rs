@@ -101,6 +101,9 @@ pub struct Global {
     /// client's connections to the worker that owns its address's
     /// stick-table entries (default `none`: the kernel spreads them).
     pub steer: bool,
+    /// `ssl-provider`: the rustls cryptography back end, `aws-lc-rs`
+    /// (default) or `ring`.
+    pub ssl_provider: crate::tls::Provider,
 }
 
 /// A place connection logs are written to.
@@ -156,6 +159,10 @@ pub struct Frontend {
     pub tcp_rules: Vec<crate::tcp_rules::TcpRule>,
     /// `stick-table:` of this frontend: index into `Config::tables`.
     pub table: Option<usize>,
+    /// `tls:` certificates and settings for the binds that terminate TLS.
+    pub tls: Option<crate::tls::FrontendTls>,
+    /// `option httpslog`: the httplog line with HAProxy's TLS fields.
+    pub httpslog: bool,
 }
 
 /// How connections are kept between requests (`option http-keep-alive`,
@@ -249,6 +256,9 @@ pub struct Bind {
     /// As written, for messages.
     pub text: String,
     pub addr: SocketAddr,
+    /// Terminates TLS (`"0.0.0.0:443 ssl"`, or every bind of a frontend
+    /// with `tls:` when none says `ssl`).
+    pub tls: bool,
 }
 
 /// `balance:` how a backend picks a server.
@@ -328,6 +338,8 @@ pub struct Server {
     /// `pool-purge-delay`: how long an idle connection is kept (default
     /// 4s, under common server keep-alive timeouts such as Apache's 5s).
     pub pool_purge_delay: Duration,
+    /// `tls:` connect to this server over TLS (health checks too).
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 /// `check: true` or `check: { port, inter, rise, fall, http }`.

@@ -12,6 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 
 mod http;
 mod stick;
+mod tls;
 
 const FRONTEND_OPTIONS: &[&str] = &[
     "tcplog",
@@ -21,6 +22,7 @@ const FRONTEND_OPTIONS: &[&str] = &[
     "http-server-close",
     "httpclose",
     "http-keep-alive",
+    "httpslog",
 ];
 /// `redispatch` is accepted for HAProxy compatibility: corral always moves
 /// a retried connection to another server when one is available.
@@ -61,6 +63,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         table_sites: Vec::new(),
         table_names: Vec::new(),
         known_tables: None,
+        provider: crate::tls::Provider::AwsLcRs,
     };
     let config = v.config(file, raw);
     let errors = v.c.finish();
@@ -155,6 +158,8 @@ struct Validator<'a> {
     table_names: Vec<String>,
     /// The same, once every table is known (for checking fetch arguments).
     known_tables: Option<Vec<String>>,
+    /// `global.ssl-provider`, for loading keys and building TLS settings.
+    provider: crate::tls::Provider,
 }
 
 /// Settings from `defaults:` that sections inherit.
@@ -251,6 +256,11 @@ impl<'a> Validator<'a> {
         let steer = opt(&g.steer, |v| {
             self.choice(v, "global.steer", &["source", "none"])
         }) == Some("source");
+        let ssl_provider = match &g.ssl_provider {
+            Some(v) => self.ssl_provider(v),
+            None => crate::tls::Provider::AwsLcRs,
+        };
+        self.provider = ssl_provider;
         Global {
             workers,
             maxconn,
@@ -260,6 +270,7 @@ impl<'a> Validator<'a> {
             bufsize,
             log,
             steer,
+            ssl_provider,
         }
     }
 
@@ -322,11 +333,15 @@ impl<'a> Validator<'a> {
             Some(v) => self
                 .strings(v, &p("bind"))
                 .into_iter()
-                .filter_map(|(text, path)| match parse_bind(&text) {
-                    Ok(addr) => Some(Bind { text, addr }),
-                    Err(msg) => {
-                        self.c.at(&path, msg);
-                        None
+                .filter_map(|(text, path)| {
+                    match tls::bind_words(&text)
+                        .and_then(|(a, ssl)| parse_bind(a).map(|addr| (addr, ssl)))
+                    {
+                        Ok((addr, tls)) => Some(Bind { text, addr, tls }),
+                        Err(msg) => {
+                            self.c.at(&path, msg);
+                            None
+                        }
                     }
                 })
                 .collect(),
@@ -338,6 +353,9 @@ impl<'a> Validator<'a> {
             );
         }
         let mode = opt(&f.mode, |v| self.mode(v, &p("mode"))).unwrap_or(d.mode);
+        let tls = opt(&f.tls, |v| self.frontend_tls(v, &p("tls"), self.provider));
+        let mut binds = binds;
+        self.tls_binds(&base, &mut binds, f.tls.is_some());
         let maxconn = opt(&f.maxconn, |v| {
             self.uint(v, &p("maxconn"), 1, 10_000_000, "a connection count")
         })
@@ -433,6 +451,8 @@ impl<'a> Validator<'a> {
             http,
             tcp_rules,
             table,
+            httpslog: options.iter().any(|(o, _)| option_name(o) == "httpslog"),
+            tls,
         }
     }
 
@@ -574,6 +594,7 @@ impl<'a> Validator<'a> {
             self.duration(v, &p("pool-purge-delay"))
         })
         .unwrap_or(Duration::from_secs(4));
+        let tls = opt(&s.tls, |v| self.server_tls(v, &p("tls"), self.provider));
         Server {
             name: name.to_string(),
             address,
@@ -584,6 +605,7 @@ impl<'a> Validator<'a> {
             check,
             pool_max_conn,
             pool_purge_delay,
+            tls,
         }
     }
 
