@@ -52,6 +52,40 @@ macro_rules! alert {
     ($($arg:tt)*) => { $crate::log::ops($crate::log::Level::Alert, format_args!($($arg)*)) };
 }
 
+/// Limits operational messages a client can cause (a bad TLS hello...) to
+/// `PER_SECOND` a second per worker, so a flood of bad connections cannot
+/// flood stderr; the next message printed says how many were left out.
+#[derive(Default)]
+pub struct Throttle {
+    window: Cell<Option<std::time::Instant>>,
+    printed: Cell<u32>,
+    suppressed: Cell<u64>,
+}
+
+impl Throttle {
+    const PER_SECOND: u32 = 10;
+
+    /// `Some(n)`: print now, noting `n` messages left out before it;
+    /// `None`: leave this one out.
+    pub fn allow(&self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        let fresh = self
+            .window
+            .get()
+            .is_none_or(|w| now.duration_since(w) >= Duration::from_secs(1));
+        if fresh {
+            self.window.set(Some(now));
+            self.printed.set(0);
+        }
+        if self.printed.get() >= Self::PER_SECOND {
+            self.suppressed.set(self.suppressed.get() + 1);
+            return None;
+        }
+        self.printed.set(self.printed.get() + 1);
+        Some(self.suppressed.replace(0))
+    }
+}
+
 /// One connection-log destination of one worker.
 struct Sink {
     target: LogTarget,
@@ -419,6 +453,21 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttle_lets_ten_a_second_through_and_counts_the_rest() {
+        let t = Throttle::default();
+        for _ in 0..10 {
+            assert_eq!(t.allow(), Some(0));
+        }
+        assert_eq!(t.allow(), None);
+        assert_eq!(t.allow(), None);
+        // A new window: the next message carries the count.
+        t.window
+            .set(Some(std::time::Instant::now() - Duration::from_secs(2)));
+        assert_eq!(t.allow(), Some(2));
+        assert_eq!(t.allow(), Some(0));
+    }
 
     #[test]
     fn dates_are_haproxy_shaped() {

@@ -44,6 +44,8 @@ pub struct Worker {
     pub conns: Cell<u32>,
     /// Connection-log buffers.
     pub logs: Sinks,
+    /// Warnings about clients' bad TLS hellos, at most a few a second.
+    pub hello_warnings: crate::log::Throttle,
     /// Relay buffers, reused across connections.
     pub bufs: BufPool,
     /// Set when the worker must stop accepting.
@@ -141,6 +143,7 @@ impl Worker {
             tls_out,
             conns: Cell::new(0),
             logs,
+            hello_warnings: Default::default(),
             stopping: Flag::default(),
             gate: Gate::new(),
             mesh_id: mesh.as_ref().map_or(0, |m| m.peer_id()),

@@ -489,13 +489,7 @@ impl<'w> Session<'w> {
 
     /// The first `use_backend` whose condition holds, else `default_backend`.
     fn route(&self) -> Option<usize> {
-        let ctx = self.ctx(None);
-        self.http
-            .use_backend
-            .iter()
-            .find(|u| u.cond.as_ref().is_none_or(|c| c.eval(&ctx)))
-            .map(|u| u.backend)
-            .or(self.cfg.default_backend)
+        self.cfg.route(&self.ctx(None))
     }
 
     fn ctx<'a>(&'a self, res: Option<&'a Head>) -> ReqCtx<'a> {

@@ -106,10 +106,13 @@ impl ProducesTickets for Tickets {
     }
 }
 
+/// One frontend's sessions, and their keys oldest first (for eviction).
+type Sessions = (HashMap<Vec<u8>, Vec<u8>>, VecDeque<Vec<u8>>);
+
 /// A worker's stored sessions, one map per frontend.
 #[derive(Default)]
 struct Stored {
-    maps: HashMap<usize, (HashMap<Vec<u8>, Vec<u8>>, VecDeque<Vec<u8>>)>,
+    maps: HashMap<usize, Sessions>,
 }
 
 thread_local! {
