@@ -363,6 +363,67 @@ fn cases() -> Vec<Case> {
             "is not one of this section's peers",
         ),
         case(
+            "certificate file that does not exist",
+            format!(
+                "frontends:\n  fe:\n    bind: \"127.0.0.1:0\"\n    default_backend: be\n    tls: {{ certs: [ missing.pem ] }}\n{BE}"
+            ),
+            "5:21",
+            "frontends.fe.tls.certs[0]",
+            "missing.pem`: No such file",
+        ),
+        case(
+            "TLS 1.1 as the minimum version",
+            format!(
+                "frontends:\n  fe:\n    bind: \"127.0.0.1:0\"\n    default_backend: be\n    tls: {{ min_version: \"1.1\", certs: [ missing.pem ] }}\n{BE}"
+            ),
+            "5:25",
+            "frontends.fe.tls.min_version",
+            "TLS 1.0 and 1.1 are obsolete",
+        ),
+        case(
+            "tls block without certs",
+            format!(
+                "frontends:\n  fe:\n    bind: \"127.0.0.1:0\"\n    default_backend: be\n    tls: {{ crt: a.pem }}\n{BE}"
+            ),
+            "5:5",
+            "frontends.fe.tls",
+            "missing `certs`",
+        ),
+        case(
+            "ssl bind without a tls block",
+            format!(
+                "frontends:\n  fe:\n    bind: \"127.0.0.1:0 ssl\"\n    default_backend: be\n{BE}"
+            ),
+            "3:11",
+            "frontends.fe.bind",
+            "no `tls:` block",
+        ),
+        case(
+            "crt on a bind line",
+            format!(
+                "frontends:\n  fe:\n    bind: [ \"127.0.0.1:0 ssl crt /x.pem\" ]\n    default_backend: be\n{BE}"
+            ),
+            "3:13",
+            "frontends.fe.bind[0]",
+            "`crt` on a bind line",
+        ),
+        case(
+            "unknown ssl-provider",
+            format!("global:\n  ssl-provider: openssl\n{FE}{BE}"),
+            "2:17",
+            "global.ssl-provider",
+            "expected one of: aws-lc-rs, ring",
+        ),
+        case(
+            "server verify required without a ca",
+            format!(
+                "{FE}backends:\n  be:\n    servers:\n      s1: {{ address: \"127.0.0.1:9\", tls: {{ verify: required }} }}\n"
+            ),
+            "6:37",
+            "backends.be.servers.s1.tls",
+            "`verify: required` needs `ca`",
+        ),
+        case(
             "unsupported log target",
             format!("global:\n  log: syslog\n{FE}{BE}"),
             "2:8",

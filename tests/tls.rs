@@ -644,3 +644,47 @@ fn certificates_reload_on_sighup_under_load_without_a_failed_request() {
         ok.load(Ordering::SeqCst)
     );
 }
+
+#[test]
+fn a_certificate_whose_key_is_wrong_or_missing_is_refused_naming_the_file() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let a = pki.leaf(&["a.test"], false);
+    let b = pki.leaf(&["b.test"], false);
+    let cases = [
+        (
+            "mismatch.pem",
+            format!("{}{}", a.cert_pem, b.key_pem),
+            "the private key does not belong to the certificate",
+        ),
+        ("nokey.pem", a.cert_pem.clone(), "holds no private key, and"),
+        (
+            "garbage.pem",
+            "not a certificate\n".to_string(),
+            "holds no certificate",
+        ),
+    ];
+    for (name, pem, says) in cases {
+        let cert = dir.path().join(name);
+        std::fs::write(&cert, pem).unwrap();
+        let yaml = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &yaml,
+            format!(
+                "frontends:\n  fe:\n    bind: \"127.0.0.1:0\"\n    mode: tcp\n    default_backend: be\n    tls: {{ certs: [ {name} ] }}\nbackends:\n  be: {{ servers: {{ s1: {{ address: \"127.0.0.1:9\" }} }} }}\n"
+            ),
+        )
+        .unwrap();
+        let (status, _, stderr) = common::run_cmd(&["check", "-c", yaml.to_str().unwrap()]);
+        assert_eq!(status.code(), Some(1), "{name}: {stderr}");
+        let first = stderr.lines().next().unwrap_or("");
+        assert!(
+            first.contains(":6:21: frontends.fe.tls.certs[0]: "),
+            "{name}: {first}"
+        );
+        assert!(
+            first.contains(name) && first.contains(says),
+            "{name}: {first}"
+        );
+    }
+}
