@@ -24,5 +24,7 @@ pub mod stream;
 pub mod summary;
 pub mod tcp;
 pub mod tcp_rules;
+#[cfg(test)]
+mod test_rng;
 pub mod tls;
 pub mod upstream;

@@ -63,22 +63,11 @@ pub async fn session(
             }
         }
     };
-    let backend = match route {
-        Ok(Some(backend)) => backend,
-        Ok(None) => {
-            // No `use_backend` matched and there is no default: as in
-            // HAProxy, the frontend has no server for it.
-            let n = held.map_or(0, |h| h.give_back(&w));
-            return refuse(
-                &w,
-                fe,
-                tracks,
-                (peer, tls_in),
-                (accepted, started),
-                n,
-                *b"SC",
-            );
-        }
+    let refused = match route {
+        Ok(Some(backend)) => Ok(backend),
+        // No `use_backend` matched and there is no default: as in
+        // HAProxy, the frontend has no server for it.
+        Ok(None) => Err((held.take().map_or(0, |h| h.give_back(&w)), *b"SC")),
         Err(refused) => {
             if let Refused::BadHello { reason, .. } = refused
                 && let Some(left_out) = w.hello_warnings.allow()
@@ -93,16 +82,14 @@ pub async fn session(
                     }
                 );
             }
-            let (n, termination) = (refused.held(), refused.termination());
-            return refuse(
-                &w,
-                fe,
-                tracks,
-                (peer, tls_in),
-                (accepted, started),
-                n,
-                termination,
-            );
+            Err((refused.held(), refused.termination()))
+        }
+    };
+    let backend = match refused {
+        Ok(backend) => backend,
+        Err((n, termination)) => {
+            let when = (accepted, started);
+            return refuse(&w, fe, tracks, (peer, tls_in), when, n, termination);
         }
     };
     let bcfg = &w.config.backends[backend];
@@ -110,29 +97,22 @@ pub async fn session(
     bst.conns.set(bst.conns.get() + 1);
 
     // Persistence: the server the client is stuck to.
-    let mut sticky = if bcfg.stick.is_empty() {
-        Sticky::default()
-    } else {
-        let ctx = ConnCtx {
-            src: peer,
-            dst: local,
-            stick: None,
-            payload: None,
-            tls: client.tls_in(),
-        };
-        // Boxed: only backends with stick rules pay for its state.
-        Box::pin(persist::before_connect(&w, backend, &ctx)).await
-    };
-
-    // Upstream: reach a server.
-    let mut report = ConnectReport::default();
-    let sni_ctx = ConnCtx {
+    let ctx = ConnCtx {
         src: peer,
         dst: local,
         stick: None,
         payload: None,
         tls: client.tls_in(),
     };
+    let mut sticky = if bcfg.stick.is_empty() {
+        Sticky::default()
+    } else {
+        // Boxed: only backends with stick rules pay for its state.
+        Box::pin(persist::before_connect(&w, backend, &ctx)).await
+    };
+
+    // Upstream: reach a server.
+    let mut report = ConnectReport::default();
     let connected = upstream::connect(
         &w,
         backend,
@@ -140,7 +120,7 @@ pub async fn session(
         &mut report,
         false,
         sticky.prefer,
-        &|f, out| f.render(&sni_ctx, out),
+        &|f, out| f.render(&ctx, out),
     )
     .await;
     if let Ok(up) = &connected {

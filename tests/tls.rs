@@ -278,22 +278,17 @@ fn curl_reaches_the_backend_through_tls_with_the_right_certificate() {
     let port = corral.addr("https").port();
     let ca = s.dir.path().join("ca.pem");
     std::fs::write(&ca, s.pki.ca_pem()).unwrap();
-    for host in ["api.example.com", "www.example.org"] {
-        let out = Command::new("curl")
-            .args([
-                "-sS",
-                "--max-time",
-                "10",
-                "--cacert",
-                ca.to_str().unwrap(),
-                "--resolve",
-                &format!("{host}:{port}:127.0.0.1"),
-                &format!("https://{host}:{port}/"),
-                "-w",
-                "%{http_code} %{ssl_verify_result}",
-            ])
+    let curl = |host: &str, extra: &[&str]| {
+        Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--cacert", ca.to_str().unwrap()])
+            .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
+            .arg(format!("https://{host}:{port}/"))
+            .args(extra)
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    for host in ["api.example.com", "www.example.org"] {
+        let out = curl(host, &["-w", "%{http_code} %{ssl_verify_result}"]);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
@@ -303,22 +298,7 @@ fn curl_reaches_the_backend_through_tls_with_the_right_certificate() {
         assert_eq!(text, "hello from app\n200 0", "{host}");
     }
     // TLS 1.1 is refused to curl too.
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "10",
-            "--cacert",
-            ca.to_str().unwrap(),
-            "--tlsv1.1",
-            "--tls-max",
-            "1.1",
-            "--resolve",
-            &format!("api.example.com:{port}:127.0.0.1"),
-            &format!("https://api.example.com:{port}/"),
-        ])
-        .output()
-        .unwrap();
+    let out = curl("api.example.com", &["--tlsv1.1", "--tls-max", "1.1"]);
     assert!(!out.status.success(), "curl --tls-max 1.1 succeeded");
 }
 

@@ -449,17 +449,7 @@ fn hellos_over_the_limit_are_too_large() {
     );
 }
 
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
+use crate::test_rng::Rng;
 
 #[test]
 fn truncated_mutated_and_random_input_never_panics() {

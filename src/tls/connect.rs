@@ -34,7 +34,7 @@ pub fn client_config(
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("the TLS versions cannot be used with this provider: {e}"))?;
-    let verifier: Arc<dyn ServerCertVerifier> = if verify {
+    let chain = if verify {
         let Some(ca) = ca else {
             return Err(
                 "`verify: required` needs `ca` (a PEM file of trusted CAs, or \"@system-ca\"); write `verify: none` to skip verification"
@@ -59,13 +59,14 @@ pub fn client_config(
         if roots.is_empty() {
             return Err(format!("`{}` holds no CA certificate", path.display()));
         }
-        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        let chain = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .map_err(|e| format!("cannot build the verifier: {e}"))?;
-        Arc::new(ChainAndSni { inner })
+        Some(chain)
     } else {
-        Arc::new(NoVerify { provider })
+        None
     };
+    let verifier = Arc::new(Verifier { chain, provider });
     let mut cfg = builder
         .dangerous()
         .with_custom_certificate_verifier(verifier)
@@ -93,14 +94,17 @@ pub async fn connect(
     Ok(Stream::TlsOut(Box::new(tls)))
 }
 
-/// Chain verification; the name is checked only when it is a DNS name
-/// (an SNI was sent).
+/// How a server's certificate is checked: against `chain`'s roots (the
+/// name only when it is a DNS name, i.e. an SNI was sent), or not at all
+/// (`verify: none`). The handshake's signatures are always checked: they
+/// prove the server holds the key of the certificate it sent.
 #[derive(Debug)]
-struct ChainAndSni {
-    inner: Arc<WebPkiServerVerifier>,
+struct Verifier {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for ChainAndSni {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -109,58 +113,16 @@ impl ServerCertVerifier for ChainAndSni {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
         let named = matches!(server_name, ServerName::DnsName(_));
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) if !named => Ok(ServerCertVerified::assertion()),
             other => other,
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// `verify: none`: any certificate; the handshake signatures are still
-/// checked (they prove the server holds the key of the certificate it sent).
-#[derive(Debug)]
-struct NoVerify {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(

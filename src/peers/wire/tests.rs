@@ -690,17 +690,7 @@ fn data_type_table_matches_haproxy_2_6() {
     assert_eq!(KeyType::from_wire(0, 4), None);
 }
 
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
+use crate::test_rng::Rng;
 
 #[test]
 fn random_and_mutated_input_never_panics() {
