@@ -45,6 +45,14 @@ pub struct ServerState {
     pub idle_max: usize,
     /// How long one is kept (`pool-purge-delay`).
     pub idle_for: Duration,
+    /// Traffic counters (stats page, `/metrics`).
+    pub stats: crate::stats::Counters,
+    /// When the health state last changed (UP/DOWN), and the time spent
+    /// DOWN before the current state.
+    pub changed_at: Cell<Instant>,
+    pub downtime: Cell<Duration>,
+    /// The last check's result, on the worker that runs its checks.
+    pub check_status: Cell<&'static str>,
 }
 
 impl ServerState {
@@ -103,6 +111,8 @@ pub struct BackendState {
     pub queued: Cell<u32>,
     /// `leastconn` tie-breaker: the server picked last.
     pub last_pick: Cell<usize>,
+    /// Traffic counters (stats page, `/metrics`).
+    pub stats: crate::stats::Counters,
 }
 
 impl BackendState {
@@ -117,6 +127,7 @@ impl BackendState {
             queue: WaitQueue::default(),
             queued: Cell::new(0),
             last_pick: Cell::new(0),
+            stats: Default::default(),
         })
     }
 
@@ -134,7 +145,15 @@ impl BackendState {
     /// Records a health change seen by this worker and lets queued
     /// connections look again.
     pub fn set_up(&self, server: usize, up: bool) {
-        self.servers[server].up.set(up);
+        let s = &self.servers[server];
+        if s.up.get() != up {
+            if !s.up.get() {
+                s.downtime
+                    .set(s.downtime.get() + s.changed_at.get().elapsed());
+            }
+            s.changed_at.set(Instant::now());
+        }
+        s.up.set(up);
         self.queue.wake_all();
     }
 
@@ -169,6 +188,10 @@ impl ServerState {
             idle: RefCell::new(Vec::new()),
             idle_max: cfg.pool_max_conn,
             idle_for: cfg.pool_purge_delay,
+            stats: Default::default(),
+            changed_at: Cell::new(Instant::now()),
+            downtime: Cell::new(Duration::ZERO),
+            check_status: Cell::new(if cfg.check.is_some() { "INI" } else { "" }),
         }
     }
 }

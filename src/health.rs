@@ -63,6 +63,9 @@ async fn check_loop(w: Rc<Worker>, b: usize, s: usize, check: Check) {
             (c, sni)
         });
         let result = run_check(&check, tls).await;
+        w.backends[b].servers[s]
+            .check_status
+            .set(status_code(&result, &check));
         let took = started.elapsed();
         let changed = match (&result, up) {
             (Ok(()), true) | (Err(_), false) => {
@@ -124,6 +127,29 @@ fn report(w: &Worker, b: usize, s: usize, up: bool, result: &Result<(), String>,
     if !up && active == 0 && backup == 0 {
         crate::alert!("backend {} has no server available!", backend.name);
     }
+}
+
+/// HAProxy's short check status (`show stat`'s check_status column).
+fn status_code(result: &Result<(), String>, check: &Check) -> &'static str {
+    let Err(why) = result else {
+        return match check.kind {
+            CheckKind::Tcp => "L4OK",
+            CheckKind::Http { .. } => "L7OK",
+        };
+    };
+    let table: [(&str, &'static str); 7] = [
+        ("Layer4 timeout", "L4TOUT"),
+        ("Layer4", "L4CON"),
+        ("Layer6 timeout", "L6TOUT"),
+        ("Layer6", "L6RSP"),
+        ("Layer7 wrong status", "L7STS"),
+        ("Layer7 timeout", "L7TOUT"),
+        ("Layer7", "L7RSP"),
+    ];
+    table
+        .iter()
+        .find(|(prefix, _)| why.starts_with(prefix))
+        .map_or("UNK", |(_, code)| code)
 }
 
 /// Runs one check; the error says why it failed, in HAProxy's words

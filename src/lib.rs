@@ -18,6 +18,7 @@ pub mod http;
 pub mod listener;
 pub mod persist;
 pub mod relay;
+pub mod stats;
 pub mod steer;
 pub mod stick;
 pub mod stream;

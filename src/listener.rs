@@ -180,6 +180,7 @@ impl ConnGuard {
         let fst = &w.frontends[fe];
         w.conns.set(w.conns.get() + 1);
         fst.conns.set(fst.conns.get() + 1);
+        fst.stats.session(fst.conns.get(), w.now_s());
         ConnGuard {
             w,
             fe,

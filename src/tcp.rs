@@ -126,6 +126,28 @@ pub async fn session(
     if let Ok(up) = &connected {
         persist::after_connect(&w, &mut sticky, up.lease.server());
     }
+    // Counters: the backend's session, the server's or a failed connect.
+    {
+        use crate::stats::Counters;
+        let now = w.now_s();
+        bst.stats.session(bst.conns.get(), now);
+        bst.stats
+            .retries
+            .set(bst.stats.retries.get() + u64::from(report.retries));
+        bst.stats.queued(bst.queued.get());
+        match &connected {
+            Ok(up) => {
+                let ss = &bst.servers[up.lease.server()];
+                ss.stats.session(ss.conns.get(), now);
+            }
+            Err(_) => {
+                Counters::bump(&bst.stats.connect_errors);
+                if let Some(s) = report.server {
+                    Counters::bump(&bst.servers[s].stats.connect_errors);
+                }
+            }
+        }
+    }
 
     // Relay, after the bytes inspection held.
     let (termination, up_bytes, down_bytes, lease) = match connected {
@@ -183,6 +205,13 @@ pub async fn session(
     }
 
     count_bytes(&w, tracks, up_bytes, down_bytes);
+    w.frontends[fe].stats.bytes(up_bytes, down_bytes);
+    bst.stats.bytes(up_bytes, down_bytes);
+    if lease.is_some()
+        && let Some(s) = report.server
+    {
+        bst.servers[s].stats.bytes(up_bytes, down_bytes);
+    }
 
     // Log.
     let fst = &w.frontends[fe];

@@ -251,6 +251,27 @@ pub struct HttpFrontend {
     pub unique_id_format: Option<crate::acl::LogFormat>,
     /// `unique-id-header`: the request header that carries the id.
     pub unique_id_header: Option<String>,
+    /// `stats:` the statistics page (and `/metrics`) served here.
+    pub stats: Option<StatsPage>,
+}
+
+/// `stats: { uri, refresh, hide-version, auth, admin, prometheus }`.
+#[derive(Debug, Clone)]
+pub struct StatsPage {
+    /// `uri`: where the page is (default `/stats`); `;csv` and `;json`
+    /// after it give the numbers.
+    pub uri: String,
+    /// `refresh`: how often the page updates itself (default 5s).
+    pub refresh: Duration,
+    /// `hide-version`: the page does not show corral's version.
+    pub hide_version: bool,
+    /// `auth: [ "user:password" ]` (a password may be written
+    /// `{{ file /path }}`: read from that file at load). Empty: no auth.
+    pub auth: Vec<(String, String)>,
+    /// `admin`: buttons to drain/disable/enable servers (needs `auth`).
+    pub admin: bool,
+    /// `prometheus`: `/metrics` in the Prometheus text format.
+    pub prometheus: bool,
 }
 
 /// HTTP settings of a backend.

@@ -157,6 +157,7 @@ pub struct RawFrontend {
     #[serde(rename = "tcp-request")]
     pub tcp_request: Option<Value>,
     pub tls: Option<Value>,
+    pub stats: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -24,6 +24,13 @@ pub enum MeshMsg {
     Ack { seq: u64 },
     /// Stick-table replication (see `stick/store.rs`).
     Stick(crate::stick::StickMsg),
+    /// A view (stats page, `/metrics`) wants this worker's numbers.
+    StatsRequest { id: u64 },
+    /// The answer to `StatsRequest { id }`.
+    Stats {
+        id: u64,
+        snapshot: Box<crate::stats::Snapshot>,
+    },
 }
 
 /// Each channel of the mesh holds this many messages. Health changes are

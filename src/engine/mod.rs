@@ -354,6 +354,7 @@ async fn serve(
         })
     });
     crate::health::spawn_checks(&w);
+    crate::stats::spawn_sampler(&w);
     let flusher = {
         let w = w.clone();
         glommio::spawn_local(async move {
@@ -364,6 +365,7 @@ async fn serve(
                 })
                 .await;
                 w.logs.flush();
+                w.tick();
                 w.purge_idle();
                 w.trim_memory();
             }

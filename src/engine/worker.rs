@@ -23,6 +23,8 @@ pub struct FrontendState {
     pub log: SinkSet,
     /// Its TLS handshakes (a frontend with `tls:`).
     pub tls: Option<crate::tls::accept::Acceptor>,
+    /// Traffic counters (stats page, `/metrics`).
+    pub stats: crate::stats::Counters,
 }
 
 /// Everything a worker owns.
@@ -71,6 +73,16 @@ pub struct Worker {
     acks: RefCell<Vec<(u64, usize)>>,
     acked: WaitQueue,
     next_seq: Cell<u64>,
+    /// Whole seconds since the worker started, updated by its flusher:
+    /// a clock for rates that costs no system call to read.
+    now_s: Cell<u32>,
+    started: std::time::Instant,
+    /// Some frontend serves a stats page: requests are timed for it.
+    pub stats_wanted: bool,
+    /// Snapshots other workers sent for this worker's current view.
+    pub stats_gathering: crate::stats::Gathering,
+    /// Worker 0's samples for the charts.
+    pub stats_sampler: crate::stats::Sampler,
 }
 
 /// How long a broadcast waits for the other workers to acknowledge it.
@@ -103,6 +115,7 @@ impl Worker {
                 )))),
                 log,
                 tls,
+                stats: Default::default(),
             });
         }
         let tls_out = config
@@ -126,6 +139,10 @@ impl Worker {
             .iter()
             .map(|b| BackendState::new(b, id, workers))
             .collect();
+        let stats_wanted = config
+            .frontends
+            .iter()
+            .any(|f| f.http.as_ref().is_some_and(|h| h.stats.is_some()));
         let stick = crate::stick::Store::new(id, workers, &config.tables, peers_wanted);
         Ok(Rc::new(Worker {
             stick,
@@ -157,6 +174,11 @@ impl Worker {
             acks: RefCell::new(Vec::new()),
             acked: WaitQueue::default(),
             next_seq: Cell::new(1),
+            now_s: Cell::new(0),
+            started: std::time::Instant::now(),
+            stats_wanted,
+            stats_gathering: Default::default(),
+            stats_sampler: Default::default(),
         }))
     }
 
@@ -180,6 +202,14 @@ impl Worker {
                 {
                     let _ = mesh.send_to(from, MeshMsg::Ack { seq }).await;
                 }
+            }
+            msg @ (MeshMsg::StatsRequest { .. } | MeshMsg::Stats { .. }) => {
+                let worker = self
+                    .mesh_of
+                    .iter()
+                    .position(|&m| m == from)
+                    .unwrap_or(self.id);
+                crate::stats::receive(self, worker, msg).await;
             }
             MeshMsg::Ack { seq } => {
                 let mut acks = self.acks.borrow_mut();
@@ -214,6 +244,16 @@ impl Worker {
 
     /// Sends `msg` to worker `worker` (not through the mesh when it is
     /// this one). Returns false when it cannot be delivered.
+    /// Whole seconds since the worker started (coarse: see `tick`).
+    pub fn now_s(&self) -> u32 {
+        self.now_s.get()
+    }
+
+    /// Moves the coarse clock on (called by the flusher, every 50 ms).
+    pub fn tick(&self) {
+        self.now_s.set(self.started.elapsed().as_secs() as u32);
+    }
+
     pub async fn send_to_worker(&self, worker: usize, msg: MeshMsg) -> bool {
         if worker == self.id {
             Box::pin(self.receive(self.mesh_id, msg)).await;

@@ -29,7 +29,7 @@ use crate::relay;
 use crate::stick::Tracks;
 use crate::stream::Stream;
 use crate::upstream::{self, ConnectReport};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -172,7 +172,8 @@ async fn session(
         captured_res: vec![Vec::new(); http.capture_response.len()],
         served: resume.served,
         accepted: resume.accepted,
-        logging: !w.frontends[fe].log.is_empty(),
+        logging: !w.frontends[fe].log.is_empty() || w.stats_wanted,
+        received_before: Cell::new(0),
         tracks,
         stick_on: !w.config.tables.is_empty(),
     };
@@ -206,6 +207,8 @@ struct Session<'w> {
     logging: bool,
     /// Stick counters the connection tracks.
     tracks: &'w RefCell<Tracks>,
+    /// Bytes received from the client before the current request.
+    received_before: Cell<u64>,
     /// The configuration has stick tables (else no stick work at all).
     stick_on: bool,
 }
@@ -436,6 +439,12 @@ impl<'w> Session<'w> {
         self.capture_request();
         self.make_unique_id();
         let http = self.http;
+        if let Some(page) = &http.stats
+            && let Some(view) = crate::stats::page::view(page, self.req.path())
+        {
+            // Boxed: only stats frontends pay for its state.
+            return Box::pin(self.serve_stats(page, view, txn)).await;
+        }
         if self.stick_on {
             self.tracks
                 .borrow()
@@ -584,6 +593,56 @@ impl<'w> Session<'w> {
     }
 
     /// Answers a request from the rules (deny, return, redirect).
+    /// The stats page, its `;csv`/`;json` forms or `/metrics`: every
+    /// worker's numbers gathered over the mesh, rendered here.
+    async fn serve_stats(
+        &mut self,
+        page: &crate::config::StatsPage,
+        view: crate::stats::page::View,
+        txn: &mut Txn,
+    ) -> Next {
+        use crate::stats::page::{self, View};
+        txn.termination = *b"LR";
+        let close = self.req.wants_close()
+            || self.req.framing != Framing::None
+            || self.http.conn_mode == ConnMode::Close;
+        self.out.clear();
+        if !page::authorized(page, self.req.values(b"authorization").next()) {
+            page::response(
+                &mut self.out,
+                401,
+                "text/plain",
+                "WWW-Authenticate: Basic realm=\"corral statistics\"\r\n",
+                b"401 Unauthorized\n",
+                close,
+            );
+            txn.status = 401;
+        } else {
+            let snap = crate::stats::collect(self.w).await;
+            let (ctype, body) = match view {
+                View::Html => ("text/html; charset=utf-8", page::html(&snap, page)),
+                View::Csv => ("text/plain; charset=utf-8", page::csv(&snap)),
+                View::Json => (
+                    "application/json",
+                    serde_json::to_string(&snap).unwrap_or_default(),
+                ),
+                View::Metrics => (
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    crate::stats::prometheus::render(&snap),
+                ),
+            };
+            page::response(&mut self.out, 200, ctype, "", body.as_bytes(), close);
+            txn.status = 200;
+        }
+        let deadline = Deadline::After(self.cfg.timeout_client);
+        if self.client.write_all(&self.out, deadline).await.is_err() {
+            txn.termination = *b"CD";
+            return Next::Close;
+        }
+        txn.bytes_out += self.out.len() as u64;
+        if close { Next::Close } else { Next::KeepAlive }
+    }
+
     async fn reply(&mut self, r: Reply, backend: Option<usize>, txn: &mut Txn) -> Next {
         match r {
             Reply::Error(status) => {
@@ -1070,7 +1129,74 @@ impl<'w> Session<'w> {
 
     // ---- log ----------------------------------------------------------------
 
+    /// Adds a finished request to the frontend's, backend's and server's
+    /// counters.
+    fn count(&self, txn: &Txn) {
+        use crate::stats::Counters;
+        let w = self.w;
+        let now = w.now_s();
+        let fe = &w.frontends[self.fe].stats;
+        let bytes_in = self.client.received - self.received_before.get();
+        self.received_before.set(self.client.received);
+        fe.bytes(bytes_in, txn.bytes_out);
+        if txn.status != 0 {
+            fe.response(txn.status);
+        }
+        if txn.parsed {
+            Counters::bump(&fe.requests);
+        } else if txn.status == 400 {
+            Counters::bump(&fe.bad_requests);
+        }
+        if txn.termination == *b"PR" && txn.parsed {
+            Counters::bump(&fe.denied);
+        }
+        let Some(b) = txn.backend else { return };
+        let bst = &w.backends[b];
+        let be = &bst.stats;
+        be.session(bst.conns.get(), now);
+        be.bytes(bytes_in, txn.bytes_out);
+        Counters::bump(&be.requests);
+        if txn.status != 0 {
+            be.response(txn.status);
+        }
+        be.retries
+            .set(be.retries.get() + u64::from(txn.report.retries));
+        be.queued(bst.queued.get());
+        let server_side = txn.termination[0] == b'S' || txn.termination[0] == b's';
+        let Some(s) = txn.report.server else {
+            if server_side {
+                Counters::bump(&be.connect_errors);
+            }
+            return;
+        };
+        let ss = &bst.servers[s];
+        if !txn.server_used {
+            if server_side {
+                Counters::bump(&be.connect_errors);
+                Counters::bump(&ss.stats.connect_errors);
+            }
+            return;
+        }
+        let srv = &ss.stats;
+        srv.session(ss.conns.get(), now);
+        srv.bytes(bytes_in, txn.bytes_out);
+        Counters::bump(&srv.requests);
+        if txn.status != 0 {
+            srv.response(txn.status);
+        }
+        if server_side {
+            Counters::bump(&be.response_errors);
+            Counters::bump(&srv.response_errors);
+        }
+        if let Some(r) = txn.response {
+            let ms = r.as_millis() as u64;
+            be.response_time(ms);
+            srv.response_time(ms);
+        }
+    }
+
     fn log(&self, txn: &Txn) {
+        self.count(txn);
         let w = self.w;
         let fst = &w.frontends[self.fe];
         if fst.log.is_empty() {

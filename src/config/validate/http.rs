@@ -17,6 +17,7 @@ pub(super) fn frontend_keys(f: &RawFrontend) -> Vec<(&'static str, bool)> {
         ("capture", f.capture.is_some()),
         ("unique-id-format", f.unique_id_format.is_some()),
         ("unique-id-header", f.unique_id_header.is_some()),
+        ("stats", f.stats.is_some()),
     ]
 }
 
@@ -105,7 +106,101 @@ impl Validator<'_> {
             capture_response,
             unique_id_format,
             unique_id_header,
+            stats: f
+                .stats
+                .as_ref()
+                .and_then(|v| self.stats_page(v, &p("stats"))),
         }
+    }
+
+    /// A frontend's `stats:` block.
+    fn stats_page(&mut self, v: &Value, path: &str) -> Option<StatsPage> {
+        const KEYS: &[&str] = &[
+            "uri",
+            "refresh",
+            "hide-version",
+            "auth",
+            "admin",
+            "prometheus",
+        ];
+        let Value::Mapping(m) = v else {
+            self.c.at(
+                path,
+                format!(
+                    "`{}` is not valid: expected a map, e.g. `stats: {{ uri: /stats }}`",
+                    show(v)
+                ),
+            );
+            return None;
+        };
+        let mut page = StatsPage {
+            uri: "/stats".into(),
+            refresh: Duration::from_secs(5),
+            hide_version: false,
+            auth: Vec::new(),
+            admin: false,
+            prometheus: false,
+        };
+        for (k, val) in m {
+            let Some(k) = k.as_str() else { continue };
+            let p = child(path, k);
+            match k {
+                "uri" => {
+                    if let Some(u) = self.string(val, &p, "a path such as /stats") {
+                        if u.starts_with('/') {
+                            page.uri = u;
+                        } else {
+                            self.c
+                                .at(&p, format!("`{u}` is not a path: it must start with `/`"));
+                        }
+                    }
+                }
+                "refresh" => page.refresh = self.duration(val, &p).unwrap_or(page.refresh),
+                "hide-version" => page.hide_version = self.boolean(val, &p).unwrap_or(false),
+                "admin" => page.admin = self.boolean(val, &p).unwrap_or(false),
+                "prometheus" => page.prometheus = self.boolean(val, &p).unwrap_or(false),
+                "auth" => {
+                    for (text, ap) in self.strings_only(val, &p) {
+                        let Some((user, pass)) = text.split_once(':') else {
+                            self.c.at(&ap, "expected `user:password`");
+                            continue;
+                        };
+                        match self.password(pass) {
+                            Ok(pass) => page.auth.push((user.to_string(), pass)),
+                            Err(msg) => self.c.at(&ap, msg),
+                        }
+                    }
+                }
+                other => self.c.at_key(
+                    &p,
+                    format!("unknown key `{other}` (valid keys: {})", KEYS.join(", ")),
+                ),
+            }
+        }
+        if page.admin && page.auth.is_empty() {
+            self.c.at(
+                &child(path, "admin"),
+                "`admin: true` needs `auth`: anyone could otherwise take servers out of service",
+            );
+        }
+        Some(page)
+    }
+
+    /// A password as written, or `{{ file /path }}`: the file's first line.
+    fn password(&self, text: &str) -> Result<String, String> {
+        let t = text.trim();
+        let Some(inner) = t.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) else {
+            return Ok(text.to_string());
+        };
+        let Some(file) = inner.trim().strip_prefix("file ") else {
+            return Err(format!(
+                "`{t}`: the only template is `{{{{ file /path/to/password }}}}`"
+            ));
+        };
+        let path = self.base_dir.join(file.trim());
+        let content = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read the password file `{}`: {e}", path.display()))?;
+        Ok(content.lines().next().unwrap_or("").to_string())
     }
 
     pub(super) fn http_backend(
