@@ -9,7 +9,7 @@
 use crate::config::{Backend, Server};
 use crate::hash;
 use crate::local_sync::WaitQueue;
-use glommio::net::TcpStream;
+use crate::stream::Stream;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ const TRUST_IDLE_FOR: Duration = Duration::from_millis(100);
 
 /// An idle keep-alive connection to a server, kept for the next request.
 pub struct IdleConn {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub since: Instant,
 }
 
@@ -58,7 +58,7 @@ impl ServerState {
     /// longer is first checked with a non-blocking peek (the server may
     /// have closed it). A dead one that slips through costs a bodyless
     /// idempotent request nothing: it is sent again on a new connection.
-    pub fn take_idle(&self) -> Option<TcpStream> {
+    pub fn take_idle(&self) -> Option<Stream> {
         let mut idle = self.idle.borrow_mut();
         while let Some(c) = idle.pop() {
             let age = c.since.elapsed();
@@ -73,7 +73,7 @@ impl ServerState {
     }
 
     /// Keeps a connection for reuse, if there is room.
-    pub fn give_idle(&self, stream: TcpStream) {
+    pub fn give_idle(&self, stream: Stream) {
         let mut idle = self.idle.borrow_mut();
         if idle.len() < self.idle_max {
             idle.push(IdleConn {

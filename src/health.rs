@@ -10,6 +10,8 @@
 use crate::config::{Check, CheckKind};
 use crate::engine::mesh::MeshMsg;
 use crate::engine::worker::Worker;
+use crate::http::conn::{Deadline, until};
+use crate::stream::Stream;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
@@ -53,7 +55,14 @@ async fn check_loop(w: Rc<Worker>, b: usize, s: usize, check: Check) {
     let mut streak = 0u32;
     while !w.stopping.is_set() {
         let started = Instant::now();
-        let result = run_check(&check).await;
+        let tls = w.tls_out[b][s].as_ref().map(|c| {
+            let sni = w.config.backends[b].servers[s]
+                .tls
+                .as_ref()
+                .and_then(|t| t.check_sni.as_deref());
+            (c, sni)
+        });
+        let result = run_check(&check, tls).await;
         let took = started.elapsed();
         let changed = match (&result, up) {
             (Ok(()), true) | (Err(_), false) => {
@@ -119,7 +128,12 @@ fn report(w: &Worker, b: usize, s: usize, up: bool, result: &Result<(), String>,
 
 /// Runs one check; the error says why it failed, in HAProxy's words
 /// where it has them.
-pub async fn run_check(check: &Check) -> Result<(), String> {
+/// With `tls` (the server's `tls:` settings and SNI), the check connects
+/// over TLS, and a failed handshake is a Layer6 failure.
+pub async fn run_check(
+    check: &Check,
+    tls: Option<(&std::sync::Arc<rustls::ClientConfig>, Option<&str>)>,
+) -> Result<(), String> {
     let deadline = Instant::now() + check.timeout;
     let stream = TcpStream::connect_timeout(check.addr, check.timeout)
         .await
@@ -131,6 +145,24 @@ pub async fn run_check(check: &Check) -> Result<(), String> {
                 format!("Layer4 connection problem ({e})")
             }
         })?;
+    let stream = match tls {
+        None => Stream::Plain(stream),
+        Some((client, sni)) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let handshake =
+                crate::tls::connect::connect(client.clone(), stream, sni, check.addr.ip());
+            match until(Deadline::After(left), handshake).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    return Err(format!(
+                        "Layer6 invalid response ({})",
+                        crate::tls::accept::handshake_error(&e)
+                    ));
+                }
+                Err(_) => return Err("Layer6 timeout".to_string()),
+            }
+        }
+    };
     match &check.kind {
         CheckKind::Tcp => Ok(()),
         CheckKind::Http {
@@ -152,7 +184,7 @@ pub async fn run_check(check: &Check) -> Result<(), String> {
 
 /// Sends the check request and reads the status of the response.
 async fn http_status(
-    mut stream: TcpStream,
+    mut stream: Stream,
     method: &str,
     path: &str,
     host: Option<&str>,
@@ -164,16 +196,17 @@ async fn http_status(
     } else {
         left
     };
-    let _ = stream.set_read_timeout(Some(left));
-    let _ = stream.set_write_timeout(Some(left));
+    let _ = stream.tcp().set_read_timeout(Some(left));
+    let _ = stream.tcp().set_write_timeout(Some(left));
     let host = host.map_or_else(|| check.addr.to_string(), str::to_string);
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: corral-health-check\r\nConnection: close\r\n\r\n"
     );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| format!("Layer7 connection problem ({e})"))?;
+    let sent = match stream.write_all(request.as_bytes()).await {
+        Ok(()) => stream.flush().await,
+        Err(e) => Err(e),
+    };
+    sent.map_err(|e| format!("Layer7 connection problem ({e})"))?;
     let mut buf = vec![0u8; 4096];
     let mut filled = 0;
     loop {

@@ -4,6 +4,7 @@
 pub mod acl;
 pub mod backend;
 pub mod balance;
+pub mod client_hello;
 pub mod config;
 pub mod hash;
 pub mod local_sync;
@@ -19,7 +20,9 @@ pub mod persist;
 pub mod relay;
 pub mod steer;
 pub mod stick;
+pub mod stream;
 pub mod summary;
 pub mod tcp;
 pub mod tcp_rules;
+pub mod tls;
 pub mod upstream;

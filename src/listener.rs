@@ -8,8 +8,9 @@
 
 use crate::config::Mode;
 use crate::engine::worker::Worker;
+use crate::stream::Stream;
 use crate::{http, tcp};
-use glommio::net::TcpListener;
+use glommio::net::{TcpListener, TcpStream};
 use glommio::timer::Timer;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
@@ -34,8 +35,9 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
-/// Accepts connections for frontend `fe` until the worker stops.
-pub async fn accept_loop(w: Rc<Worker>, fe: usize, listener: TcpListener) {
+/// Accepts connections for frontend `fe` until the worker stops; with
+/// `tls`, each connection's first step is a TLS handshake.
+pub async fn accept_loop(w: Rc<Worker>, fe: usize, tls: bool, listener: TcpListener) {
     let fst = &w.frontends[fe];
     loop {
         // Slots first: at the limit, stop accepting.
@@ -92,15 +94,64 @@ pub async fn accept_loop(w: Rc<Worker>, fe: usize, listener: TcpListener) {
             Mode::Tcp => {
                 let worker = w.clone();
                 glommio::spawn_local(async move {
+                    let stream = if tls {
+                        match handshake(&worker, fe, stream, peer).await {
+                            Some(s) => s,
+                            None => return,
+                        }
+                    } else {
+                        Stream::Plain(stream)
+                    };
                     tcp::session(worker, fe, stream, peer, &guard.tracks).await;
                     drop(guard);
                 })
                 .detach();
             }
+            Mode::Http if tls => {
+                let worker = w.clone();
+                glommio::spawn_local(async move {
+                    if let Some(s) = handshake(&worker, fe, stream, peer).await {
+                        http::session::serve(worker, fe, s, peer, guard).await;
+                    }
+                })
+                .detach();
+            }
             Mode::Http => {
+                let stream = Stream::Plain(stream);
                 glommio::spawn_local(http::session::serve(w.clone(), fe, stream, peer, guard))
                     .detach();
             }
+        }
+    }
+}
+
+/// The TLS handshake of a new connection on worker `w`'s frontend `fe`,
+/// within the frontend's request timeout (http) or client timeout (tcp).
+/// A failure is logged as HAProxy does (`fe/bind: SSL handshake failure`)
+/// with the reason, and the connection closes.
+async fn handshake(w: &Worker, fe: usize, tcp: TcpStream, peer: SocketAddr) -> Option<Stream> {
+    let fcfg = &w.config.frontends[fe];
+    let acceptor = w.frontends[fe].tls.as_ref()?;
+    let timeout = fcfg
+        .http
+        .as_ref()
+        .map_or(fcfg.timeout_client, |h| h.timeout_request);
+    let date = std::time::SystemTime::now();
+    match acceptor.accept(tcp, timeout).await {
+        Ok(s) => Some(s),
+        Err(reason) => {
+            let fst = &w.frontends[fe];
+            w.logs.line(&fst.log, |out| {
+                crate::log::write_client(out, &peer);
+                out.extend_from_slice(b" [");
+                crate::log::write_date(out, date);
+                out.extend_from_slice(b"] ");
+                out.extend_from_slice(fcfg.name.as_bytes());
+                out.extend_from_slice(b": SSL handshake failure (");
+                out.extend_from_slice(reason.as_bytes());
+                out.push(b')');
+            });
+            None
         }
     }
 }

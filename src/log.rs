@@ -52,6 +52,40 @@ macro_rules! alert {
     ($($arg:tt)*) => { $crate::log::ops($crate::log::Level::Alert, format_args!($($arg)*)) };
 }
 
+/// Limits operational messages a client can cause (a bad TLS hello...) to
+/// `PER_SECOND` a second per worker, so a flood of bad connections cannot
+/// flood stderr; the next message printed says how many were left out.
+#[derive(Default)]
+pub struct Throttle {
+    window: Cell<Option<std::time::Instant>>,
+    printed: Cell<u32>,
+    suppressed: Cell<u64>,
+}
+
+impl Throttle {
+    const PER_SECOND: u32 = 10;
+
+    /// `Some(n)`: print now, noting `n` messages left out before it;
+    /// `None`: leave this one out.
+    pub fn allow(&self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        let fresh = self
+            .window
+            .get()
+            .is_none_or(|w| now.duration_since(w) >= Duration::from_secs(1));
+        if fresh {
+            self.window.set(Some(now));
+            self.printed.set(0);
+        }
+        if self.printed.get() >= Self::PER_SECOND {
+            self.suppressed.set(self.suppressed.get() + 1);
+            return None;
+        }
+        self.printed.set(self.printed.get() + 1);
+        Some(self.suppressed.replace(0))
+    }
+}
+
 /// One connection-log destination of one worker.
 struct Sink {
     target: LogTarget,
@@ -198,6 +232,9 @@ pub struct TcpLog<'a> {
     /// Connections queued on the server and backend.
     pub srv_queue: u32,
     pub be_queue: u32,
+    /// The client connection is TLS that corral terminated (`%ft` then
+    /// ends with `~`, as HAProxy marks SSL frontends).
+    pub tls: bool,
 }
 
 impl TcpLog<'_> {
@@ -209,8 +246,9 @@ impl TcpLog<'_> {
         write_date(out, self.accepted);
         let _ = write!(
             out,
-            "] {} {}/{} {}/{}/{} {} {}{} {}/{}/{}/{}/{} {}/{}",
+            "] {}{} {}/{} {}/{}/{} {} {}{} {}/{}/{}/{}/{} {}/{}",
             self.frontend,
+            if self.tls { "~" } else { "" },
             self.backend,
             self.server.unwrap_or("<NOSRV>"),
             ms(self.queue),
@@ -267,6 +305,10 @@ pub struct HttpLog<'a> {
     pub captured_response: Option<&'a [Vec<u8>]>,
     /// The request line, or None for a request that could not be parsed.
     pub request_line: Option<(&'a [u8], &'a [u8], u8)>,
+    /// The client connection's TLS session (`%ft` gets a `~`).
+    pub tls: Option<&'a rustls::ServerConnection>,
+    /// `option httpslog`: HAProxy's TLS fields after the request line.
+    pub httpslog: bool,
 }
 
 impl HttpLog<'_> {
@@ -279,8 +321,9 @@ impl HttpLog<'_> {
         write_date(out, self.date);
         let _ = write!(
             out,
-            "] {} {}/{} {}/{}/{}/{}/{} {} {} - - {}{}-- {}/{}/{}/{}/{} {}/{} ",
+            "] {}{} {}/{} {}/{}/{}/{}/{} {} {} - - {}{}-- {}/{}/{}/{}/{} {}/{} ",
             self.frontend,
+            if self.tls.is_some() { "~" } else { "" },
             self.backend.unwrap_or(self.frontend),
             self.server.unwrap_or("<NOSRV>"),
             ms(self.head),
@@ -334,7 +377,26 @@ impl HttpLog<'_> {
             None => out.extend_from_slice(b"<BADREQ>"),
         }
         out.push(b'"');
+        if self.httpslog {
+            write_tls_fields(out, self.tls);
+        }
     }
+}
+
+/// httpslog's `%[fc_err]/%[ssl_fc_err,hex]/%[ssl_c_err]/%[ssl_c_ca_err]/
+/// %[ssl_fc_is_resumed] %[ssl_fc_sni]/%sslv/%sslc`. Errors are always 0:
+/// a connection whose handshake failed never carries a request.
+fn write_tls_fields(out: &mut Vec<u8>, tls: Option<&rustls::ServerConnection>) {
+    let resumed = tls.is_some_and(|s| s.handshake_kind() == Some(rustls::HandshakeKind::Resumed));
+    let _ = write!(out, " 0/0/0/0/{} ", u8::from(resumed));
+    let sni = tls.and_then(|s| s.server_name()).unwrap_or("-");
+    let version = tls
+        .and_then(|s| s.protocol_version())
+        .map_or("-", crate::tls::names::protocol);
+    let cipher = tls
+        .and_then(|s| s.negotiated_cipher_suite())
+        .map_or("-", |c| crate::tls::names::cipher(c.suite()));
+    let _ = write!(out, "{sni}/{version}/{cipher}");
 }
 
 /// The client address as HAProxy prints it (IPv4-mapped IPv6 as IPv4).
@@ -346,6 +408,12 @@ fn write_ip(out: &mut Vec<u8>, a: &SocketAddr) {
         },
         SocketAddr::V4(v4) => write!(out, "{}", v4.ip()),
     };
+}
+
+/// `ip:port` of a client, as log lines start.
+pub fn write_client(out: &mut Vec<u8>, a: &SocketAddr) {
+    write_ip(out, a);
+    let _ = write!(out, ":{}", a.port());
 }
 
 /// `21/Nov/2026:18:11:05.123` in UTC.
@@ -387,6 +455,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn throttle_lets_ten_a_second_through_and_counts_the_rest() {
+        let t = Throttle::default();
+        for _ in 0..10 {
+            assert_eq!(t.allow(), Some(0));
+        }
+        assert_eq!(t.allow(), None);
+        assert_eq!(t.allow(), None);
+        // A new window: the next message carries the count.
+        t.window
+            .set(Some(std::time::Instant::now() - Duration::from_secs(2)));
+        assert_eq!(t.allow(), Some(2));
+        assert_eq!(t.allow(), Some(0));
+    }
+
+    #[test]
     fn dates_are_haproxy_shaped() {
         let mut out = Vec::new();
         let t = UNIX_EPOCH + Duration::from_millis(1_795_284_665_123);
@@ -416,6 +499,7 @@ mod tests {
             retries: 0,
             srv_queue: 0,
             be_queue: 0,
+            tls: false,
         };
         let mut out = Vec::new();
         rec.write(&mut out);
@@ -452,6 +536,8 @@ mod tests {
             captured_request: Some(&captured),
             captured_response: None,
             request_line: Some((b"GET", b"/static/app.js", 1)),
+            tls: None,
+            httpslog: false,
         };
         let mut out = Vec::new();
         rec.write(&mut out);
@@ -481,6 +567,7 @@ mod tests {
             retries: 3,
             srv_queue: 0,
             be_queue: 0,
+            tls: false,
         };
         let mut out = Vec::new();
         rec.write(&mut out);

@@ -16,12 +16,11 @@
 //! `RefCell` that is borrowed only inside a single poll, never across an
 //! await.
 
+use crate::stream::Stream;
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use glommio::net::TcpStream;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
-use std::net::Shutdown;
 use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -87,15 +86,15 @@ struct Activity {
 /// Relays until both directions end or one fails. `bufs` are the two
 /// copy buffers (client→server, server→client).
 pub async fn relay(
-    client: &RefCell<TcpStream>,
-    server: &RefCell<TcpStream>,
+    client: &RefCell<Stream>,
+    server: &RefCell<Stream>,
     timeouts: Timeouts,
     bufs: (&mut [u8], &mut [u8]),
 ) -> RelayOutcome {
     for (stream, t) in [(client, timeouts.client), (server, timeouts.server)] {
         let s = stream.borrow();
-        let _ = s.set_read_timeout(Some(t));
-        let _ = s.set_write_timeout(Some(t));
+        let _ = s.tcp().set_read_timeout(Some(t));
+        let _ = s.tcp().set_write_timeout(Some(t));
     }
     let activity = Activity::default();
     let up_bytes = Cell::new(0u64);
@@ -114,8 +113,8 @@ pub async fn relay(
 /// writes) or an error.
 async fn pump(
     from_side: Side,
-    from: &RefCell<TcpStream>,
-    to: &RefCell<TcpStream>,
+    from: &RefCell<Stream>,
+    to: &RefCell<Stream>,
     buf: &mut [u8],
     bytes: &Cell<u64>,
     activity: &Activity,
@@ -132,7 +131,7 @@ async fn pump(
         let other_before = other.get();
         let n = match Borrowed(from).read(buf).await {
             Ok(0) => {
-                shutdown_writes(to);
+                shutdown_writes(to).await;
                 return Ok(());
             }
             Ok(n) => n,
@@ -147,7 +146,13 @@ async fn pump(
             Err(_) => return Err(RelayEnd::Abort(from_side)),
         };
         mine.set(mine.get() + 1);
-        match Borrowed(to).write_all(&buf[..n]).await {
+        let mut to_stream = Borrowed(to);
+        let written = match to_stream.write_all(&buf[..n]).await {
+            // Over TLS, records may wait in the session: send them now.
+            Ok(()) => to_stream.flush().await,
+            Err(e) => Err(e),
+        };
+        match written {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 return Err(RelayEnd::Timeout(to_side));
@@ -159,10 +164,11 @@ async fn pump(
     }
 }
 
-/// Sends a FIN: the peer sees end-of-stream, its own sending continues.
-pub fn shutdown_writes(stream: &RefCell<TcpStream>) {
-    let s = stream.borrow();
-    let _ = socket2::SockRef::from(&*s).shutdown(Shutdown::Write);
+/// Sends a FIN (after a TLS close_notify): the peer sees end-of-stream,
+/// its own sending continues. The stream is borrowed one poll at a time,
+/// so the other direction keeps reading meanwhile.
+pub async fn shutdown_writes(stream: &RefCell<Stream>) {
+    let _ = Borrowed(stream).close().await;
 }
 
 /// Waits for both directions; the first error ends the relay at once.
@@ -196,7 +202,7 @@ async fn both_or_first_error(
 
 /// Reads and writes a stream that lives in a `RefCell`, borrowing it only
 /// for the length of one poll.
-pub struct Borrowed<'a>(pub &'a RefCell<TcpStream>);
+pub struct Borrowed<'a>(pub &'a RefCell<Stream>);
 
 impl AsyncRead for Borrowed<'_> {
     fn poll_read(

@@ -37,9 +37,16 @@ pub fn summary(c: &Config) -> String {
                 "  http: {} http-request, {} http-response rules; {} use_backend; timeout http-request {}, http-keep-alive {}",
                 h.request_rules.len(),
                 h.response_rules.len(),
-                h.use_backend.len(),
+                f.use_backend.len(),
                 format_duration(h.timeout_request),
                 format_duration(h.timeout_keep_alive)
+            );
+        } else if !f.use_backend.is_empty() || f.inspect_delay.is_some() {
+            let _ = writeln!(
+                out,
+                "  tcp: {} use_backend; inspect-delay {}",
+                f.use_backend.len(),
+                f.inspect_delay.map_or("none".into(), format_duration)
             );
         }
     }

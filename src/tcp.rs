@@ -4,33 +4,110 @@
 use crate::engine::worker::Worker;
 use crate::log::TcpLog;
 use crate::persist::{self, Sticky};
-use crate::relay::{self, RelayEnd, Timeouts};
-use crate::tcp_rules::ConnCtx;
+use crate::relay::{self, RelayEnd, RelayOutcome, Side, Timeouts};
+use crate::stream::Stream;
+use crate::tcp_rules::{self, ConnCtx, Refused};
 use crate::upstream::{self, ConnectReport};
-use glommio::net::TcpStream;
+use futures_lite::io::AsyncWriteExt;
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Serves one accepted client connection of frontend `fe`.
 pub async fn session(
     w: Rc<Worker>,
     fe: usize,
-    client: TcpStream,
+    mut client: Stream,
     peer: SocketAddr,
     tracks: &RefCell<crate::stick::Tracks>,
 ) {
     let accepted = SystemTime::now();
     let started = Instant::now();
     let fcfg = &w.config.frontends[fe];
-    let Some(backend) = fcfg.default_backend else {
-        return; // validation guarantees one; nothing to do without it
+    let _ = client.tcp().set_nodelay(true);
+    let local = client.tcp().local_addr().unwrap_or(peer);
+    let tls_in = client.is_tls();
+
+    // Content inspection (`tcp-request inspect-delay`): the client's first
+    // bytes are held in the relay buffers until the rules decide; they go
+    // to the server first, untouched.
+    let mut held: Option<Held> = None;
+    let route = match fcfg.inspect_delay {
+        None => Ok(tcp_rules::route(
+            &w,
+            fe,
+            tracks,
+            (peer, local),
+            client.tls_in(),
+        )),
+        Some(delay) => {
+            let mut h = Held {
+                up: w.bufs.take(),
+                down: w.bufs.take(),
+                len: 0,
+            };
+            let bufs = (&mut h.up[..], &mut h.down[..]);
+            let verdict =
+                tcp_rules::inspect(&w, fe, &mut client, peer, local, tracks, delay, bufs).await;
+            match verdict {
+                Ok(passed) => {
+                    h.len = passed.held;
+                    held = Some(h);
+                    Ok(passed.backend)
+                }
+                Err(refused) => {
+                    h.give_back(&w);
+                    Err(refused)
+                }
+            }
+        }
+    };
+    let backend = match route {
+        Ok(Some(backend)) => backend,
+        Ok(None) => {
+            // No `use_backend` matched and there is no default: as in
+            // HAProxy, the frontend has no server for it.
+            let n = held.map_or(0, |h| h.give_back(&w));
+            return refuse(
+                &w,
+                fe,
+                tracks,
+                (peer, tls_in),
+                (accepted, started),
+                n,
+                *b"SC",
+            );
+        }
+        Err(refused) => {
+            if let Refused::BadHello { reason, .. } = refused
+                && let Some(left_out) = w.hello_warnings.allow()
+            {
+                crate::warning!(
+                    "frontend {}: closing connection from {peer}: invalid TLS ClientHello: {reason}{}",
+                    fcfg.name,
+                    if left_out > 0 {
+                        format!(" ({left_out} more since the last one not shown)")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            let (n, termination) = (refused.held(), refused.termination());
+            return refuse(
+                &w,
+                fe,
+                tracks,
+                (peer, tls_in),
+                (accepted, started),
+                n,
+                termination,
+            );
+        }
     };
     let bcfg = &w.config.backends[backend];
     let bst = &w.backends[backend];
     bst.conns.set(bst.conns.get() + 1);
-    let _ = client.set_nodelay(true);
 
     // Persistence: the server the client is stuck to.
     let mut sticky = if bcfg.stick.is_empty() {
@@ -38,8 +115,10 @@ pub async fn session(
     } else {
         let ctx = ConnCtx {
             src: peer,
-            dst: client.local_addr().unwrap_or(peer),
+            dst: local,
             stick: None,
+            payload: None,
+            tls: client.tls_in(),
         };
         // Boxed: only backends with stick rules pay for its state.
         Box::pin(persist::before_connect(&w, backend, &ctx)).await
@@ -47,52 +126,83 @@ pub async fn session(
 
     // Upstream: reach a server.
     let mut report = ConnectReport::default();
-    let connected =
-        upstream::connect(&w, backend, peer.ip(), &mut report, false, sticky.prefer).await;
+    let sni_ctx = ConnCtx {
+        src: peer,
+        dst: local,
+        stick: None,
+        payload: None,
+        tls: client.tls_in(),
+    };
+    let connected = upstream::connect(
+        &w,
+        backend,
+        peer.ip(),
+        &mut report,
+        false,
+        sticky.prefer,
+        &|f, out| f.render(&sni_ctx, out),
+    )
+    .await;
     if let Ok(up) = &connected {
         persist::after_connect(&w, &mut sticky, up.lease.server());
     }
 
-    // Relay.
+    // Relay, after the bytes inspection held.
     let (termination, up_bytes, down_bytes, lease) = match connected {
-        Err(failure) => (failure.termination(), 0, 0, None),
+        // The bytes inspection held were received, not forwarded.
+        Err(failure) => {
+            let received = held.as_ref().map_or(0, |h| h.len as u64);
+            (failure.termination(), received, 0, None)
+        }
         Ok(upstream::Upstream {
-            stream: server,
+            stream: mut server,
             lease,
             ..
         }) => {
-            let (mut up, mut down) = (w.bufs.take(), w.bufs.take());
+            let Held {
+                mut up,
+                mut down,
+                len: prefix,
+            } = held.take().unwrap_or_else(|| Held {
+                up: w.bufs.take(),
+                down: w.bufs.take(),
+                len: 0,
+            });
+            let sent = send_held(&mut server, &up[..prefix], bcfg.timeout_server).await;
             let client = RefCell::new(client);
             let server = RefCell::new(server);
             let timeouts = Timeouts {
                 client: fcfg.timeout_client,
                 server: bcfg.timeout_server,
             };
-            let out = relay::relay(&client, &server, timeouts, (&mut up, &mut down)).await;
+            let out = match sent {
+                Ok(()) => relay::relay(&client, &server, timeouts, (&mut up, &mut down)).await,
+                Err(end) => RelayOutcome {
+                    end,
+                    client_to_server: 0,
+                    server_to_client: 0,
+                },
+            };
             w.bufs.give(up);
             w.bufs.give(down);
             let termination = match out.end {
                 RelayEnd::Done => *b"--",
                 end => [end.cause(), b'D'],
             };
+            let up_bytes = if sent.is_ok() { prefix as u64 } else { 0 };
             (
                 termination,
-                out.client_to_server,
+                up_bytes + out.client_to_server,
                 out.server_to_client,
                 Some(lease),
             )
         }
     };
-
-    // Counters of tracked entries.
-    {
-        let t = tracks.borrow();
-        if !t.is_empty() {
-            let defs = &w.config.tables;
-            t.count(&w.stick, defs, crate::stick::Event::BytesIn, up_bytes);
-            t.count(&w.stick, defs, crate::stick::Event::BytesOut, down_bytes);
-        }
+    if let Some(h) = held {
+        h.give_back(&w); // the server could not be reached
     }
+
+    count_bytes(&w, tracks, up_bytes, down_bytes);
 
     // Log.
     let fst = &w.frontends[fe];
@@ -118,9 +228,97 @@ pub async fn session(
             retries: report.retries,
             srv_queue: 0,
             be_queue: bst.queued.get(),
+            tls: tls_in,
         };
         w.logs.line(&fst.log, |out| rec.write(out));
     }
     drop(lease);
     bst.conns.set(bst.conns.get() - 1);
+}
+
+/// The relay buffers while content inspection holds the client's first
+/// `len` bytes in `up`.
+struct Held {
+    up: Box<[u8]>,
+    down: Box<[u8]>,
+    len: usize,
+}
+
+impl Held {
+    /// Returns the buffers to the pool; the number of bytes held.
+    fn give_back(self, w: &Worker) -> usize {
+        w.bufs.give(self.up);
+        w.bufs.give(self.down);
+        self.len
+    }
+}
+
+/// Writes the bytes content inspection read from the client to the
+/// server, before the relay starts.
+async fn send_held(server: &mut Stream, held: &[u8], timeout: Duration) -> Result<(), RelayEnd> {
+    if held.is_empty() {
+        return Ok(());
+    }
+    let _ = server.tcp().set_write_timeout(Some(timeout));
+    let sent = match server.write_all(held).await {
+        Ok(()) => server.flush().await,
+        Err(e) => Err(e),
+    };
+    match sent {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(RelayEnd::Timeout(Side::Server)),
+        Err(_) => Err(RelayEnd::Abort(Side::Server)),
+    }
+}
+
+/// Adds the bytes a connection moved to the counters it tracks.
+fn count_bytes(w: &Worker, tracks: &RefCell<crate::stick::Tracks>, up: u64, down: u64) {
+    let t = tracks.borrow();
+    if !t.is_empty() {
+        let defs = &w.config.tables;
+        t.count(&w.stick, defs, crate::stick::Event::BytesIn, up);
+        t.count(&w.stick, defs, crate::stick::Event::BytesOut, down);
+    }
+}
+
+/// Logs a connection closed before any backend took it (rejected by a
+/// content rule, a bad hello, no backend) as HAProxy writes it,
+/// `FRONTEND FRONTEND/<NOSRV>`, and counts the `held` bytes it had sent in
+/// its tracked counters.
+fn refuse(
+    w: &Worker,
+    fe: usize,
+    tracks: &RefCell<crate::stick::Tracks>,
+    (peer, tls): (SocketAddr, bool),
+    (accepted, started): (SystemTime, Instant),
+    held: usize,
+    termination: [u8; 2],
+) {
+    count_bytes(w, tracks, held as u64, 0);
+    let fcfg = &w.config.frontends[fe];
+    let fst = &w.frontends[fe];
+    if fst.log.is_empty() || (fcfg.dontlognull && held == 0) {
+        return;
+    }
+    let rec = TcpLog {
+        client: peer,
+        accepted,
+        frontend: &fcfg.name,
+        backend: &fcfg.name,
+        server: None,
+        queue: None,
+        connect: None,
+        total: started.elapsed(),
+        bytes_out: 0,
+        termination,
+        actconn: w.conns.get(),
+        feconn: fst.conns.get(),
+        beconn: 0,
+        srvconn: 0,
+        retries: 0,
+        srv_queue: 0,
+        be_queue: 0,
+        tls,
+    };
+    w.logs.line(&fst.log, |out| rec.write(out));
 }

@@ -2,9 +2,12 @@
 //! every eligible server is at its `maxconn`, connect within `timeout
 //! connect`, and on failure retry on another server (`retries`).
 
+use crate::acl::LogFormat;
 use crate::backend::Lease;
 use crate::balance::{self, Pick};
 use crate::engine::worker::Worker;
+use crate::http::conn::{Deadline, until};
+use crate::stream::Stream;
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
 use std::io;
@@ -50,7 +53,7 @@ impl ConnectFailure {
 
 /// A connection to a server, with its slot.
 pub struct Upstream {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub lease: Lease,
     /// Taken from the idle pool rather than newly connected.
     pub reused: bool,
@@ -60,6 +63,10 @@ pub struct Upstream {
 /// `reuse`, an idle pooled connection to the chosen server is taken first.
 /// `prefer` (from stick rules) is tried first while it is up and has a
 /// free slot; otherwise, and for retries, the balance algorithm picks.
+/// For a server with `tls:`, the TLS handshake is part of connecting (and
+/// of `timeout connect`); `sni` renders the server's `sni` setting in the
+/// caller's context.
+#[allow(clippy::too_many_arguments)] // one per decision input
 pub async fn connect(
     w: &Worker,
     backend: usize,
@@ -67,6 +74,7 @@ pub async fn connect(
     report: &mut ConnectReport,
     reuse: bool,
     prefer: Option<usize>,
+    sni: &dyn Fn(&LogFormat, &mut Vec<u8>),
 ) -> Result<Upstream, ConnectFailure> {
     let cfg = &w.config.backends[backend];
     let st = &w.backends[backend];
@@ -115,7 +123,11 @@ pub async fn connect(
         report.queue = Some(queued_since.map_or(Duration::ZERO, |t| t.elapsed()));
         report.server = Some(server);
         let lease = st.lease(server);
-        if reuse && let Some(stream) = st.servers[server].take_idle() {
+        let poolable = cfg.servers[server].tls.as_ref().is_none_or(|t| t.sni_fixed);
+        if reuse
+            && poolable
+            && let Some(stream) = st.servers[server].take_idle()
+        {
             report.connect = Some(Duration::ZERO);
             return Ok(Upstream {
                 stream,
@@ -130,10 +142,32 @@ pub async fn connect(
         }
         let started = Instant::now();
         let addr = cfg.servers[server].addr;
-        match Box::pin(TcpStream::connect_timeout(addr, cfg.timeout_connect)).await {
+        let attempt = async {
+            let tcp = TcpStream::connect_timeout(addr, cfg.timeout_connect)
+                .await
+                .map_err(io::Error::from)?;
+            let _ = tcp.set_nodelay(true);
+            match (&cfg.servers[server].tls, &w.tls_out[backend][server]) {
+                (Some(tls), Some(client)) => {
+                    let mut name = Vec::new();
+                    if let Some(f) = &tls.sni {
+                        sni(f, &mut name);
+                    }
+                    let name = std::str::from_utf8(&name).ok().filter(|n| !n.is_empty());
+                    let left = cfg.timeout_connect.saturating_sub(started.elapsed());
+                    let handshake =
+                        crate::tls::connect::connect(client.clone(), tcp, name, addr.ip());
+                    match until(Deadline::After(left), handshake).await {
+                        Ok(r) => r,
+                        Err(_) => Err(io::Error::from(io::ErrorKind::TimedOut)),
+                    }
+                }
+                _ => Ok(Stream::Plain(tcp)),
+            }
+        };
+        match Box::pin(attempt).await {
             Ok(stream) => {
                 report.connect = Some(started.elapsed());
-                let _ = stream.set_nodelay(true);
                 return Ok(Upstream {
                     stream,
                     lease,
@@ -142,7 +176,6 @@ pub async fn connect(
             }
             Err(e) => {
                 drop(lease);
-                let e = io::Error::from(e);
                 let failure = if e.kind() == io::ErrorKind::TimedOut {
                     ConnectFailure::TimedOut
                 } else {

@@ -313,6 +313,47 @@ fn cases() -> Vec<Case> {
             "no stick table named `nope`",
         ),
         case(
+            "bad inspect-delay",
+            format!(
+                "frontends:\n  fe:\n    bind: \"127.0.0.1:0\"\n    default_backend: be\n    tcp-request: [ \"inspect-delay 5x\", \"content accept\" ]\n{BE}"
+            ),
+            "5:35",
+            "frontends.fe.tcp-request[0]",
+            "unknown duration unit `x`",
+        ),
+        case(
+            "inspect-delay written twice",
+            format!(
+                "frontends:\n  fe:\n    bind: \"127.0.0.1:0\"\n    default_backend: be\n    tcp-request: [ \"inspect-delay 5s\", \"inspect-delay 6s\" ]\n{BE}"
+            ),
+            "5:40",
+            "frontends.fe.tcp-request[1]",
+            "`inspect-delay` is already set by frontends.fe.tcp-request[0]",
+        ),
+        case(
+            "inspect-delay in an http frontend",
+            "frontends:\n  fe:\n    bind: \"127.0.0.1:0\"\n    mode: http\n    tcp-request: [ \"inspect-delay 5s\" ]\nbackends:\n  be: { mode: http, servers: { s1: { address: \"127.0.0.1:9\" } } }\n",
+            "5:20",
+            "frontends.fe.tcp-request[0]",
+            "applies to mode tcp frontends",
+        ),
+        case(
+            "use_backend names an http backend from a tcp frontend",
+            format!(
+                "frontends:\n  fe:\n    bind: \"127.0.0.1:0\"\n    use_backend: [ \"web if {{ src 10.0.0.0/8 }}\" ]\n{BE}  web: {{ mode: http, servers: {{ s1: {{ address: \"127.0.0.1:9\" }} }} }}\n"
+            ),
+            "4:21",
+            "frontends.fe.use_backend[0]",
+            "backend `web` is mode http: a tcp frontend can only use tcp backends",
+        ),
+        case(
+            "tcp frontend with neither default_backend nor use_backend",
+            format!("frontends:\n  fe: {{ bind: \"127.0.0.1:0\" }}\n{BE}"),
+            "2:3",
+            "frontends.fe",
+            "missing `default_backend`",
+        ),
+        case(
             "peers local not a peer",
             format!(
                 "{FE}{BE}peers:\n  p:\n    local: lb3\n    peer: {{ lb1: \"127.0.0.1:1024\" }}\n"

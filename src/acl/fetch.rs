@@ -63,12 +63,55 @@ enum Kind {
     SrcPort,
     DstPort,
     SslFc,
+    /// `ssl_fc_sni`, `ssl_fc_protocol`, `ssl_fc_cipher`, `ssl_fc_alpn`,
+    /// `ssl_fc_is_resumed`: the client connection's TLS session.
+    Tls(TlsField),
     Status,
     AlwaysTrue,
     AlwaysFalse,
+    /// `req.len`: bytes held by content inspection.
+    ReqLen,
+    /// `req.ssl_hello_type`: the first handshake message's type.
+    SslHelloType,
+    /// `req.ssl_sni`: the ClientHello's server name.
+    SslSni,
+    /// `req.ssl_ver`: the ClientHello's version, major * 65536 + minor.
+    SslVer,
+    /// `req.ssl_alpn`: each ALPN protocol the ClientHello offers.
+    SslAlpn,
     /// A stick counter: `sc0_conn_cur`, `sc_http_req_rate(1)`,
     /// `src_get_gpc0(table)`.
     Stick(crate::stick::Query),
+}
+
+/// What a `ssl_fc_*` fetch reads from the TLS session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsField {
+    Sni,
+    Protocol,
+    Cipher,
+    Alpn,
+    Resumed,
+}
+
+impl TlsField {
+    /// The value for session `s`; `None` when it has none (no SNI sent,
+    /// no ALPN agreed).
+    fn read(self, s: &rustls::ServerConnection) -> Option<Val<'_>> {
+        match self {
+            TlsField::Sni => s.server_name().map(|n| Val::Str(n.as_bytes())),
+            TlsField::Protocol => s
+                .protocol_version()
+                .map(|v| Val::Str(crate::tls::names::protocol(v).as_bytes())),
+            TlsField::Cipher => s
+                .negotiated_cipher_suite()
+                .map(|c| Val::Str(crate::tls::names::cipher(c.suite()).as_bytes())),
+            TlsField::Alpn => s.alpn_protocol().map(Val::Str),
+            TlsField::Resumed => Some(Val::Bool(
+                s.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+            )),
+        }
+    }
 }
 
 /// Every fetch name `Fetch::parse` knows.
@@ -108,9 +151,23 @@ const FETCHES: &[&str] = &[
     "src_port",
     "dst_port",
     "ssl_fc",
+    "ssl_fc_sni",
+    "ssl_fc_protocol",
+    "ssl_fc_cipher",
+    "ssl_fc_alpn",
+    "ssl_fc_is_resumed",
     "status",
     "always_true",
     "always_false",
+    "req.len",
+    "req_len",
+    "req.ssl_hello_type",
+    "req_ssl_hello_type",
+    "req.ssl_sni",
+    "req_ssl_sni",
+    "req.ssl_ver",
+    "req_ssl_ver",
+    "req.ssl_alpn",
 ];
 
 /// Fetches that have ACL derivatives `<fetch>_<suffix>` (`path_beg`, ...).
@@ -169,6 +226,12 @@ impl Fetch {
     /// The fetch's name as written, for messages ("hdr").
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether ACL patterns are versions written `MAJOR.MINOR` (`req.ssl_ver
+    /// 3.1`), as HAProxy reads them for this fetch.
+    pub(crate) fn dotted_version(&self) -> bool {
+        matches!(self.kind, Kind::SslVer) && self.convs.is_empty()
     }
 
     /// The type of the values the fetch produces after its converters.
@@ -429,9 +492,19 @@ fn build(
         "src_port" => plain(Kind::SrcPort),
         "dst_port" => plain(Kind::DstPort),
         "ssl_fc" => plain(Kind::SslFc),
+        "ssl_fc_sni" => plain(Kind::Tls(TlsField::Sni)),
+        "ssl_fc_protocol" => plain(Kind::Tls(TlsField::Protocol)),
+        "ssl_fc_cipher" => plain(Kind::Tls(TlsField::Cipher)),
+        "ssl_fc_alpn" => plain(Kind::Tls(TlsField::Alpn)),
+        "ssl_fc_is_resumed" => plain(Kind::Tls(TlsField::Resumed)),
         "status" => plain(Kind::Status),
         "always_true" => plain(Kind::AlwaysTrue),
         "always_false" => plain(Kind::AlwaysFalse),
+        "req.len" | "req_len" => plain(Kind::ReqLen),
+        "req.ssl_hello_type" | "req_ssl_hello_type" => plain(Kind::SslHelloType),
+        "req.ssl_sni" | "req_ssl_sni" => plain(Kind::SslSni),
+        "req.ssl_ver" | "req_ssl_ver" => plain(Kind::SslVer),
+        "req.ssl_alpn" => plain(Kind::SslAlpn),
         "url_param" | "urlp" => {
             max_args(name, args, 2, "a parameter name and a delimiter")?;
             let param = required_name(name, args, base, "a parameter name")?;
@@ -608,15 +681,25 @@ impl Kind {
             | Kind::Base
             | Kind::ReqVer
             | Kind::UniqueId
-            | Kind::UrlParam { .. } => SType::Str,
+            | Kind::UrlParam { .. }
+            | Kind::SslSni
+            | Kind::SslAlpn => SType::Str,
             Kind::Hdr { out, .. } => match out {
                 HdrOut::Str => SType::Str,
                 HdrOut::Int => SType::Int,
                 HdrOut::Ip => SType::Ip,
             },
-            Kind::HdrCnt { .. } | Kind::SrcPort | Kind::DstPort | Kind::Status => SType::Int,
+            Kind::HdrCnt { .. }
+            | Kind::SrcPort
+            | Kind::DstPort
+            | Kind::Status
+            | Kind::ReqLen
+            | Kind::SslHelloType
+            | Kind::SslVer => SType::Int,
             Kind::Src | Kind::Dst => SType::Ip,
             Kind::SslFc | Kind::AlwaysTrue | Kind::AlwaysFalse => SType::Bool,
+            Kind::Tls(TlsField::Resumed) => SType::Bool,
+            Kind::Tls(_) => SType::Str,
             Kind::Stick(q) => {
                 if q.data == crate::stick::Counter::Tracked {
                     SType::Bool
@@ -641,6 +724,18 @@ impl Kind {
                 .split(|c| c == delim)
                 .find_map(|seg| param_value(seg, name))
                 .map(borrowed),
+            Kind::Tls(field) => match field.read(ctx.tls()?)? {
+                Val::Str(s) => Some(borrowed(s)),
+                other => Some(owned(other)),
+            },
+            Kind::SslSni => {
+                let (hello, msg) = ctx.payload()?.hello?;
+                hello.sni(msg).map(borrowed)
+            }
+            Kind::SslAlpn => {
+                let (hello, msg) = ctx.payload()?.hello?;
+                hello.alpn(msg).next().map(borrowed)
+            }
             _ => {
                 let mut out = None;
                 self.each(ctx, Iter::Sample, &mut |v| {
@@ -765,6 +860,7 @@ impl Kind {
             Kind::SrcPort => f(Val::Int(ctx.src().port().into())),
             Kind::DstPort => f(Val::Int(ctx.dst().port().into())),
             Kind::SslFc => f(Val::Bool(ctx.ssl_fc())),
+            Kind::Tls(field) => ctx.tls().and_then(|s| field.read(s)).is_some_and(f),
             Kind::Stick(q) => match ctx.stick_counter(q) {
                 Some(v) if q.data == crate::stick::Counter::Tracked => f(Val::Bool(v != 0)),
                 Some(v) => f(Val::Int(v.min(i64::MAX as u64) as i64)),
@@ -773,6 +869,42 @@ impl Kind {
             Kind::Status => ctx.status().is_some_and(|s| f(Val::Int(s.into()))),
             Kind::AlwaysTrue => f(Val::Bool(true)),
             Kind::AlwaysFalse => f(Val::Bool(false)),
+            Kind::ReqLen => ctx
+                .payload()
+                .is_some_and(|p| f(Val::Int(p.len.min(i64::MAX as usize) as i64))),
+            Kind::SslHelloType => ctx
+                .payload()
+                .and_then(|p| p.hello)
+                .is_some_and(|(h, _)| f(Val::Int(h.hello_type.into()))),
+            Kind::SslSni => ctx
+                .payload()
+                .and_then(|p| p.hello)
+                .and_then(|(h, msg)| h.sni(msg))
+                .is_some_and(|name| f(Val::Str(name))),
+            // As HAProxy: the ClientHello's own version, not the record's
+            // nor supported_versions' (a TLS 1.3 client says 3.3 here).
+            Kind::SslVer => ctx
+                .payload()
+                .and_then(|p| p.hello)
+                .filter(|(h, _)| h.hello_type == crate::client_hello::CLIENT_HELLO)
+                .is_some_and(|(h, _)| {
+                    let v = i64::from(h.legacy_version);
+                    f(Val::Int((v >> 8) << 16 | (v & 0xff)))
+                }),
+            Kind::SslAlpn => {
+                let Some((h, msg)) = ctx.payload().and_then(|p| p.hello) else {
+                    return false;
+                };
+                for name in h.alpn(msg) {
+                    if f(Val::Str(name)) {
+                        return true;
+                    }
+                    if iter == Iter::Sample {
+                        return false;
+                    }
+                }
+                false
+            }
         }
     }
 }
@@ -962,6 +1094,50 @@ mod tests {
         assert_eq!(eval("ssl_fc", &ctx()), Some(Sample::Bool(false)));
         assert_eq!(eval("always_true", &c), Some(Sample::Bool(true)));
         assert_eq!(eval("always_false", &c), Some(Sample::Bool(false)));
+    }
+
+    #[test]
+    fn client_hello_fetches() {
+        let raw =
+            crate::client_hello::tests::rustls_hello("Api.Example.com", &[b"h2", b"http/1.1"]);
+        let c = MockContext::get("/").payload(&raw);
+        assert_eq!(eval("req.len", &c), Some(Sample::Int(raw.len() as i64)));
+        assert_eq!(eval("req_len", &c), Some(Sample::Int(raw.len() as i64)));
+        assert_eq!(eval("req.ssl_hello_type", &c), Some(Sample::Int(1)));
+        assert_eq!(eval("req_ssl_hello_type", &c), Some(Sample::Int(1)));
+        // As sent: rustls lowercases nothing, nor does corral.
+        assert_eq!(eval("req.ssl_sni", &c), s("Api.Example.com"));
+        assert_eq!(eval("req_ssl_sni", &c), s("Api.Example.com"));
+        assert_eq!(eval("req.ssl_sni,lower", &c), s("api.example.com"));
+        // TLS 1.2's version number, 3.3, for a TLS 1.3 client too.
+        assert_eq!(eval("req.ssl_ver", &c), Some(Sample::Int(0x0003_0003)));
+        assert_eq!(eval("req_ssl_ver", &c), Some(Sample::Int(0x0003_0003)));
+        assert_eq!(eval("req.ssl_alpn", &c), s("h2"));
+        let f = Fetch::parse("req.ssl_sni").unwrap();
+        assert!(matches!(f.eval(&c), Some(Sample::Str(Cow::Borrowed(_)))));
+        // Part of a hello: its length, nothing else.
+        let part = MockContext::get("/").payload(&raw[..20]);
+        assert_eq!(eval("req.len", &part), Some(Sample::Int(20)));
+        for f in [
+            "req.ssl_hello_type",
+            "req.ssl_sni",
+            "req.ssl_ver",
+            "req.ssl_alpn",
+        ] {
+            assert_eq!(eval(f, &part), None, "{f}");
+        }
+        // Outside content inspection (an HTTP request): no value at all.
+        for f in [
+            "req.len",
+            "req.ssl_hello_type",
+            "req.ssl_sni",
+            "req.ssl_ver",
+        ] {
+            assert_eq!(eval(f, &ctx()), None, "{f}");
+        }
+        assert_eq!(Fetch::parse("req.ssl_sni").unwrap().out_type(), SType::Str);
+        assert_eq!(Fetch::parse("req.ssl_ver").unwrap().out_type(), SType::Int);
+        assert!(err("req.ssl_sni(x)").message.contains("takes no arguments"));
     }
 
     #[test]

@@ -181,6 +181,51 @@ pub(crate) fn parse_int_pattern(text: &str, op: Option<IntOp>) -> Result<IntRang
     }
 }
 
+/// Parses a version pattern for `req.ssl_ver`, as HAProxy does: `3.1`
+/// (major * 65536 + minor), a bare major (`3` is 3.0), ranges `3.1:3.3`,
+/// `3.1-3.3`, `3.1:`, `:3.2`, or one version after an operator.
+pub(crate) fn parse_dotted_pattern(text: &str, op: Option<IntOp>) -> Result<IntRange, String> {
+    let bad = || {
+        format!(
+            "`{text}` is not a version pattern; expected MAJOR.MINOR such as 3.3 (TLS 1.2), a range such as 3.1:3.3, or an operator and a version"
+        )
+    };
+    let one = |part: &str| -> Result<i64, String> {
+        let (major, minor) = part.split_once('.').unwrap_or((part, "0"));
+        let num = |s: &str| {
+            s.parse::<u16>()
+                .ok()
+                .filter(|_| s.bytes().all(|b| b.is_ascii_digit()))
+        };
+        match (num(major), num(minor)) {
+            (Some(a), Some(b)) => Ok(i64::from(a) << 16 | i64::from(b)),
+            _ => Err(bad()),
+        }
+    };
+    let (lo, hi) = match text.split_once([':', '-']) {
+        Some(_) if op.is_some() => {
+            return Err(format!(
+                "an operator takes a single version, not the range `{text}`"
+            ));
+        }
+        Some(("", "")) => return Err(bad()),
+        Some((lo, hi)) => (lo, Some(hi)),
+        None => (text, None),
+    };
+    let as_int = |part: &str| -> Result<String, String> {
+        if part.is_empty() {
+            Ok(String::new())
+        } else {
+            one(part).map(|n| n.to_string())
+        }
+    };
+    let normalized = match hi {
+        None => as_int(lo)?,
+        Some(hi) => format!("{}:{}", as_int(lo)?, as_int(hi)?),
+    };
+    parse_int_pattern(&normalized, op).map_err(|_| bad())
+}
+
 /// An address network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Net {
@@ -425,6 +470,8 @@ impl Matcher {
 pub(crate) struct Builder {
     method: Method,
     icase: bool,
+    /// Integer patterns are versions written `MAJOR.MINOR`.
+    dotted: bool,
     strs: Vec<Box<[u8]>>,
     regs: Vec<Regex>,
     ints: Vec<IntRange>,
@@ -436,11 +483,18 @@ impl Builder {
         Builder {
             method,
             icase,
+            dotted: false,
             strs: Vec::new(),
             regs: Vec::new(),
             ints: Vec::new(),
             nets: Vec::new(),
         }
+    }
+
+    /// Reads integer patterns as `MAJOR.MINOR` versions (`req.ssl_ver`).
+    pub(crate) fn dotted(mut self) -> Builder {
+        self.dotted = true;
+        self
     }
 
     /// Compiles one pattern (with the operator before it, for integer
@@ -480,6 +534,10 @@ impl Builder {
                         )
                     })?;
                 self.regs.push(re);
+                Ok(())
+            }
+            Method::Int if self.dotted => {
+                self.ints.push(parse_dotted_pattern(pattern, op)?);
                 Ok(())
             }
             Method::Int | Method::Len => {

@@ -18,6 +18,9 @@ pub(crate) struct MockContext {
     pub status: Option<u16>,
     pub ssl: bool,
     pub unique_id: Vec<u8>,
+    /// Bytes held by content inspection: their length, the hello parsed
+    /// from them and its reassembled message.
+    pub payload: Option<(usize, Option<crate::client_hello::Hello>, Vec<u8>)>,
 }
 
 impl MockContext {
@@ -38,6 +41,7 @@ impl MockContext {
             status: None,
             ssl: false,
             unique_id: b"uid-1".to_vec(),
+            payload: None,
         };
         ctx.set_url(url);
         ctx
@@ -101,6 +105,18 @@ impl MockContext {
         self.ssl = true;
         self
     }
+
+    /// Content inspection read `raw` from the client.
+    pub(crate) fn payload(mut self, raw: &[u8]) -> MockContext {
+        use crate::client_hello::{HelloParser, Parsed};
+        let mut msg = vec![0u8; 16 << 10];
+        let hello = match HelloParser::new(16 << 10).feed(raw, &mut msg) {
+            Parsed::Hello(h) => Some(h),
+            _ => None,
+        };
+        self.payload = Some((raw.len(), hello, msg));
+        self
+    }
 }
 
 fn each_header(headers: &[(String, Vec<u8>)], name: &[u8], f: &mut dyn FnMut(&[u8])) {
@@ -152,6 +168,13 @@ impl Context for MockContext {
         for (n, v) in &self.req_headers {
             f(n.as_bytes(), v);
         }
+    }
+    fn payload(&self) -> Option<super::Payload<'_>> {
+        let (len, hello, msg) = self.payload.as_ref()?;
+        Some(super::Payload {
+            len: *len,
+            hello: hello.map(|h| (h, msg.as_slice())),
+        })
     }
 }
 

@@ -70,8 +70,15 @@ pub trait Context {
     fn res_header(&self, name: &[u8], f: &mut dyn FnMut(&[u8]));
     /// The response status; `None` while processing a request.
     fn status(&self) -> Option<u16>;
-    /// Whether the connection arrived over TLS (false until TLS exists).
-    fn ssl_fc(&self) -> bool;
+    /// The TLS session of the client connection, when corral terminated
+    /// TLS on it (`ssl_fc*` fetches).
+    fn tls(&self) -> Option<&rustls::ServerConnection> {
+        None
+    }
+    /// Whether the connection arrived over TLS.
+    fn ssl_fc(&self) -> bool {
+        self.tls().is_some()
+    }
     /// This request's unique id.
     fn unique_id(&self) -> &[u8];
     /// Calls `f(name, value)` for every request header line, in order.
@@ -90,6 +97,24 @@ pub trait Context {
         let _ = q;
         None
     }
+
+    /// The client's first bytes held by a tcp frontend's content
+    /// inspection (`tcp-request inspect-delay`); `None` anywhere else, so
+    /// `req.len` and the `req.ssl_*` fetches find no value there.
+    fn payload(&self) -> Option<Payload<'_>> {
+        None
+    }
+}
+
+/// What content inspection read from a client before choosing a backend.
+#[derive(Debug, Clone, Copy)]
+pub struct Payload<'a> {
+    /// Bytes buffered (`req.len`).
+    pub len: usize,
+    /// The first TLS handshake message, when those bytes hold a complete
+    /// and well-formed one, with the reassembled message its positions
+    /// refer to.
+    pub hello: Option<(crate::client_hello::Hello, &'a [u8])>,
 }
 
 /// A parse error: `offset` is the byte offset of the offending token in the

@@ -187,6 +187,9 @@ impl AclExpr {
         }
 
         let mut builder = Builder::new(method, icase);
+        if fetch.dotted_version() && method == Method::Int {
+            builder = builder.dotted();
+        }
         // As in HAProxy, an operator applies to every value after it, up to
         // the next operator: `gt 5 10` is `gt 5` or `gt 10`.
         let mut op: Option<(IntOp, &Word)> = None;
@@ -277,6 +280,38 @@ mod tests {
             .header("Accept", "*/*")
             .header("User-Agent", "curl/8.0, extra")
             .header("Content-Length", "12")
+    }
+
+    #[test]
+    fn client_hello_acls() {
+        let raw =
+            crate::client_hello::tests::rustls_hello("API.example.com", &[b"h2", b"http/1.1"]);
+        let c = MockContext::get("/").payload(&raw);
+        assert!(test("req.ssl_hello_type 1", &c));
+        assert!(test("req.ssl_sni -i api.example.com", &c));
+        assert!(!test("req.ssl_sni api.example.com", &c));
+        assert!(test("req.ssl_sni -m end .example.com", &c));
+        assert!(test("req_ssl_sni -i -m beg api.", &c));
+        assert!(test("req.ssl_ver 3.3", &c));
+        assert!(test("req.ssl_ver 3.1:3.3", &c));
+        assert!(test("req.ssl_ver 3.1-3.4", &c));
+        assert!(test("req.ssl_ver gt 3.2", &c));
+        assert!(!test("req.ssl_ver lt 3.3", &c));
+        assert!(!test("req.ssl_ver 3.1", &c));
+        assert!(!test("req.ssl_ver 3", &c)); // 3.0
+        assert!(test("req.ssl_alpn http/1.1", &c)); // any offered protocol
+        assert!(!test("req.ssl_alpn h3", &c));
+        assert!(test("req.len gt 100", &c));
+        assert!(test("req.ssl_sni -m found", &c));
+        let none = MockContext::get("/");
+        assert!(!test("req.ssl_sni -m found", &none));
+        assert!(!test("req.len ge 0", &none));
+        let e = err("req.ssl_ver 3.x");
+        assert_eq!(e.token, "3.x");
+        assert!(e.message.contains("MAJOR.MINOR"), "{}", e.message);
+        assert!(err("req.ssl_ver 70000").message.contains("MAJOR.MINOR"));
+        let e = err("req.ssl_ver gt 3.1:3.3");
+        assert!(e.message.contains("single version"), "{}", e.message);
     }
 
     #[test]

@@ -101,6 +101,9 @@ pub struct Global {
     /// client's connections to the worker that owns its address's
     /// stick-table entries (default `none`: the kernel spreads them).
     pub steer: bool,
+    /// `ssl-provider`: the rustls cryptography back end, `aws-lc-rs`
+    /// (default) or `ring`.
+    pub ssl_provider: crate::tls::Provider,
 }
 
 /// A place connection logs are written to.
@@ -142,8 +145,11 @@ pub struct Frontend {
     /// `defaults.maxconn`, else `global.maxconn`).
     pub maxconn: u32,
     /// `default_backend`: index into `Config::backends` (required in tcp
-    /// mode; in http mode, requests no `use_backend` matches get a 503).
+    /// mode without `use_backend`; connections no `use_backend` matches
+    /// are then closed (tcp) or get a 503 (http)).
     pub default_backend: Option<usize>,
+    /// `use_backend: [ "name if condition" ]`, first match wins.
+    pub use_backend: Vec<UseBackend>,
     /// `timeout.client`: inactivity timeout on the client side (default 50s).
     pub timeout_client: Duration,
     /// Where this frontend's connection logs go (`log`, else `global.log`).
@@ -154,8 +160,28 @@ pub struct Frontend {
     pub http: Option<HttpFrontend>,
     /// `tcp-request: [ "connection ..." ]` rules, in order.
     pub tcp_rules: Vec<crate::tcp_rules::TcpRule>,
+    /// `tcp-request: [ "inspect-delay 5s" ]` (tcp mode): content rules wait
+    /// up to this long for the client's first bytes (a TLS ClientHello)
+    /// before they run. None: they run at accept, on no data.
+    pub inspect_delay: Option<Duration>,
     /// `stick-table:` of this frontend: index into `Config::tables`.
     pub table: Option<usize>,
+    /// `tls:` certificates and settings for the binds that terminate TLS.
+    pub tls: Option<crate::tls::FrontendTls>,
+    /// `option httpslog`: the httplog line with HAProxy's TLS fields.
+    pub httpslog: bool,
+}
+
+impl Frontend {
+    /// The backend for a connection or request: the first `use_backend`
+    /// whose condition holds, else `default_backend`.
+    pub fn route(&self, ctx: &dyn crate::acl::Context) -> Option<usize> {
+        self.use_backend
+            .iter()
+            .find(|u| u.cond.as_ref().is_none_or(|c| c.eval(ctx)))
+            .map(|u| u.backend)
+            .or(self.default_backend)
+    }
 }
 
 /// How connections are kept between requests (`option http-keep-alive`,
@@ -207,8 +233,6 @@ pub struct HttpFrontend {
     pub request_rules: Vec<crate::http::rules::Rule>,
     /// `http-response: [ ... ]`.
     pub response_rules: Vec<crate::http::rules::Rule>,
-    /// `use_backend: [ "name if condition" ]`, first match wins.
-    pub use_backend: Vec<UseBackend>,
     /// `errorfiles: { 503: /path/503.http }` (and inherited from defaults).
     pub errors: crate::http::errors::ErrorPages,
     /// `timeout.http-request`: the whole request head must arrive within
@@ -249,6 +273,9 @@ pub struct Bind {
     /// As written, for messages.
     pub text: String,
     pub addr: SocketAddr,
+    /// Terminates TLS (`"0.0.0.0:443 ssl"`, or every bind of a frontend
+    /// with `tls:` when none says `ssl`).
+    pub tls: bool,
 }
 
 /// `balance:` how a backend picks a server.
@@ -328,6 +355,8 @@ pub struct Server {
     /// `pool-purge-delay`: how long an idle connection is kept (default
     /// 4s, under common server keep-alive timeouts such as Apache's 5s).
     pub pool_purge_delay: Duration,
+    /// `tls:` connect to this server over TLS (health checks too).
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 /// `check: true` or `check: { port, inter, rise, fall, http }`.

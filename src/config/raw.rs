@@ -99,6 +99,8 @@ pub struct RawGlobal {
     pub bufsize: Option<Value>,
     pub log: Option<Value>,
     pub steer: Option<Value>,
+    #[serde(rename = "ssl-provider")]
+    pub ssl_provider: Option<Value>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -154,6 +156,7 @@ pub struct RawFrontend {
     pub stick_table: Option<RawStickTable>,
     #[serde(rename = "tcp-request")]
     pub tcp_request: Option<Value>,
+    pub tls: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -189,4 +192,5 @@ pub struct RawServer {
     pub pool_max_conn: Option<Value>,
     #[serde(rename = "pool-purge-delay")]
     pub pool_purge_delay: Option<Value>,
+    pub tls: Option<Value>,
 }

@@ -12,6 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 
 mod http;
 mod stick;
+mod tls;
 
 const FRONTEND_OPTIONS: &[&str] = &[
     "tcplog",
@@ -21,6 +22,7 @@ const FRONTEND_OPTIONS: &[&str] = &[
     "http-server-close",
     "httpclose",
     "http-keep-alive",
+    "httpslog",
 ];
 /// `redispatch` is accepted for HAProxy compatibility: corral always moves
 /// a retried connection to another server when one is available.
@@ -61,6 +63,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         table_sites: Vec::new(),
         table_names: Vec::new(),
         known_tables: None,
+        provider: crate::tls::Provider::AwsLcRs,
     };
     let config = v.config(file, raw);
     let errors = v.c.finish();
@@ -155,6 +158,8 @@ struct Validator<'a> {
     table_names: Vec<String>,
     /// The same, once every table is known (for checking fetch arguments).
     known_tables: Option<Vec<String>>,
+    /// `global.ssl-provider`, for loading keys and building TLS settings.
+    provider: crate::tls::Provider,
 }
 
 /// Settings from `defaults:` that sections inherit.
@@ -251,6 +256,11 @@ impl<'a> Validator<'a> {
         let steer = opt(&g.steer, |v| {
             self.choice(v, "global.steer", &["source", "none"])
         }) == Some("source");
+        let ssl_provider = match &g.ssl_provider {
+            Some(v) => self.ssl_provider(v),
+            None => crate::tls::Provider::AwsLcRs,
+        };
+        self.provider = ssl_provider;
         Global {
             workers,
             maxconn,
@@ -260,6 +270,7 @@ impl<'a> Validator<'a> {
             bufsize,
             log,
             steer,
+            ssl_provider,
         }
     }
 
@@ -322,11 +333,15 @@ impl<'a> Validator<'a> {
             Some(v) => self
                 .strings(v, &p("bind"))
                 .into_iter()
-                .filter_map(|(text, path)| match parse_bind(&text) {
-                    Ok(addr) => Some(Bind { text, addr }),
-                    Err(msg) => {
-                        self.c.at(&path, msg);
-                        None
+                .filter_map(|(text, path)| {
+                    match tls::bind_words(&text)
+                        .and_then(|(a, ssl)| parse_bind(a).map(|addr| (addr, ssl)))
+                    {
+                        Ok((addr, tls)) => Some(Bind { text, addr, tls }),
+                        Err(msg) => {
+                            self.c.at(&path, msg);
+                            None
+                        }
                     }
                 })
                 .collect(),
@@ -338,6 +353,9 @@ impl<'a> Validator<'a> {
             );
         }
         let mode = opt(&f.mode, |v| self.mode(v, &p("mode"))).unwrap_or(d.mode);
+        let tls = opt(&f.tls, |v| self.frontend_tls(v, &p("tls"), self.provider));
+        let mut binds = binds;
+        self.tls_binds(&base, &mut binds, f.tls.is_some());
         let maxconn = opt(&f.maxconn, |v| {
             self.uint(v, &p("maxconn"), 1, 10_000_000, "a connection count")
         })
@@ -346,10 +364,10 @@ impl<'a> Validator<'a> {
         .unwrap_or(global.maxconn);
         let default_backend = match &f.default_backend {
             None => {
-                if mode == Mode::Tcp {
+                if mode == Mode::Tcp && f.use_backend.is_none() {
                     self.c.at_key(
                         &base,
-                        "missing `default_backend`: name the backend this frontend sends its connections to",
+                        "missing `default_backend`: name the backend this frontend sends its connections to (or route them with `use_backend`)",
                     );
                 }
                 None
@@ -402,9 +420,7 @@ impl<'a> Validator<'a> {
         };
         let table = self.own_table(false, name);
         let http = match mode {
-            Mode::Http => {
-                Some(self.http_frontend(&base, f, d, &options, timeout_client, backends, table))
-            }
+            Mode::Http => Some(self.http_frontend(&base, f, d, &options, timeout_client, table)),
             Mode::Tcp => {
                 self.http_keys_need_http_mode(&base, &http::frontend_keys(f));
                 None
@@ -419,21 +435,115 @@ impl<'a> Validator<'a> {
             names: &names,
             own: table,
         };
-        let tcp_rules = self.tcp_rules(f.tcp_request.as_ref(), &p("tcp-request"), &tcp_acls, &refs);
+        let (tcp_rules, inspect_delay) =
+            self.tcp_rules(f.tcp_request.as_ref(), &p("tcp-request"), &tcp_acls, &refs);
         self.table_names = names;
+        if let Some((_, path)) = inspect_delay.as_ref().filter(|_| mode == Mode::Http) {
+            self.c.at(
+                path,
+                "`tcp-request inspect-delay` applies to mode tcp frontends: in http mode content rules run at accept and the request head is awaited by `timeout.http-request` (remove it, or use `http-request` rules)",
+            );
+        }
+        let use_backend = self.use_backends(
+            f.use_backend.as_ref(),
+            &p("use_backend"),
+            &tcp_acls,
+            backends,
+            mode,
+        );
+        if mode == Mode::Tcp
+            && inspect_delay.is_none()
+            && [&f.use_backend, &f.tcp_request, &f.acl]
+                .into_iter()
+                .any(|v| v.as_ref().is_some_and(reads_payload))
+        {
+            crate::warning!(
+                "{base}: `req.len` and `req.ssl_*` read the client's first bytes, which only `tcp-request inspect-delay` waits for: without it they have no value (add e.g. `inspect-delay 5s` to `tcp-request`)"
+            );
+        }
         Frontend {
             name: name.to_string(),
             binds,
             mode,
             maxconn,
             default_backend,
+            use_backend,
             timeout_client,
             log,
             dontlognull: options.iter().any(|(o, _)| option_name(o) == "dontlognull"),
             http,
             tcp_rules,
+            // A zero delay waits for nothing: the same as none.
+            inspect_delay: inspect_delay.map(|(d, _)| d).filter(|d| !d.is_zero()),
             table,
+            httpslog: options.iter().any(|(o, _)| option_name(o) == "httpslog"),
+            tls,
         }
+    }
+
+    /// `use_backend: [ "name if condition" ]`: each names a backend of the
+    /// frontend's mode.
+    fn use_backends(
+        &mut self,
+        v: Option<&Value>,
+        path: &str,
+        acls: &crate::acl::AclSet,
+        backends: &[Backend],
+        mode: Mode,
+    ) -> Vec<UseBackend> {
+        let Some(v) = v else { return Vec::new() };
+        let mut out = Vec::new();
+        for (text, p) in self.strings(v, path) {
+            let (name_part, cond_part) = crate::acl::split_condition(&text);
+            let words: Vec<&str> = name_part.split_whitespace().collect();
+            let name_at = text.len() - text.trim_start().len();
+            let [name] = words.as_slice() else {
+                self.c.at_offset(
+                    &p,
+                    &text,
+                    name_at,
+                    "expected `BACKEND [if|unless CONDITION]`",
+                );
+                continue;
+            };
+            let cond = match cond_part {
+                None => None,
+                Some((cond_text, at)) => match crate::acl::Condition::parse(cond_text, acls) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        self.c.at_offset(&p, &text, at + e.offset, e.message);
+                        continue;
+                    }
+                },
+            };
+            match backends.iter().position(|b| b.name == *name) {
+                None => {
+                    let known: Vec<&str> = backends.iter().map(|b| b.name.as_str()).collect();
+                    self.c.at_offset(
+                        &p,
+                        &text,
+                        name_at,
+                        format!(
+                            "no backend named `{name}` (defined backends: {})",
+                            known.join(", ")
+                        ),
+                    );
+                }
+                Some(i) if backends[i].mode != mode => self.c.at_offset(
+                    &p,
+                    &text,
+                    name_at,
+                    format!(
+                        "backend `{name}` is mode {}: a {} frontend can only use {} backends (set `mode` on one of them)",
+                        backends[i].mode.name(),
+                        mode.name(),
+                        mode.name()
+                    ),
+                ),
+                Some(i) => out.push(UseBackend { backend: i, cond }),
+            }
+        }
+        out
     }
 
     fn backend(&mut self, name: &str, b: &RawBackend, d: &Defaults) -> Backend {
@@ -574,6 +684,7 @@ impl<'a> Validator<'a> {
             self.duration(v, &p("pool-purge-delay"))
         })
         .unwrap_or(Duration::from_secs(4));
+        let tls = opt(&s.tls, |v| self.server_tls(v, &p("tls"), self.provider));
         Server {
             name: name.to_string(),
             address,
@@ -584,6 +695,7 @@ impl<'a> Validator<'a> {
             check,
             pool_max_conn,
             pool_purge_delay,
+            tls,
         }
     }
 
@@ -1073,6 +1185,22 @@ fn duration_value(v: &Value) -> Result<Duration, String> {
             "`{}` is not a duration: expected e.g. `5s` or `500ms`",
             show(other)
         )),
+    }
+}
+
+/// Whether a value (a rule, a list of them, ACL definitions) names a fetch
+/// of the client's first bytes.
+fn reads_payload(v: &Value) -> bool {
+    static PAYLOAD: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = PAYLOAD.get_or_init(|| {
+        regex::Regex::new(r"\breq[._](?:len|ssl_(?:hello_type|sni|ver|alpn))\b")
+            .expect("valid regex")
+    });
+    match v {
+        Value::String(s) => re.is_match(s),
+        Value::Sequence(items) => items.iter().any(reads_payload),
+        Value::Mapping(m) => m.values().any(reads_payload),
+        _ => false,
     }
 }
 

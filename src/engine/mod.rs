@@ -18,7 +18,7 @@ use glommio::net::UnixStream;
 use glommio::timer::Timer;
 use glommio::{LocalExecutorBuilder, Placement};
 use mesh::MeshMsg;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::io::Write;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
@@ -42,7 +42,7 @@ enum Event {
 /// worker died).
 pub fn run(mut config: Config) -> Result<(), String> {
     // Signals first, so a stop request during start-up is not lost.
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     startup::check_io_uring(config.global.io_memory)?;
     crate::peers::node::check(&config)?;
@@ -84,17 +84,20 @@ pub fn run(mut config: Config) -> Result<(), String> {
     let mesh: Option<MeshBuilder<MeshMsg, Full>> =
         (n > 1).then(|| MeshBuilder::full(n, mesh::CHANNEL_CAPACITY));
     let mut controls = Vec::with_capacity(n);
+    let mut cert_senders = Vec::with_capacity(n);
     let mut threads = Vec::with_capacity(n);
     for i in 0..n {
         let (main_end, worker_end) =
             StdUnixStream::pair().map_err(|e| format!("cannot create a control socket: {e}"))?;
         controls.push(main_end);
+        let (certs_tx, certs_rx) = mpsc::channel::<CertUpdate>();
+        cert_senders.push(certs_tx);
         let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
         let (config, mesh, tx) = (config.clone(), mesh.clone(), events_tx.clone());
         let socks = prebound.next().unwrap_or_default();
         let thread = std::thread::Builder::new()
             .name(format!("corral-w{i}"))
-            .spawn(move || worker_thread(i, core, config, mesh, worker_end, tx, socks))
+            .spawn(move || worker_thread(i, core, config, mesh, (worker_end, certs_rx), tx, socks))
             .map_err(|e| format!("cannot start worker thread {i}: {e}"))?;
         threads.push(thread);
     }
@@ -142,7 +145,17 @@ pub fn run(mut config: Config) -> Result<(), String> {
     let mut stopping = false;
     let mut exited = 0;
     while exited < n {
-        if !stopping && let Some(sig) = signals.pending().next() {
+        let mut stop_signal = None;
+        for sig in signals.pending() {
+            if sig == SIGHUP {
+                if !stopping {
+                    reload_certificates(&config, &cert_senders, &mut controls);
+                }
+            } else {
+                stop_signal = Some(sig);
+            }
+        }
+        if !stopping && let Some(sig) = stop_signal {
             let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
             crate::notice!(
                 "{name} received: no longer accepting; open connections have up to {} to finish",
@@ -172,12 +185,57 @@ pub fn run(mut config: Config) -> Result<(), String> {
     Ok(())
 }
 
+/// New certificates for some frontends: `(frontend, set)`.
+type CertUpdate = Vec<(usize, Arc<crate::tls::certs::CertSet>)>;
+
+/// SIGHUP: reads every TLS frontend's certificates again and hands the new
+/// sets to the workers. A frontend whose files cannot be loaded (missing,
+/// unreadable, key not matching) keeps its current certificates, and the
+/// reason is logged; the others are replaced.
+fn reload_certificates(
+    config: &Config,
+    senders: &[mpsc::Sender<CertUpdate>],
+    controls: &mut [StdUnixStream],
+) {
+    let mut update = Vec::new();
+    for (i, fe) in config.frontends.iter().enumerate() {
+        let Some(tls) = &fe.tls else { continue };
+        match crate::tls::certs::CertSet::load(&tls.certs, &tls.provider) {
+            Ok(set) => {
+                let names: Vec<String> = set
+                    .loaded
+                    .iter()
+                    .map(|l| format!("{} ({})", l.file.display(), l.names.join(",")))
+                    .collect();
+                crate::notice!(
+                    "SIGHUP: frontend {}: certificates reloaded: {}",
+                    fe.name,
+                    names.join("; ")
+                );
+                update.push((i, Arc::new(set)));
+            }
+            Err(e) => crate::warning!(
+                "SIGHUP: frontend {}: certificates NOT reloaded, the current ones stay in use: {e}",
+                fe.name
+            ),
+        }
+    }
+    if update.is_empty() {
+        return;
+    }
+    for (tx, control) in senders.iter().zip(controls.iter_mut()) {
+        if tx.send(update.clone()).is_ok() {
+            let _ = control.write_all(b"C");
+        }
+    }
+}
+
 fn worker_thread(
     id: usize,
     core: Option<usize>,
     config: Arc<Config>,
     mesh: Option<MeshBuilder<MeshMsg, Full>>,
-    control: StdUnixStream,
+    control: (StdUnixStream, mpsc::Receiver<CertUpdate>),
     events: mpsc::Sender<Event>,
     socks: Vec<socket2::Socket>,
 ) {
@@ -209,10 +267,11 @@ async fn serve(
     id: usize,
     config: Arc<Config>,
     mesh: Option<MeshBuilder<MeshMsg, Full>>,
-    control: StdUnixStream,
+    control: (StdUnixStream, mpsc::Receiver<CertUpdate>),
     events: &mpsc::Sender<Event>,
     socks: Vec<socket2::Socket>,
 ) -> Result<(), String> {
+    let (control, cert_updates) = control;
     // Listeners: this worker's own socket for every frontend address
     // (made by the main thread, in order, when steering).
     let mut listeners = Vec::new();
@@ -226,7 +285,7 @@ async fn serve(
                     startup::bind_error(&e, &format!("frontends.{}.bind[{i}]", fe.name), &b.text)
                 })?,
             };
-            listeners.push((f, l));
+            listeners.push((f, b.tls, l));
         }
     }
     // The mesh: wait for every other worker to join.
@@ -312,14 +371,31 @@ async fn serve(
     };
     let accepting: Vec<_> = listeners
         .into_iter()
-        .map(|(f, l)| glommio::spawn_local(listener::accept_loop(w.clone(), f, l)))
+        .map(|(f, tls, l)| glommio::spawn_local(listener::accept_loop(w.clone(), f, tls, l)))
         .collect();
 
     // Serve until the main thread says stop (or goes away).
     // SAFETY: the control socket's descriptor moves into the glommio stream.
     let mut control = unsafe { UnixStream::from_raw_fd(control.into_raw_fd()) };
+    // `C`: new certificates wait in `cert_updates`; anything else (`S`,
+    // or the socket closing) means stop.
     let mut byte = [0u8; 1];
-    let _ = futures_lite::AsyncReadExt::read(&mut control, &mut byte).await;
+    loop {
+        let n = futures_lite::AsyncReadExt::read(&mut control, &mut byte)
+            .await
+            .unwrap_or(0);
+        if n == 1 && byte[0] == b'C' {
+            while let Ok(update) = cert_updates.try_recv() {
+                for (fe, set) in update {
+                    if let Some(acceptor) = &w.frontends[fe].tls {
+                        acceptor.replace_certs(set);
+                    }
+                }
+            }
+            continue;
+        }
+        break;
+    }
 
     // Drain.
     w.stopping.set();

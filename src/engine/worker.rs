@@ -21,6 +21,8 @@ pub struct FrontendState {
     pub slots: Rc<Semaphore>,
     /// Where its connection logs go.
     pub log: SinkSet,
+    /// Its TLS handshakes (a frontend with `tls:`).
+    pub tls: Option<crate::tls::accept::Acceptor>,
 }
 
 /// Everything a worker owns.
@@ -33,12 +35,17 @@ pub struct Worker {
     pub config: Arc<Config>,
     pub frontends: Vec<FrontendState>,
     pub backends: Vec<Rc<BackendState>>,
+    /// This worker's own TLS client settings for each server with `tls:`
+    /// (`[backend][server]`), so their resumption stores are not shared.
+    pub tls_out: Vec<Vec<Option<Arc<rustls::ClientConfig>>>>,
     /// This worker's share of `global.maxconn`.
     pub global_slots: Rc<Semaphore>,
     /// Client connections open on this worker.
     pub conns: Cell<u32>,
     /// Connection-log buffers.
     pub logs: Sinks,
+    /// Warnings about clients' bad TLS hellos, at most a few a second.
+    pub hello_warnings: crate::log::Throttle,
     /// Relay buffers, reused across connections.
     pub bufs: BufPool,
     /// Set when the worker must stop accepting.
@@ -81,16 +88,37 @@ impl Worker {
         let targets: Vec<&[crate::config::LogTarget]> =
             config.frontends.iter().map(|f| f.log.as_slice()).collect();
         let (logs, sets) = Sinks::open(&targets)?;
-        let frontends = config
-            .frontends
-            .iter()
-            .zip(sets)
-            .map(|(f, log)| FrontendState {
+        let mut frontends = Vec::with_capacity(config.frontends.len());
+        for (i, (f, log)) in config.frontends.iter().zip(sets).enumerate() {
+            let tls = match &f.tls {
+                None => None,
+                Some(t) => Some(crate::tls::accept::Acceptor::new(t, i).map_err(|e| {
+                    std::io::Error::other(format!("frontends.{}.tls: {e}", f.name))
+                })?),
+            };
+            frontends.push(FrontendState {
                 conns: Cell::new(0),
                 slots: Rc::new(Semaphore::new(u64::from(worker_share(
                     f.maxconn, id, workers,
                 )))),
                 log,
+                tls,
+            });
+        }
+        let tls_out = config
+            .backends
+            .iter()
+            .map(|b| {
+                b.servers
+                    .iter()
+                    .map(|s| {
+                        s.tls.as_ref().map(|t| {
+                            let mut own = (*t.client).clone();
+                            own.resumption = rustls::client::Resumption::in_memory_sessions(64);
+                            Arc::new(own)
+                        })
+                    })
+                    .collect()
             })
             .collect();
         let backends = config
@@ -112,8 +140,10 @@ impl Worker {
             config,
             frontends,
             backends,
+            tls_out,
             conns: Cell::new(0),
             logs,
+            hello_warnings: Default::default(),
             stopping: Flag::default(),
             gate: Gate::new(),
             mesh_id: mesh.as_ref().map_or(0, |m| m.peer_id()),

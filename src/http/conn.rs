@@ -7,8 +7,8 @@
 //! the operation actually has to wait.
 
 use crate::engine::worker::BufPool;
+use crate::stream::Stream;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
 use glommio::timer::Timer;
 use std::future::Future;
 use std::io;
@@ -62,7 +62,7 @@ pub async fn until<T>(deadline: Deadline, fut: impl Future<Output = T>) -> Resul
 
 /// A stream and the bytes read from it but not yet used.
 pub struct Conn {
-    pub stream: TcpStream,
+    pub stream: Stream,
     /// The read buffer; empty (no allocation) while an idle connection
     /// waits, so idle keep-alive connections hold no buffer.
     buf: Box<[u8]>,
@@ -75,7 +75,7 @@ pub struct Conn {
 impl Conn {
     /// A connection whose first bytes were already read (by the task that
     /// watched it while it was parked).
-    pub fn with_data(stream: TcpStream, mut buf: Box<[u8]>, first: &[u8]) -> Conn {
+    pub fn with_data(stream: Stream, mut buf: Box<[u8]>, first: &[u8]) -> Conn {
         buf[..first.len()].copy_from_slice(first);
         Conn {
             stream,
@@ -86,7 +86,7 @@ impl Conn {
         }
     }
 
-    pub fn new(stream: TcpStream, buf: Box<[u8]>) -> Conn {
+    pub fn new(stream: Stream, buf: Box<[u8]>) -> Conn {
         Conn {
             stream,
             buf,
@@ -167,25 +167,29 @@ impl Conn {
 
     /// Writes all of `data`.
     pub async fn write_all(&mut self, data: &[u8], deadline: Deadline) -> Result<(), IoFail> {
-        until(deadline, self.stream.write_all(data))
-            .await?
-            .map_err(IoFail::Error)
+        let stream = &mut self.stream;
+        let written = async {
+            stream.write_all(data).await?;
+            // Over TLS, records may wait in the session: send them now.
+            stream.flush().await
+        };
+        until(deadline, written).await?.map_err(IoFail::Error)
     }
 
     /// Gives back the stream, the buffer, and the unused bytes' range.
-    pub fn into_parts(self) -> (TcpStream, Box<[u8]>, std::ops::Range<usize>) {
+    pub fn into_parts(self) -> (Stream, Box<[u8]>, std::ops::Range<usize>) {
         (self.stream, self.buf, self.start..self.end)
     }
 
     /// Whether an idle connection is still usable: nothing to read and no
     /// end of stream pending (one non-blocking peek).
-    pub fn idle_and_open(stream: &TcpStream) -> bool {
+    pub fn idle_and_open(stream: &Stream) -> bool {
         use std::os::fd::AsRawFd;
         let mut b = [0u8; 1];
         // SAFETY: a one-byte peek into a local buffer.
         let n = unsafe {
             libc::recv(
-                stream.as_raw_fd(),
+                stream.tcp().as_raw_fd(),
                 b.as_mut_ptr().cast(),
                 1,
                 libc::MSG_PEEK | libc::MSG_DONTWAIT,

@@ -12,7 +12,8 @@ pub struct ReqCtx<'a> {
     pub res: Option<&'a Head>,
     pub src: SocketAddr,
     pub dst: SocketAddr,
-    pub ssl: bool,
+    /// The client connection's TLS session, when it arrived over TLS.
+    pub tls: Option<&'a rustls::ServerConnection>,
     pub unique_id: &'a [u8],
     /// Stick tables and the connection's tracked counters.
     pub stick: Option<crate::stick::Env<'a>>,
@@ -60,8 +61,8 @@ impl acl::Context for ReqCtx<'_> {
     fn status(&self) -> Option<u16> {
         self.res.map(|r| r.status)
     }
-    fn ssl_fc(&self) -> bool {
-        self.ssl
+    fn tls(&self) -> Option<&rustls::ServerConnection> {
+        self.tls
     }
     fn unique_id(&self) -> &[u8] {
         self.unique_id

@@ -411,7 +411,8 @@ fn backrefs(with: &str) -> String {
 pub struct Env<'a> {
     pub src: SocketAddr,
     pub dst: SocketAddr,
-    pub ssl: bool,
+    /// The client connection's TLS session, when it arrived over TLS.
+    pub tls: Option<&'a rustls::ServerConnection>,
     pub unique_id: &'a [u8],
     /// Stick tables and the connection's tracked counters.
     pub stick: Option<crate::stick::Env<'a>>,
@@ -448,7 +449,7 @@ pub fn apply_request(rules: &[Rule], req: &mut Head, env: &Env, scratch: &mut Ve
             res: None,
             src: env.src,
             dst: env.dst,
-            ssl: env.ssl,
+            tls: env.tls,
             unique_id: env.unique_id,
             stick: env.stick,
         };
@@ -515,7 +516,7 @@ pub fn apply_response(
             res: Some(res),
             src: env.src,
             dst: env.dst,
-            ssl: env.ssl,
+            tls: env.tls,
             unique_id: env.unique_id,
             stick: env.stick,
         };

@@ -27,8 +27,8 @@ use crate::log::HttpLog;
 use crate::persist::{self, Sticky};
 use crate::relay;
 use crate::stick::Tracks;
+use crate::stream::Stream;
 use crate::upstream::{self, ConnectReport};
-use glommio::net::TcpStream;
 use std::cell::RefCell;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -64,7 +64,7 @@ struct Resume {
 
 /// A keep-alive connection between two requests.
 struct Idle {
-    stream: TcpStream,
+    stream: Stream,
     local: SocketAddr,
     served: u32,
     /// When it is closed if no request comes.
@@ -83,7 +83,7 @@ struct Idle {
 pub fn serve(
     w: Rc<Worker>,
     fe: usize,
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     guard: ConnGuard,
 ) -> impl std::future::Future<Output = ()> {
@@ -140,7 +140,7 @@ pub fn serve(
 async fn session(
     w: &Rc<Worker>,
     fe: usize,
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     resume: &Resume,
     tracks: &RefCell<Tracks>,
@@ -148,8 +148,8 @@ async fn session(
     let local = match resume.local {
         Some(l) => l,
         None => {
-            let _ = stream.set_nodelay(true);
-            stream.local_addr().unwrap_or(peer)
+            let _ = stream.tcp().set_nodelay(true);
+            stream.tcp().local_addr().unwrap_or(peer)
         }
     };
     let cfg = &w.config.frontends[fe];
@@ -444,7 +444,7 @@ impl<'w> Session<'w> {
         let env = Env {
             src: self.peer,
             dst: self.local,
-            ssl: false,
+            tls: self.client.stream.tls_in(),
             unique_id: &self.uid,
             stick: self.stick_env(self.cfg.table),
         };
@@ -466,7 +466,7 @@ impl<'w> Session<'w> {
         let env = Env {
             src: self.peer,
             dst: self.local,
-            ssl: false,
+            tls: self.client.stream.tls_in(),
             unique_id: &self.uid,
             stick: self.stick_env(self.w.config.backends[b].table),
         };
@@ -489,13 +489,7 @@ impl<'w> Session<'w> {
 
     /// The first `use_backend` whose condition holds, else `default_backend`.
     fn route(&self) -> Option<usize> {
-        let ctx = self.ctx(None);
-        self.http
-            .use_backend
-            .iter()
-            .find(|u| u.cond.as_ref().is_none_or(|c| c.eval(&ctx)))
-            .map(|u| u.backend)
-            .or(self.cfg.default_backend)
+        self.cfg.route(&self.ctx(None))
     }
 
     fn ctx<'a>(&'a self, res: Option<&'a Head>) -> ReqCtx<'a> {
@@ -504,7 +498,7 @@ impl<'w> Session<'w> {
             res,
             src: self.peer,
             dst: self.local,
-            ssl: false,
+            tls: self.client.stream.tls_in(),
             unique_id: &self.uid,
             stick: self.stick_env(self.cfg.table),
         }
@@ -691,9 +685,16 @@ impl<'w> Session<'w> {
             Box::pin(persist::before_connect(w, b, &self.ctx(None))).await
         };
         let (mut server, lease) = loop {
-            let connected =
-                upstream::connect(w, b, self.peer.ip(), &mut txn.report, reuse, sticky.prefer)
-                    .await;
+            let connected = upstream::connect(
+                w,
+                b,
+                self.peer.ip(),
+                &mut txn.report,
+                reuse,
+                sticky.prefer,
+                &|f, out| f.render(&self.ctx(None), out),
+            )
+            .await;
             let up = match connected {
                 Ok(u) => {
                     persist::after_connect(w, &mut sticky, u.lease.server());
@@ -873,7 +874,7 @@ impl<'w> Session<'w> {
         let env = Env {
             src: self.peer,
             dst: self.local,
-            ssl: false,
+            tls: self.client.stream.tls_in(),
             unique_id: &self.uid,
             stick: self.stick_env(self.cfg.table),
         };
@@ -977,7 +978,11 @@ impl<'w> Session<'w> {
         let server_index = lease.server();
         let (stream, buf, _) = server.into_parts();
         w.bufs.give(buf);
-        if reusable {
+        let poolable = bcfg.servers[server_index]
+            .tls
+            .as_ref()
+            .is_none_or(|t| t.sni_fixed);
+        if reusable && poolable {
             bst.servers[server_index].give_idle(stream);
         }
         txn.lease = Some(lease);
@@ -1109,6 +1114,8 @@ impl<'w> Session<'w> {
             request_line: txn
                 .parsed
                 .then(|| (self.req.method(), self.req.target(), self.req.minor)),
+            tls: self.client.stream.tls_in(),
+            httpslog: self.cfg.httpslog,
         };
         w.logs.line(&fst.log, |out| rec.write(out));
     }

@@ -7,6 +7,7 @@
 
 pub mod haproxy;
 pub mod http;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,10 +1,10 @@
 //! Validation of the HTTP parts of frontends and backends: ACLs, rules,
-//! `use_backend`, errorfiles, captures, forwardfor, connection modes.
+//! errorfiles, captures, forwardfor, connection modes.
 //! An error inside a condition or rule string points at the offending
 //! token's own line and column.
 
 use super::*;
-use crate::acl::{AclSet, Condition, LogFormat};
+use crate::acl::{AclSet, LogFormat};
 use crate::http::errors::{ErrorPages, STATUSES};
 use crate::http::rules::{self, Rule, Side};
 
@@ -13,7 +13,6 @@ pub(super) fn frontend_keys(f: &RawFrontend) -> Vec<(&'static str, bool)> {
     vec![
         ("http-request", f.http_request.is_some()),
         ("http-response", f.http_response.is_some()),
-        ("use_backend", f.use_backend.is_some()),
         ("errorfiles", f.errorfiles.is_some()),
         ("capture", f.capture.is_some()),
         ("unique-id-format", f.unique_id_format.is_some()),
@@ -50,7 +49,6 @@ impl Validator<'_> {
         d: &Defaults,
         options: &[(String, String)],
         timeout_client: Duration,
-        backends: &[Backend],
         table: Option<usize>,
     ) -> HttpFrontend {
         let p = |k: &str| child(base, k);
@@ -69,8 +67,6 @@ impl Validator<'_> {
             Side::Response,
             table,
         );
-        let use_backend =
-            self.use_backends(f.use_backend.as_ref(), &p("use_backend"), &acls, backends);
         let mut errors = match &f.errorfiles {
             Some(v) => self.errorfiles(v, &p("errorfiles")),
             None => ErrorPages::default(),
@@ -100,7 +96,6 @@ impl Validator<'_> {
             acls,
             request_rules,
             response_rules,
-            use_backend,
             errors,
             timeout_request,
             timeout_keep_alive,
@@ -210,66 +205,6 @@ impl Validator<'_> {
             }
         }
         self.table_names = names;
-        out
-    }
-
-    /// `use_backend: [ "name if condition" ]`.
-    fn use_backends(
-        &mut self,
-        v: Option<&Value>,
-        path: &str,
-        acls: &AclSet,
-        backends: &[Backend],
-    ) -> Vec<UseBackend> {
-        let Some(v) = v else { return Vec::new() };
-        let mut out = Vec::new();
-        for (text, p) in self.strings(v, path) {
-            let (name_part, cond_part) = crate::acl::split_condition(&text);
-            let words: Vec<&str> = name_part.split_whitespace().collect();
-            let name_at = text.len() - text.trim_start().len();
-            let [name] = words.as_slice() else {
-                self.c.at_offset(
-                    &p,
-                    &text,
-                    name_at,
-                    "expected `BACKEND [if|unless CONDITION]`",
-                );
-                continue;
-            };
-            let cond = match cond_part {
-                None => None,
-                Some((cond_text, at)) => match Condition::parse(cond_text, acls) {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        self.c.at_offset(&p, &text, at + e.offset, e.message);
-                        continue;
-                    }
-                },
-            };
-            match backends.iter().position(|b| b.name == *name) {
-                None => {
-                    let known: Vec<&str> = backends.iter().map(|b| b.name.as_str()).collect();
-                    self.c.at_offset(
-                        &p,
-                        &text,
-                        name_at,
-                        format!(
-                            "no backend named `{name}` (defined backends: {})",
-                            known.join(", ")
-                        ),
-                    );
-                }
-                Some(i) if backends[i].mode != Mode::Http => self.c.at_offset(
-                    &p,
-                    &text,
-                    name_at,
-                    format!(
-                        "backend `{name}` is mode tcp: an http frontend can only use http backends"
-                    ),
-                ),
-                Some(i) => out.push(UseBackend { backend: i, cond }),
-            }
-        }
         out
     }
 

@@ -254,22 +254,36 @@ impl Validator<'_> {
     }
 
     /// `tcp-request: [ "connection reject if ...", ... ]` of a frontend.
+    /// `tcp-request:` lines: the rules, and `inspect-delay` with its path.
     pub(super) fn tcp_rules(
         &mut self,
         v: Option<&Value>,
         path: &str,
         acls: &crate::acl::AclSet,
         refs: &TableRefs,
-    ) -> Vec<TcpRule> {
-        let Some(v) = v else { return Vec::new() };
+    ) -> (Vec<TcpRule>, Option<(Duration, String)>) {
+        let Some(v) = v else {
+            return (Vec::new(), None);
+        };
         let mut out = Vec::new();
+        let mut delay: Option<(Duration, String)> = None;
         for (text, p) in self.strings(v, path) {
             match crate::tcp_rules::parse(&text, acls, refs) {
-                Ok(r) => out.push(r),
+                Ok(crate::tcp_rules::TcpRequest::Rule(r)) => out.push(r),
+                Ok(crate::tcp_rules::TcpRequest::InspectDelay(d)) => {
+                    if let Some((_, first)) = &delay {
+                        self.c.at(
+                            &p,
+                            format!("`inspect-delay` is already set by {first}: write it once"),
+                        );
+                    } else {
+                        delay = Some((d, p));
+                    }
+                }
                 Err((at, msg)) => self.c.at_offset(&p, &text, at, msg),
             }
         }
-        out
+        (out, delay)
     }
 
     /// The index of the table declared in a section, if any.
