@@ -156,3 +156,79 @@ fn compare_puts_corral_haproxy_and_nginx_side_by_side() {
         );
     }
 }
+
+#[test]
+fn compare_runs_the_tls_scenarios() {
+    if !have("python3") || !have("taskset") || !have("haproxy") || !have("openssl") {
+        println!(
+            "SKIPPED compare_runs_the_tls_scenarios: python3, taskset, haproxy or openssl not installed"
+        );
+        return;
+    }
+    let _turn = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let root = env!("CARGO_MANIFEST_DIR");
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_corral")).parent().unwrap();
+    let json = tempfile::NamedTempFile::new().unwrap();
+    let out = Command::new("timeout")
+        .arg("300")
+        .arg("python3")
+        .arg(format!("{root}/bench/compare"))
+        .args(["--no-build", "--bin-dir"])
+        .arg(bin_dir)
+        .args(["--seconds", "1", "--warmup", "1", "--rounds", "1"])
+        .args([
+            "--scenarios",
+            "tls-handshake-ecdsa,tls-handshake-rsa,tls-keepalive",
+        ])
+        .args(["--proxies", "corral,haproxy", "--json"])
+        .arg(json.path())
+        .output()
+        .expect("run bench/compare");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "bench/compare failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    let medians = serde_json::from_str::<Value>(&std::fs::read_to_string(json.path()).unwrap())
+        .unwrap()["medians"]
+        .clone();
+    // corral runs once per rustls provider, beside HAProxy, in every TLS
+    // scenario; all negotiate the same cipher suite, without errors.
+    for sc in ["tls-handshake-ecdsa", "tls-handshake-rsa", "tls-keepalive"] {
+        let mut suites = Vec::new();
+        for (proxy, label) in [
+            ("corral", "corral (aws-lc-rs)"),
+            ("corral-ring", "corral (ring)"),
+            ("haproxy", "haproxy"),
+        ] {
+            let m = &medians[format!("{sc}/{proxy}")];
+            assert!(m["rps"].as_f64().unwrap() > 10.0, "{sc}/{proxy}: {m}");
+            assert!(m["cpu_us"].as_f64().unwrap() > 0.0, "{sc}/{proxy}: {m}");
+            assert_eq!(m["errors"], 0, "{sc}/{proxy}: {m}");
+            suites.push(m["suite"].as_str().unwrap().to_string());
+            assert!(
+                stdout
+                    .lines()
+                    .any(|l| l.starts_with(&format!("| {sc} | {label} |"))),
+                "no {sc} row for {label} in:\n{stdout}"
+            );
+        }
+        assert!(suites.iter().all(|s| s == &suites[0]), "{sc}: {suites:?}");
+    }
+    for t in [
+        "TLS handshakes/s vs HAProxy, ECDSA P-256 (aws-lc-rs)",
+        "TLS handshakes/s vs HAProxy, RSA 2048 (ring)",
+        "TLS keep-alive req/s vs HAProxy (aws-lc-rs)",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(&format!("| {t} |"))),
+            "no target {t} in:\n{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("| rustls provider in corral: ring vs aws-lc-rs |"),
+        "{stdout}"
+    );
+}

@@ -757,7 +757,7 @@ fn plot_draws_one_line_per_run_with_a_legend() {
 
 #[test]
 fn bad_arguments_name_the_flag_and_the_value() {
-    let cases: [(&[&str], &[&str]); 9] = [
+    let cases: [(&[&str], &[&str]); 12] = [
         (
             &["run", "--cpus", "999", "127.0.0.1:1"],
             &["--cpus", "999", "not available"],
@@ -779,6 +779,18 @@ fn bad_arguments_name_the_flag_and_the_value() {
         (
             &["run", "-H", "nocolon", "127.0.0.1:1"],
             &["--header", "nocolon"],
+        ),
+        (
+            &["run", "--sni", "a.test", "127.0.0.1:1"],
+            &["--sni", "--tls"],
+        ),
+        (
+            &["run", "--tls", "--mode", "bulk", "127.0.0.1:1"],
+            &["--tls", "bulk"],
+        ),
+        (
+            &["run", "--tls", "--tls-version", "1.1", "127.0.0.1:1"],
+            &["--tls-version", "1.1"],
         ),
         (
             &["serve", "--listen", "nonsense", "http"],
@@ -865,4 +877,216 @@ fn serve_http_handles_pipelining_bodies_and_connection_close() {
     let t = read_until(&mut s, |_| false);
     assert!(t.contains("Content-Length: 100\r\n"), "{t}");
     assert_eq!(t.split("\r\n\r\n").nth(1).unwrap().len(), 100);
+}
+
+// ---- TLS -----------------------------------------------------------------------
+
+/// What the TLS test server saw.
+#[derive(Default)]
+struct TlsSeen {
+    /// Handshakes completed, full and resumed.
+    full: usize,
+    resumed: usize,
+    /// Requests answered.
+    requests: usize,
+    /// Every key-exchange group list offered, and every SNI (None: none).
+    groups: Vec<Vec<rustls::NamedGroup>>,
+    sni: Vec<Option<String>>,
+}
+
+/// A TLS HTTP/1.1 server (rustls, thread per connection) with a fresh
+/// self-signed ECDSA P-256 certificate, a session cache and TLS 1.3
+/// tickets (so a client that resumed would show up), answering "ok" to
+/// every request head; after a `Connection: close` request it closes, with
+/// a close_notify alert on every other connection and without on the rest.
+fn tls_test_server(seen: Arc<Mutex<TlsSeen>>) -> common::Server {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ck = rcgen::generate_simple_self_signed(vec!["bench.test".to_string()]).unwrap();
+    let cert = CertificateDer::from(ck.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .unwrap(),
+    );
+    let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    common::Server::start(Arc::new(move |mut sock: TcpStream| {
+        let _ = sock.set_nodelay(true);
+        let _ = sock.set_read_timeout(Some(WAIT));
+        let n = conns.fetch_add(1, Ordering::SeqCst);
+        let mut acceptor = rustls::server::Acceptor::default();
+        let accepted = loop {
+            match acceptor.read_tls(&mut sock) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            match acceptor.accept() {
+                Ok(Some(a)) => break a,
+                Ok(None) => {}
+                Err(_) => return,
+            }
+        };
+        {
+            let hello = accepted.client_hello();
+            let mut s = seen.lock().unwrap();
+            s.groups
+                .push(hello.named_groups().map(<[_]>::to_vec).unwrap_or_default());
+            s.sni.push(hello.server_name().map(str::to_string));
+        }
+        let Ok(conn) = accepted.into_connection(config.clone()) else {
+            return;
+        };
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        let mut buf = [0u8; 4096];
+        let mut got = Vec::new();
+        let mut counted = false;
+        loop {
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tls.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            if !counted {
+                counted = true;
+                let mut s = seen.lock().unwrap();
+                match tls.conn.handshake_kind() {
+                    Some(rustls::HandshakeKind::Resumed) => s.resumed += 1,
+                    _ => s.full += 1,
+                }
+            }
+            let end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            let close = String::from_utf8_lossy(&got[..end])
+                .to_ascii_lowercase()
+                .contains("connection: close");
+            got.drain(..end);
+            let response: &[u8] = if close {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"
+            } else {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n"
+            };
+            if tls.write_all(response).and_then(|_| tls.flush()).is_err() {
+                return;
+            }
+            seen.lock().unwrap().requests += 1;
+            if close {
+                if n.is_multiple_of(2) {
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                }
+                return;
+            }
+        }
+    }))
+}
+
+fn tls_json(v: &Value, key: &str) -> Value {
+    v["tls"][key].clone()
+}
+
+#[test]
+fn tls_keep_alive_makes_one_full_handshake_per_connection() {
+    let seen = Arc::new(Mutex::new(TlsSeen::default()));
+    let server = tls_test_server(seen.clone());
+    let target = server.addr.to_string();
+    let r = run_json(&[
+        "--tls",
+        "--sni",
+        "bench.test",
+        "--alpn",
+        "http/1.1",
+        "-c",
+        "4",
+        "-d",
+        "1s",
+        "--warmup",
+        "0",
+        &target,
+    ]);
+    assert!(u(&r, "requests") > 100, "{r}");
+    assert_eq!(u(&r, "errors_total"), 0, "{r}");
+    assert_eq!(tls_json(&r, "handshakes"), 4, "{r}");
+    assert_eq!(tls_json(&r, "version"), "1.3", "{r}");
+    assert_eq!(tls_json(&r, "provider"), "aws-lc-rs", "{r}");
+    let n = &r["tls"]["negotiated"];
+    assert_eq!(n["version"], "TLSv1_3", "{r}");
+    assert!(
+        n["cipher_suite"].as_str().unwrap().starts_with("TLS13_"),
+        "{r}"
+    );
+    // The test server offers no ALPN: none negotiated.
+    assert!(n["alpn"].is_null(), "{r}");
+    let s = seen.lock().unwrap();
+    assert_eq!((s.full, s.resumed), (4, 0));
+    assert!(s.requests as u64 >= u(&r, "requests"));
+    assert!(
+        s.groups.iter().all(|g| g == &[rustls::NamedGroup::X25519]),
+        "{:?}",
+        s.groups
+    );
+    assert!(s.sni.iter().all(|n| n.as_deref() == Some("bench.test")));
+}
+
+#[test]
+fn tls_close_mode_makes_a_full_handshake_per_request() {
+    let seen = Arc::new(Mutex::new(TlsSeen::default()));
+    let server = tls_test_server(seen.clone());
+    let target = server.addr.to_string();
+    for (provider, version, negotiated) in
+        [("aws-lc-rs", "1.3", "TLSv1_3"), ("ring", "1.2", "TLSv1_2")]
+    {
+        let before = seen.lock().unwrap().full;
+        let r = run_json(&[
+            "--mode",
+            "http-close",
+            "--tls",
+            "--tls-version",
+            version,
+            "--tls-provider",
+            provider,
+            "-c",
+            "2",
+            "-d",
+            "1s",
+            "--warmup",
+            "0",
+            &target,
+        ]);
+        let requests = u(&r, "requests");
+        assert!(requests > 20, "{r}");
+        assert_eq!(u(&r, "errors_total"), 0, "{r}");
+        let handshakes = tls_json(&r, "handshakes").as_u64().unwrap();
+        // One handshake per request; the last connection of each of the
+        // two may have been cut after its handshake.
+        assert!(handshakes >= requests && handshakes <= requests + 2, "{r}");
+        assert_eq!(r["tls"]["negotiated"]["version"], negotiated, "{r}");
+        assert_eq!(tls_json(&r, "provider"), provider, "{r}");
+        let s = seen.lock().unwrap();
+        assert_eq!(s.resumed, 0, "a connection resumed a session");
+        assert!(
+            s.full - before >= requests as usize,
+            "{} {requests}",
+            s.full
+        );
+        // The target is an IP address and there is no --sni: no SNI.
+        assert!(s.sni.iter().all(Option::is_none));
+    }
+}
+
+#[test]
+fn tls_to_a_plain_server_counts_tls_errors() {
+    let server = Serve::start(&["http"]);
+    let target = server.target();
+    let r = run_json(&["--tls", "-c", "2", "-d", "1s", "--warmup", "0", &target]);
+    assert_eq!(u(&r, "requests"), 0, "{r}");
+    assert!(err(&r, "tls") > 2, "{r}");
+    assert_eq!(u(&r, "errors_total"), err(&r, "tls"), "{r}");
+    assert_eq!(tls_json(&r, "handshakes"), 0, "{r}");
+    // Without --tls the JSON says so.
+    let r = run_json(&["-c", "1", "-d", "200ms", "--warmup", "0", &target]);
+    assert!(r["tls"].is_null(), "{r}");
 }

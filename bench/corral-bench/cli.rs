@@ -61,6 +61,37 @@ impl LoadMode {
     }
 }
 
+/// A TLS version the client offers.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// TLS 1.2 only.
+    #[value(name = "1.2")]
+    V12,
+    /// TLS 1.3 only.
+    #[value(name = "1.3")]
+    V13,
+}
+
+/// The rustls crypto provider of the load generator's TLS client.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsProvider {
+    /// aws-lc-rs (AWS-LC): the default, the cheaper of the two per handshake.
+    #[value(name = "aws-lc-rs")]
+    AwsLcRs,
+    /// ring.
+    Ring,
+}
+
+impl TlsProvider {
+    /// The provider's name as written on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsProvider::AwsLcRs => "aws-lc-rs",
+            TlsProvider::Ring => "ring",
+        }
+    }
+}
+
 /// `corral-bench run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -141,6 +172,37 @@ pub struct RunArgs {
     /// suffixes, powers of 1024).
     #[arg(long, default_value = "1g", value_parser = parse_size)]
     pub bulk_bytes: u64,
+
+    /// http and http-close modes: speak TLS to the targets (rustls). The
+    /// client is built for benchmarks only: it accepts any certificate and
+    /// any handshake signature, never resumes a session (every connection
+    /// is a full handshake) and offers only X25519 for the key exchange.
+    #[arg(long)]
+    pub tls: bool,
+
+    /// With --tls: the server name sent in the handshake (SNI). Default:
+    /// the target's host when it is a name; none when it is an IP address.
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub sni: Option<String>,
+
+    /// With --tls: the TLS version offered, 1.2 or 1.3 [default: 1.3].
+    #[arg(long, value_enum, value_name = "VERSION", requires = "tls")]
+    pub tls_version: Option<TlsVersion>,
+
+    /// With --tls: the ALPN protocol offered (http/1.1 is the only one
+    /// these modes speak); default: no ALPN extension.
+    #[arg(long, value_name = "PROTOCOL", requires = "tls", value_parser = ["http/1.1"])]
+    pub alpn: Option<String>,
+
+    /// With --tls: offer only this cipher suite, by its rustls name (e.g.
+    /// TLS13_AES_128_GCM_SHA256); default: the provider's default list
+    /// (TLS 1.3: AES-256-GCM, AES-128-GCM, ChaCha20-Poly1305, in that order).
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub tls_suite: Option<String>,
+
+    /// With --tls: the rustls crypto provider of the client.
+    #[arg(long, value_enum, default_value = "aws-lc-rs", value_name = "PROVIDER")]
+    pub tls_provider: TlsProvider,
 
     /// Print the results as one JSON object on stdout.
     #[arg(long)]

@@ -5,13 +5,21 @@
 //! Failures never end the connection's task: a failed connect is counted
 //! and retried after a short pause, a failed exchange is counted and the
 //! connection reopened, until the run is over.
+//!
+//! With --tls, the TLS handshake follows the connect, under the same
+//! timeout as a request; a failed handshake counts as a `tls` error and is
+//! retried like a failed connect, after the same pause. In http-close mode
+//! every request pays a full handshake, and its latency includes it.
 
 use crate::cli::LoadMode;
 use crate::pacing::{Pacer, sleep_until};
+use crate::plan::{Plan, Target};
 use crate::rxbuf::RxBuf;
 use crate::stats::ErrorKind;
 use crate::worker::Ctx;
-use crate::{http_client, tcp_client};
+use crate::{http_client, tcp_client, tls};
+use futures_lite::io::{AsyncRead, AsyncWrite};
+use futures_rustls::client::TlsStream;
 use glommio::net::TcpStream;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -43,6 +51,30 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, E
     Ok(stream)
 }
 
+/// A load connection: plain TCP, or TLS over TCP.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// One exchange of the run's mode on `stream`.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    plan: &Plan,
+    target: &Target,
+    stream: &mut S,
+    rx: &mut RxBuf,
+) -> Result<Done, ErrorKind> {
+    match plan.mode {
+        LoadMode::Tcp => {
+            tcp_client::exchange(stream, rx, &target.request, plan.response_size).await
+        }
+        mode => {
+            let close = mode == LoadMode::HttpClose;
+            http_client::exchange(stream, rx, &target.request, plan.head, close).await
+        }
+    }
+}
+
 /// Runs connection `global` (slot `slot` of this thread) until the run
 /// stops.
 pub async fn run(ctx: Rc<Ctx>, slot: usize, global: usize) {
@@ -53,7 +85,7 @@ pub async fn run(ctx: Rc<Ctx>, slot: usize, global: usize) {
         .rate
         .map(|r| Pacer::new(ctx.start, global, plan.connections, r));
     let mut rx = RxBuf::new(RX_BUFFER);
-    let mut stream: Option<TcpStream> = None;
+    let mut stream: Option<Stream> = None;
     // Open loop: the due time of the request being sent; it stays the same
     // across failed connects, so waiting for a connection counts as latency.
     let mut due: Option<Instant> = None;
@@ -68,13 +100,39 @@ pub async fn run(ctx: Rc<Ctx>, slot: usize, global: usize) {
         }
         let before_connect = Instant::now();
         if stream.is_none() {
-            match connect(target.addr, plan.timeout).await {
+            let opened = match connect(target.addr, plan.timeout).await {
                 Ok(s) => {
                     watch.set_fd(s.as_raw_fd());
+                    match (&plan.tls, &target.server_name) {
+                        (Some(t), Some(name)) => {
+                            watch.arm(Instant::now() + plan.timeout);
+                            let r = tls::handshake(t, name, s).await;
+                            watch.disarm();
+                            if watch.take_expired() {
+                                Err(ErrorKind::Timeout)
+                            } else {
+                                r.map(Stream::Tls)
+                            }
+                        }
+                        _ => Ok(Stream::Plain(s)),
+                    }
+                }
+                Err(kind) => Err(kind),
+            };
+            match opened {
+                Ok(s) => {
+                    if let (Stream::Tls(t), false) = (&s, ctx.stop.get()) {
+                        ctx.stats.borrow_mut().handshakes += 1;
+                        let mut n = ctx.negotiated.borrow_mut();
+                        if n.is_none() {
+                            *n = Some(tls::negotiated(t));
+                        }
+                    }
                     stream = Some(s);
                     rx.clear();
                 }
                 Err(kind) => {
+                    watch.set_fd(-1);
                     if ctx.stop.get() {
                         break;
                     }
@@ -95,11 +153,9 @@ pub async fn run(ctx: Rc<Ctx>, slot: usize, global: usize) {
             None => sent,
         };
         watch.arm(sent + plan.timeout);
-        let result = match plan.mode {
-            LoadMode::Tcp => {
-                tcp_client::exchange(s, &mut rx, &target.request, plan.response_size).await
-            }
-            _ => http_client::exchange(s, &mut rx, &target.request, plan.head, per_request).await,
+        let result = match s {
+            Stream::Plain(s) => exchange(&plan, target, s, &mut rx).await,
+            Stream::Tls(s) => exchange(&plan, target, &mut **s, &mut rx).await,
         };
         let end = Instant::now();
         watch.disarm();

@@ -8,8 +8,8 @@ use crate::chunked::Chunked;
 use crate::connection::Done;
 use crate::rxbuf::RxBuf;
 use crate::stats::ErrorKind;
-use futures_lite::io::AsyncWriteExt;
-use glommio::net::TcpStream;
+use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use std::io;
 
 /// Most response headers accepted.
 const MAX_HEADERS: usize = 64;
@@ -90,10 +90,26 @@ enum Body {
 }
 
 /// Reads more into `rx`: Err(Closed) at the end of the stream.
-async fn more(stream: &mut TcpStream, rx: &mut RxBuf) -> Result<(), ErrorKind> {
+async fn more<S: AsyncRead + Unpin>(stream: &mut S, rx: &mut RxBuf) -> Result<(), ErrorKind> {
     match rx.fill(stream).await {
         Ok(0) => Err(ErrorKind::Closed),
         Ok(_) => Ok(()),
+        Err(_) => Err(ErrorKind::Read),
+    }
+}
+
+/// Reads once more for a stream whose end is awaited: Ok(true) at the end.
+/// Over TLS a peer that closes without a close_notify alert gives an
+/// `UnexpectedEof` error, which is an end too here: the response is
+/// complete, or delimited by the close.
+async fn until_end<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    rx: &mut RxBuf,
+) -> Result<bool, ErrorKind> {
+    match rx.fill(stream).await {
+        Ok(0) => Ok(true),
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(true),
         Err(_) => Err(ErrorKind::Read),
     }
 }
@@ -102,8 +118,8 @@ async fn more(stream: &mut TcpStream, rx: &mut RxBuf) -> Result<(), ErrorKind> {
 /// method was HEAD. `close_mode`: the request asked the server to close;
 /// once the response is complete, the end of the stream is awaited too
 /// (so the server, which closes first, keeps the TIME_WAIT).
-pub async fn exchange(
-    stream: &mut TcpStream,
+pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     rx: &mut RxBuf,
     request: &[u8],
     head_request: bool,
@@ -113,6 +129,9 @@ pub async fn exchange(
         .write_all(request)
         .await
         .map_err(|_| ErrorKind::Write)?;
+    // Nothing for a TCP stream; over TLS, whatever the write left in the
+    // session goes out.
+    stream.flush().await.map_err(|_| ErrorKind::Write)?;
     let mut bytes = 0u64;
     let head = loop {
         match parse_head(rx.data()) {
@@ -163,11 +182,10 @@ pub async fn exchange(
             Body::UntilClose => {
                 bytes += rx.len() as u64;
                 rx.clear();
-                match rx.fill(stream).await {
-                    Ok(0) => break,
-                    Ok(_) => continue,
-                    Err(_) => return Err(ErrorKind::Read),
+                if until_end(stream, rx).await? {
+                    break;
                 }
+                continue;
             }
         }
         more(stream, rx).await?;
@@ -178,10 +196,8 @@ pub async fn exchange(
         // Whatever else the server sends is ignored; its close ends this.
         loop {
             rx.clear();
-            match rx.fill(stream).await {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(_) => return Err(ErrorKind::Read),
+            if until_end(stream, rx).await? {
+                break;
             }
         }
     }

@@ -1,7 +1,8 @@
 //! corral-bench: corral's latency benchmarking tool.
 //!
 //! - `run`: a thread-per-core load generator (glommio, one executor per
-//!   thread) for HTTP/1.1 keep-alive, HTTP with a connection per request,
+//!   thread) for HTTP/1.1 keep-alive, HTTP with a connection per request
+//!   (both also over TLS, with a benchmark-only rustls client: see `tls`),
 //!   raw TCP request/response, and bulk streaming; closed loop, or open
 //!   loop at a fixed rate with latency measured from each request's due
 //!   time (coordinated-omission correction); HdrHistogram percentiles,
@@ -17,8 +18,9 @@
 //! alternating runs). Measured 2026-11-21, a quiet machine (both cores
 //! busy only with the test): wrk 133333 req/s (rounds 133333, 152294,
 //! 119168), corral-bench 149434 req/s (151627, 149434, 149295). The
-//! request path allocates nothing, writes each request with one write, and
-//! reads into a 64 KiB buffer so that one read takes a whole response.
+//! plain request path allocates nothing, writes each request with one
+//! write, and reads into a 64 KiB buffer so that one read takes a whole
+//! response (over TLS, rustls's record buffers allocate; see `tls`).
 
 mod bulk;
 mod chunked;
@@ -37,6 +39,7 @@ mod server;
 mod server_http;
 mod stats;
 mod tcp_client;
+mod tls;
 mod worker;
 
 use clap::Parser;

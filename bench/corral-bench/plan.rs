@@ -3,7 +3,9 @@
 //! share of the connections). Every refusal names the flag, the value and
 //! what was expected.
 
-use crate::cli::{LoadMode, RunArgs};
+use crate::cli::{LoadMode, RunArgs, TlsVersion};
+use crate::tls::TlsPlan;
+use rustls::pki_types::ServerName;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
@@ -19,6 +21,8 @@ pub struct Target {
     /// The whole request (HTTP head and body, or the TCP payload), written
     /// with one write per request.
     pub request: Vec<u8>,
+    /// With --tls: the server name of the handshake.
+    pub server_name: Option<ServerName<'static>>,
 }
 
 /// Everything a load thread needs to know, shared read-only.
@@ -49,6 +53,8 @@ pub struct Plan {
     pub bulk_bytes: u64,
     /// The run's name, if given.
     pub label: Option<String>,
+    /// `--tls`: the TLS client.
+    pub tls: Option<TlsPlan>,
 }
 
 impl Plan {
@@ -86,6 +92,23 @@ impl Plan {
             }
         }
         let http = matches!(args.mode, LoadMode::Http | LoadMode::HttpClose);
+        if args.tls && !http {
+            return Err(format!(
+                "--tls applies to --mode http and http-close, not {}",
+                args.mode.name()
+            ));
+        }
+        let tls = if args.tls {
+            Some(TlsPlan::new(
+                args.sni.as_deref(),
+                args.tls_version.unwrap_or(TlsVersion::V13),
+                args.alpn.as_deref(),
+                args.tls_suite.as_deref(),
+                args.tls_provider,
+            )?)
+        } else {
+            None
+        };
         let body = match (&args.body, &args.body_file) {
             (Some(b), _) => b.clone().into_bytes(),
             (None, Some(path)) => std::fs::read(path)
@@ -105,10 +128,15 @@ impl Plan {
                 LoadMode::Tcp => vec![b'x'; args.request_size as usize],
                 LoadMode::Bulk => Vec::new(),
             };
+            let server_name = match &tls {
+                Some(t) => Some(t.server_name(text)?),
+                None => None,
+            };
             targets.push(Target {
                 text: text.clone(),
                 addr,
                 request,
+                server_name,
             });
         }
         Ok(Plan {
@@ -130,6 +158,7 @@ impl Plan {
             response_size: args.response_size,
             bulk_bytes: args.bulk_bytes,
             label: args.label.clone(),
+            tls,
         })
     }
 
@@ -300,5 +329,17 @@ mod tests {
         assert!(e.contains("--header"), "{e}");
         let e = refusal(&["--path", "x y", "127.0.0.1:1"]);
         assert!(e.contains("--path"), "{e}");
+        let e = refusal(&["--mode", "tcp", "--tls", "127.0.0.1:1"]);
+        assert!(e.contains("--tls applies to"), "{e}");
+        let p = plan(&["--tls", "--sni", "bench.test", "localhost:1"]).unwrap();
+        assert!(matches!(
+            p.targets[0].server_name,
+            Some(ServerName::DnsName(_))
+        ));
+        assert!(
+            plan(&["127.0.0.1:1"]).unwrap().targets[0]
+                .server_name
+                .is_none()
+        );
     }
 }

@@ -4,6 +4,7 @@
 use crate::cli::LoadMode;
 use crate::plan::Plan;
 use crate::stats::{ErrorKind, Stats};
+use crate::tls::Negotiated;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hdrhistogram::Histogram;
@@ -29,6 +30,8 @@ pub struct Summary<'a> {
     pub stats: Stats,
     /// The measured period (the longest over threads).
     pub elapsed: Duration,
+    /// With --tls: what a handshake negotiated.
+    pub negotiated: Option<Negotiated>,
 }
 
 impl Summary<'_> {
@@ -114,7 +117,29 @@ impl Summary<'_> {
             "latency_us": latency,
             "errors": errors,
             "errors_total": self.stats.errors_total(),
+            "tls": self.tls_json(),
             "histogram": encode_histogram(&self.stats.hist),
+        })
+    }
+
+    /// The `tls` object of the JSON output (null without --tls).
+    fn tls_json(&self) -> Value {
+        let Some(t) = &self.plan.tls else {
+            return Value::Null;
+        };
+        let negotiated = self
+            .negotiated
+            .as_ref()
+            .map(|n| json!({"version": n.version, "cipher_suite": n.cipher_suite, "alpn": n.alpn}));
+        json!({
+            "version": t.version_name(),
+            "provider": t.provider.name(),
+            "sni": t.sni,
+            "alpn": t.alpn,
+            "suite": t.suite,
+            "handshakes": self.stats.handshakes,
+            "handshakes_per_s": round3(self.stats.handshakes as f64 / self.secs()),
+            "negotiated": negotiated,
         })
     }
 
@@ -185,6 +210,28 @@ impl Summary<'_> {
             "Transfer/sec: {:>12}",
             bytes_text((self.stats.bytes as f64 / self.secs()) as u64)
         );
+        if let Some(t) = &p.tls {
+            let got = match &self.negotiated {
+                Some(n) => format!(
+                    "negotiated {} {}{}",
+                    n.version,
+                    n.cipher_suite,
+                    n.alpn
+                        .as_ref()
+                        .map(|a| format!(" ALPN {a}"))
+                        .unwrap_or_default()
+                ),
+                None => "no handshake completed".into(),
+            };
+            let _ = writeln!(
+                o,
+                "TLS:          {} offered ({} client), {got}; {} handshakes, {:.2}/s",
+                t.version_name(),
+                t.provider.name(),
+                self.stats.handshakes,
+                self.stats.handshakes as f64 / self.secs()
+            );
+        }
         if let (Some(asked), Some(got)) = (p.rate, self.achieved_rate()) {
             let _ = writeln!(o, "Rate:         asked {asked:.2}/s, achieved {got:.2}/s");
         }

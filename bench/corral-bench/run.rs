@@ -24,7 +24,7 @@ const END_SLACK: Duration = Duration::from_secs(10);
 enum Msg {
     Ready,
     Failed(String),
-    Done(ThreadResult),
+    Done(Box<ThreadResult>),
 }
 
 /// Runs the load described by `args` and reports it.
@@ -60,7 +60,7 @@ pub fn command(args: &RunArgs) -> Result<(), String> {
                 let _ = tx.send(Msg::Ready);
                 let Ok(start) = go_rx.recv() else { return };
                 let result = ex.run(worker::run(plan, t, start, interrupted));
-                let _ = tx.send(Msg::Done(result));
+                let _ = tx.send(Msg::Done(Box::new(result)));
             })
             .map_err(|e| format!("cannot start thread {t}: {e}"))?;
     }
@@ -79,12 +79,14 @@ pub fn command(args: &RunArgs) -> Result<(), String> {
     let deadline = start + plan.warmup + plan.duration + plan.timeout + END_SLACK;
     let mut stats = Stats::default();
     let mut elapsed = Duration::ZERO;
+    let mut negotiated = None;
     for _ in 0..plan.threads {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(Msg::Done(r)) => {
                 stats.merge(&r.stats);
                 elapsed = elapsed.max(r.elapsed);
+                negotiated = negotiated.or(r.negotiated);
             }
             _ => return Err("a load thread did not report its results in time".into()),
         }
@@ -93,6 +95,7 @@ pub fn command(args: &RunArgs) -> Result<(), String> {
         plan: &plan,
         stats,
         elapsed,
+        negotiated,
     };
     let text = if args.json {
         format!("{}\n", summary.to_json())

@@ -5,8 +5,7 @@
 //! buffer, its stream arms an io_uring readiness poll before the next read,
 //! so each read should take everything that is there.
 
-use futures_lite::io::AsyncReadExt;
-use glommio::net::TcpStream;
+use futures_lite::io::{AsyncRead, AsyncReadExt};
 use std::io;
 
 /// Bytes read from a stream and not yet used.
@@ -64,7 +63,7 @@ impl RxBuf {
 
     /// Reads once from `stream`, after the unused bytes. Ok(0) is the end
     /// of the stream (or a full buffer: check `is_full` first).
-    pub async fn fill(&mut self, stream: &mut TcpStream) -> io::Result<usize> {
+    pub async fn fill<S: AsyncRead + Unpin>(&mut self, stream: &mut S) -> io::Result<usize> {
         if self.end == self.buf.len() && self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;

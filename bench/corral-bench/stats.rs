@@ -30,11 +30,13 @@ pub enum ErrorKind {
     Closed,
     /// The response was malformed.
     Parse,
+    /// The TLS handshake failed (an alert, a reset or a close during it).
+    Tls,
 }
 
 impl ErrorKind {
     /// Every kind, in reporting order.
-    pub const ALL: [ErrorKind; 7] = [
+    pub const ALL: [ErrorKind; 8] = [
         ErrorKind::Connect,
         ErrorKind::Read,
         ErrorKind::Write,
@@ -42,6 +44,7 @@ impl ErrorKind {
         ErrorKind::Status,
         ErrorKind::Closed,
         ErrorKind::Parse,
+        ErrorKind::Tls,
     ];
 
     /// The kind's name in reports and JSON.
@@ -54,6 +57,7 @@ impl ErrorKind {
             ErrorKind::Status => "status",
             ErrorKind::Closed => "closed",
             ErrorKind::Parse => "parse",
+            ErrorKind::Tls => "tls",
         }
     }
 
@@ -81,6 +85,8 @@ pub struct Stats {
     pub bytes: u64,
     /// Errors, indexed by `ErrorKind as usize`.
     pub errors: [u64; ErrorKind::ALL.len()],
+    /// TLS handshakes completed.
+    pub handshakes: u64,
 }
 
 impl Default for Stats {
@@ -90,6 +96,7 @@ impl Default for Stats {
             requests: 0,
             bytes: 0,
             errors: [0; ErrorKind::ALL.len()],
+            handshakes: 0,
         }
     }
 }
@@ -124,6 +131,7 @@ impl Stats {
         self.requests = 0;
         self.bytes = 0;
         self.errors = [0; ErrorKind::ALL.len()];
+        self.handshakes = 0;
     }
 
     /// Adds another thread's counts to these.
@@ -133,6 +141,7 @@ impl Stats {
             .expect("histograms with the same bounds add");
         self.requests += other.requests;
         self.bytes += other.bytes;
+        self.handshakes += other.handshakes;
         for (a, b) in self.errors.iter_mut().zip(other.errors) {
             *a += b;
         }

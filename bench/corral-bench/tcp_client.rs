@@ -4,12 +4,11 @@
 use crate::connection::Done;
 use crate::rxbuf::RxBuf;
 use crate::stats::ErrorKind;
-use futures_lite::io::AsyncWriteExt;
-use glommio::net::TcpStream;
+use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// Sends `request` and reads `response_size` bytes.
-pub async fn exchange(
-    stream: &mut TcpStream,
+pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     rx: &mut RxBuf,
     request: &[u8],
     response_size: u64,

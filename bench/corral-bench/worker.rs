@@ -14,6 +14,7 @@
 use crate::cli::LoadMode;
 use crate::plan::Plan;
 use crate::stats::Stats;
+use crate::tls::Negotiated;
 use crate::{bulk, connection};
 use glommio::timer::Timer;
 use std::cell::{Cell, RefCell};
@@ -81,6 +82,8 @@ pub struct Ctx {
     pub slots: Vec<Slot>,
     /// This thread's counts.
     pub stats: RefCell<Stats>,
+    /// With --tls: what the first completed handshake negotiated.
+    pub negotiated: RefCell<Option<Negotiated>>,
 }
 
 /// What a thread reports at the end.
@@ -89,6 +92,8 @@ pub struct ThreadResult {
     pub stats: Stats,
     /// How long the measured period lasted on this thread.
     pub elapsed: Duration,
+    /// With --tls: what the first completed handshake negotiated.
+    pub negotiated: Option<Negotiated>,
 }
 
 /// Runs thread `index`'s share of the load; `start` is the common start of
@@ -108,6 +113,7 @@ pub async fn run(
         stop: Cell::new(false),
         slots: (0..count).map(|_| Slot::new()).collect(),
         stats: RefCell::new(Stats::default()),
+        negotiated: RefCell::new(None),
     });
     let mut tasks = Vec::with_capacity(count);
     for i in 0..count {
@@ -144,7 +150,11 @@ pub async fn run(
     for slot in &ctx.slots {
         slot.shutdown();
     }
-    ThreadResult { stats, elapsed }
+    ThreadResult {
+        stats,
+        elapsed,
+        negotiated: ctx.negotiated.take(),
+    }
 }
 
 /// Sleeps until `at`, or until `interrupted` is seen set.
