@@ -186,7 +186,7 @@ impl BackendState {
         s.total.set(s.total.get() + 1);
         Lease {
             backend: self.clone(),
-            server,
+            server: server as u32,
             addr_gen: s.addr_gen.get(),
         }
     }
@@ -275,14 +275,16 @@ pub fn worker_share(limit: u32, worker: usize, workers: usize) -> u32 {
 /// A connection slot on a server, held while the connection is open.
 pub struct Lease {
     backend: Rc<BackendState>,
-    server: usize,
+    /// u32 with `addr_gen` beside it: a lease stays two words (it lives in
+    /// every connection's future).
+    server: u32,
     /// The server's address generation when the slot was taken.
     addr_gen: u32,
 }
 
 impl Lease {
     pub fn server(&self) -> usize {
-        self.server
+        self.server as usize
     }
 
     /// The server's address generation when the slot was taken (see
@@ -294,7 +296,7 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let s = &self.backend.servers[self.server];
+        let s = &self.backend.servers[self.server as usize];
         s.conns.set(s.conns.get() - 1);
         if self.backend.queued.get() > 0 {
             self.backend.queue.wake_all();
