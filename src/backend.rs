@@ -11,6 +11,7 @@ use crate::hash;
 use crate::local_sync::WaitQueue;
 use crate::stream::Stream;
 use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -25,10 +26,53 @@ pub struct IdleConn {
     pub since: Instant,
 }
 
+/// A server's administrative state, set on the runtime API (`set server
+/// B/S state`, `disable server`, `enable server`) and applied by every
+/// worker (`MeshMsg::ServerAdmin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminState {
+    /// Normal: takes traffic while it is up.
+    Ready,
+    /// No new connections from the balancer; clients stuck to it by a
+    /// stick table still reach it.
+    Drain,
+    /// Maintenance: no new connections at all.
+    Maint,
+}
+
+impl AdminState {
+    pub fn name(self) -> &'static str {
+        match self {
+            AdminState::Ready => "ready",
+            AdminState::Drain => "drain",
+            AdminState::Maint => "maint",
+        }
+    }
+}
+
+/// A change of a server's administrative settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminChange {
+    State(AdminState),
+    Weight(u32),
+    Addr(SocketAddr),
+}
+
 /// One server, from this worker's point of view.
 pub struct ServerState {
     /// Last known health (servers start UP, as in HAProxy).
     pub up: Cell<bool>,
+    /// Administrative state (starts `Ready`).
+    pub admin: Cell<AdminState>,
+    /// Current weight (starts at the configured `weight`).
+    pub weight: Cell<u32>,
+    /// Where new connections go (starts at the configured address).
+    pub addr: Cell<SocketAddr>,
+    /// Bumped at each address change: a connection leased under an older
+    /// address is not pooled.
+    pub addr_gen: Cell<u32>,
+    /// The last change of health or administrative state.
+    pub last_change: Cell<Instant>,
     /// Connections this worker has open to the server.
     pub conns: Cell<u32>,
     /// This worker's share of the server's `maxconn` (u32::MAX: no limit).
@@ -60,6 +104,19 @@ impl ServerState {
         self.conns.get() < self.slots
     }
 
+    /// Whether the balancer may give it new connections: up, ready and
+    /// with a weight.
+    pub fn balanced(&self) -> bool {
+        self.up.get() && self.admin.get() == AdminState::Ready && self.weight.get() > 0
+    }
+
+    /// Whether a client stuck to it (stick table) may still reach it: up
+    /// and not in maintenance (drained servers and weight 0 keep their
+    /// persistent clients, as in HAProxy).
+    pub fn takes_persistent(&self) -> bool {
+        self.up.get() && self.admin.get() != AdminState::Maint
+    }
+
     /// Takes the most recent idle connection that is still open and fresh.
     ///
     /// A connection idle for a moment only is taken as it is; one idle
@@ -80,10 +137,12 @@ impl ServerState {
         None
     }
 
-    /// Keeps a connection for reuse, if there is room.
-    pub fn give_idle(&self, stream: Stream) {
+    /// Keeps a connection for reuse, if there is room and it goes to the
+    /// server's current address (`addr_gen`: the generation its lease was
+    /// taken under).
+    pub fn give_idle(&self, stream: Stream, addr_gen: u32) {
         let mut idle = self.idle.borrow_mut();
-        if idle.len() < self.idle_max {
+        if idle.len() < self.idle_max && addr_gen == self.addr_gen.get() {
             idle.push(IdleConn {
                 stream,
                 since: Instant::now(),
@@ -138,7 +197,8 @@ impl BackendState {
         s.total.set(s.total.get() + 1);
         Lease {
             backend: self.clone(),
-            server,
+            server: server as u32,
+            addr_gen: s.addr_gen.get(),
         }
     }
 
@@ -152,16 +212,38 @@ impl BackendState {
                     .set(s.downtime.get() + s.changed_at.get().elapsed());
             }
             s.changed_at.set(Instant::now());
+            s.last_change.set(Instant::now());
         }
         s.up.set(up);
         self.queue.wake_all();
     }
 
-    /// Normal and backup servers that are up.
+    /// Applies a change of administrative settings. A new address empties
+    /// the idle pool: those connections go to the old one.
+    pub fn set_admin(&self, server: usize, change: AdminChange) {
+        let s = &self.servers[server];
+        match change {
+            AdminChange::State(a) => {
+                if s.admin.replace(a) != a {
+                    s.last_change.set(Instant::now());
+                }
+            }
+            AdminChange::Weight(w) => s.weight.set(w),
+            AdminChange::Addr(addr) => {
+                if s.addr.replace(addr) != addr {
+                    s.addr_gen.set(s.addr_gen.get().wrapping_add(1));
+                    s.idle.borrow_mut().clear();
+                }
+            }
+        }
+        self.queue.wake_all();
+    }
+
+    /// Normal and backup servers that are up and not in maintenance.
     pub fn usable_counts(&self, cfg: &Backend) -> (usize, usize) {
         let mut counts = (0, 0);
         for (s, st) in cfg.servers.iter().zip(&self.servers) {
-            if st.up.get() {
+            if st.takes_persistent() {
                 if s.backup {
                     counts.1 += 1;
                 } else {
@@ -177,6 +259,11 @@ impl ServerState {
     fn new(cfg: &Server, worker: usize, workers: usize) -> ServerState {
         ServerState {
             up: Cell::new(true),
+            admin: Cell::new(AdminState::Ready),
+            weight: Cell::new(cfg.weight),
+            addr: Cell::new(cfg.addr),
+            addr_gen: Cell::new(0),
+            last_change: Cell::new(Instant::now()),
             conns: Cell::new(0),
             slots: cfg
                 .maxconn
@@ -209,18 +296,28 @@ pub fn worker_share(limit: u32, worker: usize, workers: usize) -> u32 {
 /// A connection slot on a server, held while the connection is open.
 pub struct Lease {
     backend: Rc<BackendState>,
-    server: usize,
+    /// u32 with `addr_gen` beside it: a lease stays two words (it lives in
+    /// every connection's future).
+    server: u32,
+    /// The server's address generation when the slot was taken.
+    addr_gen: u32,
 }
 
 impl Lease {
     pub fn server(&self) -> usize {
-        self.server
+        self.server as usize
+    }
+
+    /// The server's address generation when the slot was taken (see
+    /// `ServerState::give_idle`).
+    pub fn addr_gen(&self) -> u32 {
+        self.addr_gen
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let s = &self.backend.servers[self.server];
+        let s = &self.backend.servers[self.server as usize];
         s.conns.set(s.conns.get() - 1);
         if self.backend.queued.get() > 0 {
             self.backend.queue.wake_all();

@@ -1,7 +1,8 @@
 //! Picking a server: `roundrobin` (smooth, weighted), `leastconn`,
 //! `source` (consistent hash of the full client IP) and `first`.
 //!
-//! Candidates are the normal servers that are up and have a weight; backup
+//! Candidates are the normal servers that are up, `ready` (not drained or
+//! in maintenance on the runtime API) and have a weight; backup
 //! servers only when no normal server is up (the first backup, or all of
 //! them with `option allbackups`). Servers already tried for this
 //! connection are skipped while another candidate remains.
@@ -30,9 +31,9 @@ pub fn pick(cfg: &Backend, st: &BackendState, client: IpAddr, tried: &[usize]) -
         return Pick::NoServer;
     }
     match cfg.balance {
-        Balance::RoundRobin => round_robin(cfg, st, candidates),
-        Balance::LeastConn => least_conn(cfg, st, candidates),
-        Balance::Source => source(cfg, st, candidates, client),
+        Balance::RoundRobin => round_robin(st, candidates),
+        Balance::LeastConn => least_conn(st, candidates),
+        Balance::Source => source(st, candidates, client),
         Balance::First => candidates
             .iter()
             .copied()
@@ -49,7 +50,7 @@ fn candidates<'b>(
     tried: &[usize],
     buf: &'b mut [usize; 64],
 ) -> std::borrow::Cow<'b, [usize]> {
-    let up = |i: usize| st.servers[i].up.get() && cfg.servers[i].weight > 0;
+    let up = |i: usize| st.servers[i].balanced();
     let normal = |i: usize| !cfg.servers[i].backup;
     let any_normal_up = (0..cfg.servers.len()).any(|i| normal(i) && up(i));
     let mut list: Vec<usize> = Vec::new();
@@ -94,7 +95,7 @@ fn candidates<'b>(
 /// to its score and takes the highest, which then gives back the total.
 /// Weights 1:1:2 give a, c, b, c, a, c, b, c...: the exact proportions in
 /// every cycle, interleaved.
-fn round_robin(cfg: &Backend, st: &BackendState, candidates: std::borrow::Cow<[usize]>) -> Pick {
+fn round_robin(st: &BackendState, candidates: std::borrow::Cow<[usize]>) -> Pick {
     let mut total = 0i64;
     let mut best: Option<usize> = None;
     for &i in candidates.iter() {
@@ -102,7 +103,7 @@ fn round_robin(cfg: &Backend, st: &BackendState, candidates: std::borrow::Cow<[u
         if !s.has_slot() {
             continue;
         }
-        let w = i64::from(cfg.servers[i].weight);
+        let w = i64::from(s.weight.get());
         s.rr_current.set(s.rr_current.get() + w);
         total += w;
         if best.is_none_or(|b| s.rr_current.get() > st.servers[b].rr_current.get()) {
@@ -121,7 +122,7 @@ fn round_robin(cfg: &Backend, st: &BackendState, candidates: std::borrow::Cow<[u
 
 /// Fewest connections relative to weight; ties go to the server after the
 /// last one picked so equal servers take turns.
-fn least_conn(cfg: &Backend, st: &BackendState, candidates: std::borrow::Cow<[usize]>) -> Pick {
+fn least_conn(st: &BackendState, candidates: std::borrow::Cow<[usize]>) -> Pick {
     let start = st.last_pick.get() + 1;
     let len = candidates.len();
     let mut best: Option<(u64, usize)> = None;
@@ -132,7 +133,7 @@ fn least_conn(cfg: &Backend, st: &BackendState, candidates: std::borrow::Cow<[us
             continue;
         }
         // conns / weight compared without division.
-        let load = (u64::from(s.conns.get()) + 1) * 1_000_000 / u64::from(cfg.servers[i].weight);
+        let load = (u64::from(s.conns.get()) + 1) * 1_000_000 / u64::from(s.weight.get().max(1));
         if best.is_none_or(|(l, _)| load < l) {
             best = Some((load, i));
         }
@@ -151,19 +152,14 @@ fn least_conn(cfg: &Backend, st: &BackendState, candidates: std::borrow::Cow<[us
 /// a score from hash(client, server name) and its weight; the highest
 /// wins. A server leaving moves only the clients it had; the scores are
 /// the same on every worker and after a restart.
-fn source(
-    cfg: &Backend,
-    st: &BackendState,
-    candidates: std::borrow::Cow<[usize]>,
-    client: IpAddr,
-) -> Pick {
+fn source(st: &BackendState, candidates: std::borrow::Cow<[usize]>, client: IpAddr) -> Pick {
     let h = hash::hash_ip(client);
     let mut best: Option<(f64, usize)> = None;
     for &i in candidates.iter() {
         let x = hash::combine(h, st.servers[i].name_hash);
         // A uniform value in (0, 1]; -w / ln(u) is weighted rendezvous.
         let u = ((x >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
-        let score = -f64::from(cfg.servers[i].weight) / u.ln();
+        let score = -f64::from(st.servers[i].weight.get()) / u.ln();
         if best.is_none_or(|(b, _)| score > b) {
             best = Some((score, i));
         }

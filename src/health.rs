@@ -49,11 +49,22 @@ pub fn spawn_checks(w: &Rc<Worker>) {
     }
 }
 
-async fn check_loop(w: Rc<Worker>, b: usize, s: usize, check: Check) {
+async fn check_loop(w: Rc<Worker>, b: usize, s: usize, mut check: Check) {
+    // A check port of its own (`check.port`) stays when the runtime API
+    // moves the server (`set server B/S addr`); otherwise checks follow the
+    // server's address and port.
+    let own_port = check.addr.port() != w.config.backends[b].servers[s].addr.port();
     let mut up = true;
     // Consecutive results against the current state.
     let mut streak = 0u32;
     while !w.stopping.is_set() {
+        let addr = w.backends[b].servers[s].addr.get();
+        let port = if own_port {
+            check.addr.port()
+        } else {
+            addr.port()
+        };
+        check.addr = std::net::SocketAddr::new(addr.ip(), port);
         let started = Instant::now();
         let tls = w.tls_out[b][s].as_ref().map(|c| {
             let sni = w.config.backends[b].servers[s]

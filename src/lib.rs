@@ -18,6 +18,8 @@ pub mod http;
 pub mod listener;
 pub mod persist;
 pub mod relay;
+pub mod runtime_api;
+pub mod sessions;
 pub mod stats;
 pub mod steer;
 pub mod stick;

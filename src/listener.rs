@@ -83,7 +83,7 @@ pub async fn accept_loop(w: Rc<Worker>, fe: usize, tls: bool, listener: TcpListe
         let Ok(pass) = w.gate.enter() else {
             break; // the gate is closing: the worker is stopping
         };
-        let guard = ConnGuard::new(w.clone(), fe, pass, permits);
+        let guard = ConnGuard::new(w.clone(), fe, peer, pass, permits);
         if !w.config.frontends[fe].tcp_rules.is_empty() {
             let local = stream.local_addr().unwrap_or(peer);
             if !crate::tcp_rules::run(&w, fe, &guard.tracks, peer, local) {
@@ -102,7 +102,7 @@ pub async fn accept_loop(w: Rc<Worker>, fe: usize, tls: bool, listener: TcpListe
                     } else {
                         Stream::Plain(stream)
                     };
-                    tcp::session(worker, fe, stream, peer, &guard.tracks).await;
+                    tcp::session(worker, fe, stream, peer, &guard.tracks, guard.sess).await;
                     drop(guard);
                 })
                 .detach();
@@ -166,6 +166,8 @@ pub struct ConnGuard {
     /// Stick counters the connection tracks (`track-scN`); ended when it
     /// closes.
     pub tracks: std::cell::RefCell<crate::stick::Tracks>,
+    /// Its slot in the worker's open connections (`show sess`).
+    pub sess: u32,
     _pass: glommio::sync::Pass,
     _permits: (glommio::sync::StaticPermit, glommio::sync::StaticPermit),
 }
@@ -174,6 +176,7 @@ impl ConnGuard {
     fn new(
         w: Rc<Worker>,
         fe: usize,
+        peer: SocketAddr,
         pass: glommio::sync::Pass,
         permits: (glommio::sync::StaticPermit, glommio::sync::StaticPermit),
     ) -> ConnGuard {
@@ -181,10 +184,12 @@ impl ConnGuard {
         w.conns.set(w.conns.get() + 1);
         fst.conns.set(fst.conns.get() + 1);
         fst.stats.session(fst.conns.get(), w.now_s());
+        let sess = w.sessions.open(fe, peer);
         ConnGuard {
             w,
             fe,
             tracks: Default::default(),
+            sess,
             _pass: pass,
             _permits: permits,
         }
@@ -197,6 +202,7 @@ impl Drop for ConnGuard {
         if !tracks.is_empty() {
             tracks.end(&self.w.stick, &self.w.config.tables, true);
         }
+        self.w.sessions.close(self.sess);
         let fst = &self.w.frontends[self.fe];
         fst.conns.set(fst.conns.get() - 1);
         self.w.conns.set(self.w.conns.get() - 1);

@@ -1,4 +1,4 @@
-//! The `corral` command: run, check, demo.
+//! The `corral` command: run, check, ctl, demo.
 
 use clap::{Parser, Subcommand};
 use corral::config::Config;
@@ -35,6 +35,20 @@ enum Command {
         #[arg(short, long, default_value = "corral.yaml")]
         config: PathBuf,
     },
+    /// Send a command to a running corral's runtime API (`global.stats-socket`)
+    /// and print the answer; exits 1 when the answer is an error, 2 when the
+    /// socket cannot be reached.
+    ///
+    /// Example: `corral ctl --socket /run/corral/admin.sock disable server app/web1`.
+    /// Several commands: separate them with `;` (quote it for the shell).
+    Ctl {
+        /// The socket: a unix socket path, or a loopback `ip:port`.
+        #[arg(short, long, default_value = "/run/corral/admin.sock")]
+        socket: String,
+        /// The command and its arguments (`show info`, `set server b/s state drain`...).
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// Start demo HTTP backends on loopback and the proxy in front of them,
     /// with no files at all.
     Demo {
@@ -65,6 +79,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config, peer_name } => run(&config, peer_name),
         Command::Check { config } => check(&config),
+        Command::Ctl { socket, command } => ctl(&socket, &command.join(" ")),
         Command::Demo {
             address,
             port,
@@ -120,6 +135,61 @@ fn check(path: &Path) -> ExitCode {
         Err(code) => code,
     }
 }
+
+/// How long `corral ctl` waits for an answer.
+const CTL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn ctl(socket: &str, command: &str) -> ExitCode {
+    // Errors are marked (`[3]: ...`) so they can be told from data.
+    let line = format!("set severity-output number;{command}\n");
+    let exchange = |s: &mut dyn ReadWrite| -> std::io::Result<Vec<u8>> {
+        s.write_all(line.as_bytes())?;
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer)?;
+        Ok(answer)
+    };
+    let answer = if socket.contains('/') {
+        std::os::unix::net::UnixStream::connect(socket).and_then(|mut s| {
+            s.set_read_timeout(Some(CTL_WAIT))?;
+            s.set_write_timeout(Some(CTL_WAIT))?;
+            exchange(&mut s)
+        })
+    } else {
+        match socket.parse::<std::net::SocketAddr>() {
+            Ok(addr) => std::net::TcpStream::connect_timeout(&addr, CTL_WAIT).and_then(|mut s| {
+                s.set_read_timeout(Some(CTL_WAIT))?;
+                s.set_write_timeout(Some(CTL_WAIT))?;
+                exchange(&mut s)
+            }),
+            Err(_) => {
+                eprintln!(
+                    "corral ctl: `{socket}` is neither a unix socket path nor an `ip:port` address"
+                );
+                return ExitCode::from(2);
+            }
+        }
+    };
+    let answer = match answer {
+        Ok(a) => String::from_utf8_lossy(&a).into_owned(),
+        Err(e) => {
+            eprintln!(
+                "corral ctl: cannot talk to {socket}: {e} (is corral running with this `global.stats-socket`?)"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let (text, failed) = corral::runtime_api::client_answer(&answer);
+    print!("{text}");
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// A stream `corral ctl` can talk over.
+trait ReadWrite: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> ReadWrite for T {}
 
 fn demo(address: &str, port: u16, backends: usize, workers: usize, print_config: bool) -> ExitCode {
     let bind = if address.contains(':') {

@@ -64,7 +64,7 @@ pub async fn before_connect(w: &Worker, backend: usize, ctx: &dyn Context) -> St
         w.stick.note_lookup(&key);
         let usable = |id: u32| {
             let i = (id as usize).checked_sub(1)?;
-            (i < cfg.servers.len() && st.servers[i].up.get()).then_some(i)
+            (i < cfg.servers.len() && st.servers[i].takes_persistent()).then_some(i)
         };
         match w.stick.server_of(defs, rule.table, &key) {
             Some(id) => match usable(id) {

@@ -16,6 +16,18 @@ pub fn summary(c: &Config) -> String {
         g.maxconn,
         format_duration(g.hard_stop_after)
     );
+    for s in &g.stats_sockets {
+        let mode = match s.addr {
+            crate::config::ApiAddr::Unix(_) => format!(", mode {:o}", s.mode),
+            crate::config::ApiAddr::Tcp(_) => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "runtime API on {} (level {}{mode})",
+            s.addr,
+            s.level.name()
+        );
+    }
     for f in &c.frontends {
         let binds: Vec<String> = f.binds.iter().map(|b| b.addr.to_string()).collect();
         let backend = f

@@ -21,6 +21,7 @@ pub async fn session(
     mut client: Stream,
     peer: SocketAddr,
     tracks: &RefCell<crate::stick::Tracks>,
+    sess: u32,
 ) {
     let accepted = SystemTime::now();
     let started = Instant::now();
@@ -125,6 +126,7 @@ pub async fn session(
     .await;
     if let Ok(up) = &connected {
         persist::after_connect(&w, &mut sticky, up.lease.server());
+        w.sessions.route(sess, backend, up.lease.server());
     }
     // Counters: the backend's session, the server's or a failed connect.
     {

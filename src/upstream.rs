@@ -82,8 +82,9 @@ pub async fn connect(
     let mut tried: Vec<usize> = Vec::new();
     let mut queued_since: Option<Instant> = None;
     loop {
-        let preferred = prefer
-            .filter(|&i| tried.is_empty() && st.servers[i].up.get() && st.servers[i].has_slot());
+        let preferred = prefer.filter(|&i| {
+            tried.is_empty() && st.servers[i].takes_persistent() && st.servers[i].has_slot()
+        });
         let pick = match preferred {
             Some(i) => Pick::Server(i),
             None => balance::pick(cfg, st, client_ip, &tried),
@@ -141,7 +142,7 @@ pub async fn connect(
             Box::pin(Timer::new(cfg.timeout_connect.min(Duration::from_secs(1)))).await;
         }
         let started = Instant::now();
-        let addr = cfg.servers[server].addr;
+        let addr = st.servers[server].addr.get();
         let attempt = async {
             let tcp = TcpStream::connect_timeout(addr, cfg.timeout_connect)
                 .await

@@ -430,6 +430,50 @@ fn cases() -> Vec<Case> {
             "global.log",
             "not a log target",
         ),
+        case(
+            "runtime API on a non-loopback TCP address",
+            format!("global:\n  stats-socket: \"0.0.0.0:9999 level admin\"\n{FE}{BE}"),
+            "2:17",
+            "global.stats-socket",
+            "must be on loopback",
+        ),
+        case(
+            "runtime API level misspelt, in a list",
+            format!(
+                "global:\n  stats-socket:\n    - \"/tmp/corral-a.sock\"\n    - \"/tmp/corral-b.sock level admn\"\n{FE}{BE}"
+            ),
+            "4:7",
+            "global.stats-socket[1]",
+            "level `admn` is not one of user, operator, admin",
+        ),
+        case(
+            "runtime API mode on a TCP socket",
+            format!("global:\n  stats-socket: \"127.0.0.1:9999 mode 600\"\n{FE}{BE}"),
+            "2:17",
+            "global.stats-socket",
+            "`mode` applies only to a unix socket",
+        ),
+        case(
+            "runtime API unknown option",
+            format!("global:\n  stats-socket: \"/tmp/corral.sock timeout 2m\"\n{FE}{BE}"),
+            "2:17",
+            "global.stats-socket",
+            "unknown option `timeout`",
+        ),
+        case(
+            "runtime API mode not octal",
+            format!("global:\n  stats-socket: \"/tmp/corral.sock mode 999\"\n{FE}{BE}"),
+            "2:17",
+            "global.stats-socket",
+            "not an octal permission",
+        ),
+        case(
+            "runtime API owner that does not exist",
+            format!("global:\n  stats-socket: \"/tmp/corral.sock user no-such-user-x\"\n{FE}{BE}"),
+            "2:17",
+            "global.stats-socket",
+            "no user `no-such-user-x`",
+        ),
     ]
 }
 

@@ -104,6 +104,68 @@ pub struct Global {
     /// `ssl-provider`: the rustls cryptography back end, `aws-lc-rs`
     /// (default) or `ring`.
     pub ssl_provider: crate::tls::Provider,
+    /// `stats-socket`: where the runtime API listens, one string or a list
+    /// (`"/run/corral/admin.sock mode 600 level admin"`,
+    /// `"127.0.0.1:9999 level operator"`). Default: nowhere.
+    pub stats_sockets: Vec<StatsSocket>,
+}
+
+/// One `global.stats-socket` line: `ADDRESS [mode OCTAL] [user NAME|ID]
+/// [group NAME|ID] [level user|operator|admin]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsSocket {
+    /// As written, for messages.
+    pub text: String,
+    pub addr: ApiAddr,
+    /// `mode`: permissions of a unix socket (default 600).
+    pub mode: u32,
+    /// `user`/`group`: owner of a unix socket (default: the process's).
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// `level`: what commands may do (default `operator`, as HAProxy).
+    pub level: ApiLevel,
+}
+
+/// Where a runtime API socket listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiAddr {
+    /// A unix socket path (`/run/corral.sock`, `unix@/run/corral.sock`).
+    Unix(PathBuf),
+    /// A TCP address on loopback only (`127.0.0.1:9999`, `ipv4@...`,
+    /// `[::1]:9999`); port 0 picks a free port (printed at start).
+    Tcp(SocketAddr),
+}
+
+impl std::fmt::Display for ApiAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            ApiAddr::Unix(p) => write!(f, "{}", p.display()),
+            ApiAddr::Tcp(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+/// `level` of a runtime API socket, as in HAProxy: each level may do what
+/// the ones below it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ApiLevel {
+    /// Reads (`show ...`, `help`); no change.
+    User,
+    /// Adds `show sess`, `clear table`, `enable/disable server` and `set
+    /// server ... state|weight`.
+    Operator,
+    /// Adds `set server ... addr`.
+    Admin,
+}
+
+impl ApiLevel {
+    pub fn name(self) -> &'static str {
+        match self {
+            ApiLevel::User => "user",
+            ApiLevel::Operator => "operator",
+            ApiLevel::Admin => "admin",
+        }
+    }
 }
 
 /// A place connection logs are written to.

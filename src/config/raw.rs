@@ -101,6 +101,8 @@ pub struct RawGlobal {
     pub steer: Option<Value>,
     #[serde(rename = "ssl-provider")]
     pub ssl_provider: Option<Value>,
+    #[serde(rename = "stats-socket")]
+    pub stats_socket: Option<Value>,
 }
 
 #[derive(Debug, Deserialize, Default)]

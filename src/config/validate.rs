@@ -10,6 +10,7 @@ use super::*;
 use serde_yaml::Value;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 
+mod api;
 mod http;
 mod stick;
 mod tls;
@@ -261,6 +262,10 @@ impl<'a> Validator<'a> {
             None => crate::tls::Provider::AwsLcRs,
         };
         self.provider = ssl_provider;
+        let stats_sockets = match &g.stats_socket {
+            Some(v) => self.stats_sockets(v, "global.stats-socket"),
+            None => Vec::new(),
+        };
         Global {
             workers,
             maxconn,
@@ -271,6 +276,7 @@ impl<'a> Validator<'a> {
             log,
             steer,
             ssl_provider,
+            stats_sockets,
         }
     }
 

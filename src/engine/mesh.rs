@@ -31,6 +31,29 @@ pub enum MeshMsg {
         id: u64,
         snapshot: Box<crate::stats::Snapshot>,
     },
+    /// The runtime API changed a server's administrative state, weight or
+    /// address; acknowledged like `ServerState`.
+    ServerAdmin {
+        backend: u32,
+        server: u32,
+        change: crate::backend::AdminChange,
+        seq: u64,
+    },
+    /// The runtime API cleared a stick table: every entry not in use, or
+    /// these keys (those not in use); acknowledged.
+    ClearTable {
+        table: u16,
+        keys: Option<Vec<crate::stick::Key>>,
+        seq: u64,
+    },
+    /// The runtime API asks for this worker's numbers (and, with
+    /// `sessions`, its open connections); answered with `Snapshot`.
+    SnapshotRequest { ticket: u64, sessions: bool },
+    /// One worker's answer to `SnapshotRequest`.
+    Snapshot {
+        ticket: u64,
+        snapshot: Box<crate::runtime_api::snapshot::WorkerSnapshot>,
+    },
 }
 
 /// Each channel of the mesh holds this many messages. Health changes are

@@ -320,9 +320,12 @@ async fn serve(
         }
     }
     let w = Worker::new(id, config.clone(), senders, mesh_of).map_err(|e| e.to_string())?;
-    // Worker 0 listens for peer nodes before the process says it is ready.
+    // Worker 0 listens for peer nodes and runtime API clients before the
+    // process says it is ready.
+    let mut api = Vec::new();
     if id == 0 {
         crate::peers::node::spawn(&w);
+        api = crate::runtime_api::spawn(&w)?;
     }
     let _ = events.send(Event::Ready);
 
@@ -423,6 +426,9 @@ async fn serve(
         );
     }
     flusher.await;
+    for a in api {
+        a.await;
+    }
     if let Some(f) = stick_flusher {
         f.await;
     }

@@ -65,6 +65,10 @@ pub struct Worker {
     /// This worker's stick tables (replicas of every table; the owner of
     /// the keys that hash to this worker).
     pub stick: crate::stick::Store,
+    /// Client connections open on this worker, for `show sess`.
+    pub sessions: crate::sessions::Sessions,
+    /// Runtime API snapshots waiting for other workers' answers (worker 0).
+    pub snapshots: crate::runtime_api::snapshot::Pending,
     /// Requests this worker has started (for default unique ids).
     requests: Cell<u64>,
     /// When the process started (unix seconds), part of unique ids.
@@ -144,6 +148,7 @@ impl Worker {
             .iter()
             .any(|f| f.http.as_ref().is_some_and(|h| h.stats.is_some()));
         let stick = crate::stick::Store::new(id, workers, &config.tables, peers_wanted);
+        let sessions = crate::sessions::Sessions::new(config.frontends.len());
         Ok(Rc::new(Worker {
             stick,
             id,
@@ -167,6 +172,8 @@ impl Worker {
             mesh,
             mesh_of,
 
+            sessions,
+            snapshots: Default::default(),
             requests: Cell::new(0),
             started_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -238,7 +245,46 @@ impl Worker {
                     let _ = mesh.send_to(from, MeshMsg::Stick(answer)).await;
                 }
             }
+            MeshMsg::ServerAdmin {
+                backend,
+                server,
+                change,
+                seq,
+            } => {
+                if let Some(b) = self.backends.get(backend as usize)
+                    && (server as usize) < b.servers.len()
+                {
+                    b.set_admin(server as usize, change);
+                }
+                self.ack(from, seq).await;
+            }
+            MeshMsg::ClearTable { table, keys, seq } => {
+                let keys: Option<std::collections::HashSet<crate::stick::Key>> =
+                    keys.map(|k| k.into_iter().collect());
+                self.stick.clear(table as usize, |s| {
+                    keys.as_ref().is_none_or(|k| k.contains(&s.key))
+                });
+                self.ack(from, seq).await;
+            }
+            MeshMsg::SnapshotRequest { ticket, sessions } => {
+                let snapshot = Box::new(crate::runtime_api::snapshot::collect(self, sessions));
+                if let Some(mesh) = &self.mesh {
+                    let _ = mesh
+                        .send_to(from, MeshMsg::Snapshot { ticket, snapshot })
+                        .await;
+                }
+            }
+            MeshMsg::Snapshot { ticket, snapshot } => self.snapshots.deliver(ticket, *snapshot),
             MeshMsg::Hello { .. } => {}
+        }
+    }
+
+    /// Acknowledges message `seq` to mesh peer `from` (not to itself).
+    async fn ack(&self, from: usize, seq: u64) {
+        if from != self.mesh_id
+            && let Some(mesh) = &self.mesh
+        {
+            let _ = mesh.send_to(from, MeshMsg::Ack { seq }).await;
         }
     }
 

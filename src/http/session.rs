@@ -102,7 +102,7 @@ pub fn serve(
         loop {
             let busy = {
                 let Some(s) = stream.take() else { return };
-                Box::pin(session(&w, fe, s, peer, &resume, &guard.tracks))
+                Box::pin(session(&w, fe, s, peer, &resume, &guard.tracks, guard.sess))
             };
             let Some(Idle {
                 stream: s,
@@ -144,6 +144,7 @@ async fn session(
     peer: SocketAddr,
     resume: &Resume,
     tracks: &RefCell<Tracks>,
+    sess: u32,
 ) -> Option<Idle> {
     let local = match resume.local {
         Some(l) => l,
@@ -175,6 +176,7 @@ async fn session(
         logging: !w.frontends[fe].log.is_empty() || w.stats_wanted,
         received_before: Cell::new(0),
         tracks,
+        sess,
         stick_on: !w.config.tables.is_empty(),
     };
     s.run().await
@@ -209,6 +211,8 @@ struct Session<'w> {
     tracks: &'w RefCell<Tracks>,
     /// Bytes received from the client before the current request.
     received_before: Cell<u64>,
+    /// The connection's slot in the worker's open connections.
+    sess: u32,
     /// The configuration has stick tables (else no stick work at all).
     stick_on: bool,
 }
@@ -757,6 +761,7 @@ impl<'w> Session<'w> {
             let up = match connected {
                 Ok(u) => {
                     persist::after_connect(w, &mut sticky, u.lease.server());
+                    w.sessions.route(self.sess, b, u.lease.server());
                     u
                 }
                 Err(f) => {
@@ -1042,7 +1047,7 @@ impl<'w> Session<'w> {
             .as_ref()
             .is_none_or(|t| t.sni_fixed);
         if reusable && poolable {
-            bst.servers[server_index].give_idle(stream);
+            bst.servers[server_index].give_idle(stream, lease.addr_gen());
         }
         txn.lease = Some(lease);
         if body_ok && !client_close {

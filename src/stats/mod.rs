@@ -211,13 +211,15 @@ pub fn local(w: &Worker) -> Snapshot {
                 .zip(&st.servers)
                 .map(|(s, ss)| {
                     let mut r = Row::from_counters(&s.name, &ss.stats, ss.conns.get().into(), now);
-                    r.status = match (s.check.is_some(), ss.up.get()) {
-                        (false, _) => "no check".into(),
-                        (true, true) => "UP".into(),
-                        (true, false) => "DOWN".into(),
+                    r.status = match (ss.admin.get(), s.check.is_some(), ss.up.get()) {
+                        (crate::backend::AdminState::Maint, _, _) => "MAINT".into(),
+                        (crate::backend::AdminState::Drain, _, _) => "DRAIN".into(),
+                        (_, false, _) => "no check".into(),
+                        (_, true, true) => "UP".into(),
+                        (_, true, false) => "DOWN".into(),
                     };
                     r.check = ss.check_status.get().to_string();
-                    r.weight = s.weight.into();
+                    r.weight = ss.weight.get().into();
                     r.backup = s.backup;
                     r.last_change_s = ss.changed_at.get().elapsed().as_secs();
                     let mut down = ss.downtime.get();
@@ -353,7 +355,11 @@ pub fn history(w: &Worker) -> History {
             let (t0, ms0, c0) = *a;
             let (t1, ms1, c1) = *b;
             rate.push(t1.saturating_sub(t0) as f64 / every);
-            ms.push(ms1.saturating_sub(ms0).checked_div(c1.saturating_sub(c0)).unwrap_or(0));
+            ms.push(
+                ms1.saturating_sub(ms0)
+                    .checked_div(c1.saturating_sub(c0))
+                    .unwrap_or(0),
+            );
         }
     }
     h

@@ -220,6 +220,7 @@ th { background: #dde; } td.name { text-align: left; font-weight: 600; }
 tr.total td { background: #eef; font-weight: 600; }
 tr.up td.status { background: #9e9; } tr.down td.status { background: #f88; }
 tr.nocheck td.status { background: #ddd; } tr.open td.status { background: #9e9; }
+tr.maint td.status { background: #c9f; } tr.drain td.status { background: #fc6; }
 .charts { display: flex; gap: 1.5em; } .chart { font-size: 11px; }
 svg { background: #f7f7fb; border: 1px solid #ccd; }
 </style>
@@ -289,7 +290,7 @@ function render(d) {
     const t = el("table", {"class": "backend", "id": "be-" + b.name});
     header(t);
     b.servers.forEach(s => {
-      const cls = "server " + (s.status === "UP" ? "up" : s.status === "DOWN" ? "down" : "nocheck");
+      const cls = "server " + ({"UP": "up", "DOWN": "down", "MAINT": "maint", "DRAIN": "drain"}[s.status] || "nocheck");
       t.appendChild(row(s, "srv", cls));
     });
     t.appendChild(row(b, "be", "total " + (b.status === "UP" ? "up" : "down")));

@@ -478,6 +478,50 @@ impl Store {
         }
     }
 
+    /// Calls `f` with every live entry of `table` (most recent first) and
+    /// the milliseconds left before it expires.
+    pub fn each_slot(&self, table: usize, mut f: impl FnMut(&super::table::Slot, u64)) {
+        let now = now_ms();
+        if let Some(t) = self.tables.borrow().get(table) {
+            for s in t.iter() {
+                let end = s.touched + t.expire_ms();
+                if end > now {
+                    f(s, end - now);
+                }
+            }
+        }
+    }
+
+    /// Removes the entries of `table` that `remove` selects (all of them
+    /// for the runtime API's `clear table`, one key, or a data filter),
+    /// except those in use (a connection tracks them: `conn_cur` > 0),
+    /// as HAProxy does. Returns (removed, kept because in use).
+    pub fn clear(
+        &self,
+        table: usize,
+        mut remove: impl FnMut(&super::table::Slot) -> bool,
+    ) -> (usize, usize) {
+        let mut tables = self.tables.borrow_mut();
+        let Some(t) = tables.get_mut(table) else {
+            return (0, 0);
+        };
+        let mut doomed = Vec::new();
+        let mut in_use = 0;
+        for s in t.iter() {
+            if remove(s) {
+                if i64::from(s.data.conn_cur) + i64::from(s.pending.conn_cur) > 0 {
+                    in_use += 1;
+                } else {
+                    doomed.push(s.key.clone());
+                }
+            }
+        }
+        for k in &doomed {
+            t.remove(k);
+        }
+        (doomed.len(), in_use)
+    }
+
     /// Entries held in `table`.
     pub fn len(&self, table: usize) -> usize {
         self.tables.borrow().get(table).map_or(0, Table::len)
