@@ -607,9 +607,7 @@ impl<'w> Session<'w> {
     ) -> Next {
         use crate::stats::page::{self, View};
         txn.termination = *b"LR";
-        let close = self.req.wants_close()
-            || self.req.framing != Framing::None
-            || self.http.conn_mode == ConnMode::Close;
+        let close = self.local_reply_closes();
         self.out.clear();
         if !page::authorized(page, self.req.values(b"authorization").next()) {
             page::response(
@@ -638,6 +636,19 @@ impl<'w> Session<'w> {
             page::response(&mut self.out, 200, ctype, "", body.as_bytes(), close);
             txn.status = 200;
         }
+        self.send_out(txn, close).await
+    }
+
+    /// Whether a response corral makes itself closes the connection: an
+    /// unread request body cannot be left on it.
+    fn local_reply_closes(&self) -> bool {
+        self.req.wants_close()
+            || self.req.framing != Framing::None
+            || self.http.conn_mode == ConnMode::Close
+    }
+
+    /// Writes the response built in `out` and accounts for it.
+    async fn send_out(&mut self, txn: &mut Txn, close: bool) -> Next {
         let deadline = Deadline::After(self.cfg.timeout_client);
         if self.client.write_all(&self.out, deadline).await.is_err() {
             txn.termination = *b"CD";
@@ -661,10 +672,7 @@ impl<'w> Session<'w> {
                 body,
             } => {
                 txn.termination = *b"LR";
-                // An unread request body cannot be left on the connection.
-                let close = self.req.wants_close()
-                    || self.req.framing != Framing::None
-                    || self.http.conn_mode == ConnMode::Close;
+                let close = self.local_reply_closes();
                 self.out.clear();
                 errors::generated(
                     &mut self.out,
@@ -675,13 +683,7 @@ impl<'w> Session<'w> {
                     close,
                 );
                 txn.status = status;
-                let deadline = Deadline::After(self.cfg.timeout_client);
-                if self.client.write_all(&self.out, deadline).await.is_err() {
-                    txn.termination = *b"CD";
-                    return Next::Close;
-                }
-                txn.bytes_out += self.out.len() as u64;
-                if close { Next::Close } else { Next::KeepAlive }
+                self.send_out(txn, close).await
             }
         }
     }
