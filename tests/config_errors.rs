@@ -474,6 +474,36 @@ fn cases() -> Vec<Case> {
             "global.stats-socket",
             "no user `no-such-user-x`",
         ),
+        case(
+            "bad syslog facility",
+            format!("global:\n  log: \"127.0.0.1:514 local9\"\n{FE}{BE}"),
+            "2:8",
+            "global.log",
+            "`local9` in `127.0.0.1:514 local9` is not a syslog facility: expected one of kern, user, mail",
+        ),
+        case(
+            "bad syslog level",
+            format!("global:\n  log: /dev/log local0 loud\n{FE}{BE}"),
+            "2:8",
+            "global.log",
+            "`loud` in `/dev/log local0 loud` is not a log level: expected one of emerg, alert",
+        ),
+        case(
+            "stream syslog target",
+            format!("global:\n  log:\n    - stdout\n    - tcp@127.0.0.1:514 local0\n{FE}{BE}"),
+            "4:7",
+            "global.log[1]",
+            "`tcp@127.0.0.1:514 local0` is not a log target: `tcp@` is a stream socket, and corral sends syslog over datagrams only",
+        ),
+        case(
+            "relative syslog socket path",
+            format!(
+                "{BE}frontends:\n  fe: {{ bind: \"127.0.0.1:0\", default_backend: be, log: \"dev/log local0\" }}\n"
+            ),
+            "6:56",
+            "frontends.fe.log",
+            "`dev/log local0` is not a log target: `dev/log` is neither a keyword, an absolute path nor an address; expected `stdout`, `stderr`, `file /path/to/file`, a unix datagram socket such as `/dev/log`",
+        ),
     ]
 }
 

@@ -15,6 +15,8 @@ pub mod units;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
+#[cfg(test)]
+pub(crate) use validate::parse_log_target;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -94,8 +96,11 @@ pub struct Global {
     pub hard_stop_after: Duration,
     /// `tune.bufsize`: size of each relay buffer (default 16k, as HAProxy).
     pub bufsize: usize,
-    /// `log`: where connection logs go: `stdout`, `stderr` or
-    /// `file /path/to/file` (default: nowhere).
+    /// `log`: where connection logs go, one target or a list: `stdout`,
+    /// `stderr`, `file /path/to/file`, a unix datagram socket (`/dev/log`)
+    /// or a UDP syslog server (`127.0.0.1:514`), each optionally with
+    /// `len`, `format`, a facility and levels as in HAProxy (default:
+    /// nowhere).
     pub log: Vec<LogTarget>,
     /// `steer: source`: a BPF program on each listening port sends a
     /// client's connections to the worker that owns its address's
@@ -168,12 +173,100 @@ impl ApiLevel {
     }
 }
 
-/// A place connection logs are written to.
+/// A place connection logs are written to, and how
+/// (`127.0.0.1:514 len 2048 format rfc5424 local0 info`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogTarget {
+pub struct LogTarget {
+    pub dest: LogDest,
+    /// `format`: the header before each line (default `raw` for stdout,
+    /// stderr and files, `rfc3164` for syslog sockets).
+    pub format: LogFormat,
+    /// The syslog facility's number (`kern` 0 ... `local7` 23; default
+    /// `local0`, 16).
+    pub facility: u8,
+    /// The least important level sent (0 `emerg` ... 7 `debug`; default
+    /// 7): connection logs are `info` (6), so a target at `notice` or
+    /// above receives none.
+    pub level: u8,
+    /// Messages more important than this level are sent at it (default
+    /// 0 `emerg`: unchanged).
+    pub min_level: u8,
+    /// `len`: longest message sent, header and newline included (80 to
+    /// 65535; default 1024 for syslog sockets, unlimited otherwise).
+    pub max_len: Option<usize>,
+}
+
+impl LogTarget {
+    /// The syslog level of connection logs, as in HAProxy.
+    pub const CONNECTION_LEVEL: u8 = 6;
+
+    /// Whether connection logs (`info`) pass this target's level.
+    pub fn takes_connection_logs(&self) -> bool {
+        self.level >= Self::CONNECTION_LEVEL
+    }
+
+    /// `<PRI>` of a connection log: facility × 8 + level (`info`, or the
+    /// target's minimum level when that is less important).
+    pub fn connection_priority(&self) -> u8 {
+        self.facility * 8 + self.connection_severity()
+    }
+
+    /// The level alone, for the `short` format.
+    pub fn connection_severity(&self) -> u8 {
+        Self::CONNECTION_LEVEL.max(self.min_level)
+    }
+}
+
+/// Where a log target writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogDest {
     Stdout,
     Stderr,
     File(PathBuf),
+    /// A unix datagram socket (`/dev/log`): one datagram per line.
+    Unix(PathBuf),
+    /// A UDP syslog server: one datagram per line.
+    Udp(SocketAddr),
+}
+
+impl std::fmt::Display for LogDest {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            LogDest::Stdout => f.write_str("stdout"),
+            LogDest::Stderr => f.write_str("stderr"),
+            LogDest::File(p) => write!(f, "file {}", p.display()),
+            LogDest::Unix(p) => write!(f, "{}", p.display()),
+            LogDest::Udp(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+/// The header a log target puts before each line (HAProxy's `format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// The line alone.
+    Raw,
+    /// `<PRI>Nov 22 00:16:25 host corral[123]: line`
+    Rfc3164,
+    /// `<PRI>Nov 22 00:16:25 corral[123]: line` (RFC 3164 without the host).
+    Local,
+    /// `<PRI>1 2026-11-22T00:16:25.401Z host corral 123 - - line`
+    Rfc5424,
+    /// `<PRI>line`
+    Priority,
+    /// `<LEVEL>line` (what systemd reads on stdout).
+    Short,
+}
+
+impl LogFormat {
+    pub const NAMES: [(&str, LogFormat); 6] = [
+        ("raw", LogFormat::Raw),
+        ("rfc3164", LogFormat::Rfc3164),
+        ("local", LogFormat::Local),
+        ("rfc5424", LogFormat::Rfc5424),
+        ("priority", LogFormat::Priority),
+        ("short", LogFormat::Short),
+    ];
 }
 
 /// `mode:` how a frontend or backend reads its traffic.

@@ -12,8 +12,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 
 mod api;
 mod http;
+mod log;
 mod stick;
 mod tls;
+
+#[cfg(test)]
+pub(crate) use log::parse_log_target;
 
 const FRONTEND_OPTIONS: &[&str] = &[
     "tcplog",
@@ -985,23 +989,6 @@ impl<'a> Validator<'a> {
         out
     }
 
-    fn log_targets(&mut self, v: &Value, path: &str) -> Vec<LogTarget> {
-        let mut out = Vec::new();
-        for (text, p) in self.strings(v, path) {
-            let words: Vec<&str> = text.split_whitespace().collect();
-            match words.as_slice() {
-                ["stdout", rest @ ..] if is_raw_format(rest) => out.push(LogTarget::Stdout),
-                ["stderr", rest @ ..] if is_raw_format(rest) => out.push(LogTarget::Stderr),
-                ["file", file] => out.push(LogTarget::File(PathBuf::from(file))),
-                _ => self.c.at(
-                    &p,
-                    format!("`{text}` is not a log target this version supports (expected `stdout`, `stderr` or `file /path/to/file`)"),
-                ),
-            }
-        }
-        out
-    }
-
     /// A timeout from a section's own `timeout` map or, failing that, from
     /// `defaults.timeout`. A bad value written in the section is reported
     /// here; a bad default was already reported once by `timeouts_parse`.
@@ -1226,10 +1213,6 @@ fn timeout_field<'t>(t: &'t RawTimeouts, key: &str) -> Option<&'t Value> {
 
 fn opt<T>(v: &Option<Value>, f: impl FnOnce(&Value) -> Option<T>) -> Option<T> {
     v.as_ref().and_then(f)
-}
-
-fn is_raw_format(rest: &[&str]) -> bool {
-    rest.is_empty() || rest == ["format", "raw"]
 }
 
 /// A short rendering of a YAML value for messages.

@@ -440,6 +440,6 @@ async fn serve(
             owned as f64 * 100.0 / lookups as f64
         );
     }
-    w.logs.flush();
+    w.logs.close().await;
     Ok(())
 }

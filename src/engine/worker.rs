@@ -103,7 +103,7 @@ impl Worker {
         let peers_wanted = config.tables.iter().any(|t| t.peers.is_some());
         let targets: Vec<&[crate::config::LogTarget]> =
             config.frontends.iter().map(|f| f.log.as_slice()).collect();
-        let (logs, sets) = Sinks::open(&targets)?;
+        let (logs, sets) = Sinks::open(id, &targets)?;
         let mut frontends = Vec::with_capacity(config.frontends.len());
         for (i, (f, log)) in config.frontends.iter().zip(sets).enumerate() {
             let tls = match &f.tls {
