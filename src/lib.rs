@@ -31,3 +31,4 @@ pub mod tcp_rules;
 mod test_rng;
 pub mod tls;
 pub mod upstream;
+pub mod web;

@@ -1,4 +1,4 @@
-//! The `corral` command: run, check, ctl, demo.
+//! The `corral` command: run, check, ctl, demo, web, probe.
 
 use clap::{Parser, Subcommand};
 use corral::config::Config;
@@ -68,6 +68,12 @@ enum Command {
         #[arg(long)]
         print_config: bool,
     },
+    /// A standalone demo web server answering every request with 200 and its
+    /// name (body and `X-Served-By`), for labs and the deploy/ files.
+    Web(corral::web::WebArgs),
+    /// Send HTTP requests (or, with --tcp, only connect) and print one line
+    /// per answer (`200 web1`) or why it failed; for health checks and labs.
+    Probe(corral::web::ProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +93,8 @@ fn main() -> ExitCode {
             workers,
             print_config,
         } => demo(&address, port, backends.into(), workers, print_config),
+        Command::Web(args) => corral::web::web(&args),
+        Command::Probe(args) => corral::web::probe(&args),
     }
 }
 
