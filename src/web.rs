@@ -68,7 +68,10 @@ pub fn web(args: &WebArgs) -> ExitCode {
         .unwrap_or_else(|_| args.bind.clone());
     // As PID 1 in a container a process gets no default signal actions:
     // exit on SIGTERM/SIGINT explicitly.
-    match signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT]) {
+    match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ]) {
         Ok(mut signals) => {
             let _ = std::thread::Builder::new()
                 .name("corral-web-signals".into())
@@ -121,7 +124,9 @@ pub fn probe(args: &ProbeArgs) -> ExitCode {
     let addr = match hostport.to_socket_addrs().map(|mut a| a.next()) {
         Ok(Some(a)) => a,
         Ok(None) | Err(_) => {
-            eprintln!("corral probe: `{hostport}` is not an `ip:port` or `host:port` that resolves");
+            eprintln!(
+                "corral probe: `{hostport}` is not an `ip:port` or `host:port` that resolves"
+            );
             return ExitCode::from(2);
         }
     };
@@ -266,16 +271,16 @@ fn connect(
 fn explain(stage: Stage, e: &std::io::Error, addr: SocketAddr, source: Option<IpAddr>) -> String {
     let from = source.map(|s| format!(" from {s}")).unwrap_or_default();
     match (stage, e.raw_os_error()) {
-        (Stage::Bind, Some(libc::EADDRNOTAVAIL)) => format!(
-            "cannot use source address{from}: it is not an address of this host ({e})"
-        ),
+        (Stage::Bind, Some(libc::EADDRNOTAVAIL)) => {
+            format!("cannot use source address{from}: it is not an address of this host ({e})")
+        }
         (Stage::Bind, _) => format!("cannot bind the source address{from}: {e}"),
         (Stage::Connect, Some(libc::ECONNREFUSED)) => format!(
             "connection refused by {addr}: the host answered but nothing is listening on that port ({e})"
         ),
-        (Stage::Connect, Some(libc::ENETUNREACH)) => format!(
-            "no route to {addr}{from}: this host has no route to that network ({e})"
-        ),
+        (Stage::Connect, Some(libc::ENETUNREACH)) => {
+            format!("no route to {addr}{from}: this host has no route to that network ({e})")
+        }
         (Stage::Connect, Some(libc::EHOSTUNREACH)) => format!(
             "{addr} unreachable{from}: the host does not answer ARP on its link, or a router on the way has no route ({e})"
         ),
@@ -283,9 +288,9 @@ fn explain(stage: Stage, e: &std::io::Error, addr: SocketAddr, source: Option<Ip
             "connecting to {addr}{from} timed out: packets are dropped on the way or the answers never come back (forwarding off on a router, rp_filter, missing return route, firewall)"
         ),
         (Stage::Connect, _) => format!("cannot connect to {addr}{from}: {e}"),
-        (Stage::Exchange, _) if e.kind() == std::io::ErrorKind::TimedOut => format!(
-            "connected to {addr}{from} but no complete answer in time"
-        ),
+        (Stage::Exchange, _) if e.kind() == std::io::ErrorKind::TimedOut => {
+            format!("connected to {addr}{from} but no complete answer in time")
+        }
         (Stage::Exchange, _) => format!("connected to {addr}{from}, then: {e}"),
     }
 }

@@ -117,7 +117,10 @@ fn heredocs(text: &str, mark: &str) -> Vec<String> {
 #[test]
 fn every_yaml_file_under_deploy_parses() {
     let found = with_ext(&["yml", "yaml"]);
-    assert!(found.len() >= 8, "the deploy YAML files are there: {found:?}");
+    assert!(
+        found.len() >= 8,
+        "the deploy YAML files are there: {found:?}"
+    );
     for p in &found {
         let v = yaml(p);
         assert!(v.is_mapping(), "{} is a YAML mapping", rel(p));
@@ -158,7 +161,10 @@ fn corral_configurations_under_deploy_pass_corral_check() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 4, "docker, compose, containerlab and lxd configurations");
+    assert_eq!(
+        checked, 4,
+        "docker, compose, containerlab and lxd configurations"
+    );
     // The configuration the EC2 user data writes.
     let ud = read(&deploy().join("ec2/user-data.sh"));
     let configs = heredocs(&ud, "YAML");
@@ -172,7 +178,10 @@ fn corral_configurations_under_deploy_pass_corral_check() {
 fn shell_scripts_pass_shellcheck() {
     let name = "shell_scripts_pass_shellcheck";
     let scripts = with_ext(&["sh"]);
-    assert!(scripts.len() >= 3, "netns-lab.sh, lxd/launch.sh, ec2/user-data.sh");
+    assert!(
+        scripts.len() >= 3,
+        "netns-lab.sh, lxd/launch.sh, ec2/user-data.sh"
+    );
     for p in &scripts {
         let r = run(Command::new("bash").arg("-n").arg(p));
         assert!(r.ok, "{}: bash -n: {}", rel(p), r.out);
@@ -218,7 +227,12 @@ fn systemd_units_pass_systemd_analyze_verify() {
     // Unit files, and the unit cloud-init writes for the LXD web servers.
     let mut units: Vec<(String, String)> = with_ext(&["service"])
         .iter()
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), read(p)))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                read(p),
+            )
+        })
         .collect();
     let ci = yaml(&deploy().join("lxd/cloud-init-web.yaml"));
     for f in ci["write_files"].as_sequence().expect("write_files") {
@@ -235,7 +249,11 @@ fn systemd_units_pass_systemd_analyze_verify() {
         return;
     }
     assert!(
-        verify_unit("broken.service", "[Service]\nExecStart=/usr/local/bin/corral run\nNoSuchKey=1\n").is_err(),
+        verify_unit(
+            "broken.service",
+            "[Service]\nExecStart=/usr/local/bin/corral run\nNoSuchKey=1\n"
+        )
+        .is_err(),
         "systemd-analyze verify must refuse an unknown key"
     );
     for (file, text) in &units {
@@ -258,11 +276,17 @@ fn compose_file_is_valid_and_is_seed_004() {
     let c = yaml(&file);
     let services = c["services"].as_mapping().expect("services");
     let names: Vec<&str> = services.keys().filter_map(|k| k.as_str()).collect();
-    assert_eq!(names, ["server1", "server2", "server3", "server4", "corral"]);
+    assert_eq!(
+        names,
+        ["server1", "server2", "server3", "server4", "corral"]
+    );
     // Merge keys (`<<: *corral`) are not applied by serde_yaml: check the
     // anchor itself, and each service's own keys.
     let base = &c["x-corral"];
-    assert_eq!(base["build"]["dockerfile"].as_str(), Some("deploy/Dockerfile"));
+    assert_eq!(
+        base["build"]["dockerfile"].as_str(),
+        Some("deploy/Dockerfile")
+    );
     assert!(deploy().join("Dockerfile").is_file());
     assert!(
         base["security_opt"]
@@ -279,7 +303,16 @@ fn compose_file_is_valid_and_is_seed_004() {
             .iter()
             .filter_map(|v| v.as_str())
             .collect();
-        assert_eq!(cmd, ["web", "--bind", "0.0.0.0:8000", "--name", &format!("server{i}")]);
+        assert_eq!(
+            cmd,
+            [
+                "web",
+                "--bind",
+                "0.0.0.0:8000",
+                "--name",
+                &format!("server{i}")
+            ]
+        );
         assert_eq!(
             s["ports"][0].as_str(),
             Some(format!("800{i}:8000").as_str()),
@@ -292,7 +325,9 @@ fn compose_file_is_valid_and_is_seed_004() {
             "corral resolves server{i} at load: it must be up first"
         );
     }
-    let volume = c["services"]["corral"]["volumes"][0].as_str().expect("volume");
+    let volume = c["services"]["corral"]["volumes"][0]
+        .as_str()
+        .expect("volume");
     let (src, dst) = volume.split_once(':').expect("src:dst");
     assert!(deploy().join(src).is_file(), "{src} exists");
     assert!(dst.starts_with("/etc/corral/corral.yaml"));
@@ -306,7 +341,9 @@ fn compose_file_is_valid_and_is_seed_004() {
         None
     };
     let Some(tool) = tool else {
-        println!("SKIPPED {name} (compose validation): neither `docker compose` nor docker-compose installed");
+        println!(
+            "SKIPPED {name} (compose validation): neither `docker compose` nor docker-compose installed"
+        );
         return;
     };
     let r = run(Command::new(tool[0])
@@ -355,15 +392,22 @@ fn dockerfile_is_multi_stage_non_root_with_healthcheck() {
         .expect("HEALTHCHECK");
     assert!(health.contains("\"corral\", \"probe\""), "{health}");
     assert!(
-        runtime.iter().any(|l| l.starts_with("COPY ") && l.ends_with(" /etc/corral/corral.yaml")),
+        runtime
+            .iter()
+            .any(|l| l.starts_with("COPY ") && l.ends_with(" /etc/corral/corral.yaml")),
         "configuration at /etc/corral/corral.yaml"
     );
-    assert!(text.contains("seccomp") && text.contains("memlock"), "documents io_uring's needs");
+    assert!(
+        text.contains("seccomp") && text.contains("memlock"),
+        "documents io_uring's needs"
+    );
     // COPY sources from the context exist and are not excluded by the
     // Dockerfile's .dockerignore (which allows by `!path`).
     let ignore = read(&deploy().join("Dockerfile.dockerignore"));
     for l in runtime.iter().chain(instr[..last_from].iter()) {
-        let Some(args) = l.strip_prefix("COPY ") else { continue };
+        let Some(args) = l.strip_prefix("COPY ") else {
+            continue;
+        };
         if args.starts_with("--from") {
             continue;
         }
@@ -399,32 +443,60 @@ fn containerlab_topology_matches_seed_000_and_its_config() {
     let dir = deploy().join("containerlab");
     let topo = yaml(&dir.join("corral.clab.yml"));
     let nodes = topo["topology"]["nodes"].as_mapping().expect("nodes");
-    let addr = |n: &str| topo["topology"]["nodes"][n]["mgmt-ipv4"].as_str().map(str::to_string);
-    assert_eq!(addr("lb").as_deref(), Some("172.20.20.3"), "seed 000's balancer address");
+    let addr = |n: &str| {
+        topo["topology"]["nodes"][n]["mgmt-ipv4"]
+            .as_str()
+            .map(str::to_string)
+    };
+    assert_eq!(
+        addr("lb").as_deref(),
+        Some("172.20.20.3"),
+        "seed 000's balancer address"
+    );
     // The servers in corral.yaml are the topology's web nodes.
     let config = yaml(&dir.join("corral.yaml"));
-    let servers = config["backends"]["apache"]["servers"].as_mapping().expect("servers");
+    let servers = config["backends"]["apache"]["servers"]
+        .as_mapping()
+        .expect("servers");
     assert_eq!(servers.len(), 2);
     for (k, v) in servers {
         let name = k.as_str().unwrap();
         let a = v["address"].as_str().unwrap();
-        assert_eq!(Some(a.trim_end_matches(":80").to_string()), addr(name), "{name}");
+        assert_eq!(
+            Some(a.trim_end_matches(":80").to_string()),
+            addr(name),
+            "{name}"
+        );
         let cmd = nodes[name]["cmd"].as_str().expect("cmd");
         assert_eq!(cmd, format!("web --bind 0.0.0.0:80 --name {name}"));
     }
     // Bound files exist next to the topology.
-    for b in topo["topology"]["nodes"]["lb"]["binds"].as_sequence().expect("binds") {
+    for b in topo["topology"]["nodes"]["lb"]["binds"]
+        .as_sequence()
+        .expect("binds")
+    {
         let src = b.as_str().unwrap().split(':').next().unwrap();
         assert!(dir.join(src).is_file(), "bind source {src}");
     }
     // The host part of the routing is applied, and the README explains it.
     let host = &topo["topology"]["nodes"]["lab-host"];
     assert_eq!(host["kind"].as_str(), Some("host"));
-    let exec: Vec<&str> = host["exec"].as_sequence().unwrap().iter().filter_map(|e| e.as_str()).collect();
+    let exec: Vec<&str> = host["exec"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.as_str())
+        .collect();
     assert!(exec.iter().any(|e| e.contains("ip_forward=1")));
     assert!(exec.iter().any(|e| e.contains("DOCKER-USER")));
     let readme = read(&dir.join("README.md"));
-    for topic in ["route", "source/destination check", "DOCKER-USER", "rp_filter", "netns-lab.sh"] {
+    for topic in [
+        "route",
+        "source/destination check",
+        "DOCKER-USER",
+        "rp_filter",
+        "netns-lab.sh",
+    ] {
         assert!(readme.contains(topic), "README explains {topic}");
     }
 }
@@ -433,8 +505,14 @@ fn containerlab_topology_matches_seed_000_and_its_config() {
 fn lxd_files_agree_on_seed_002s_containers() {
     let dir = deploy().join("lxd");
     let profile = yaml(&dir.join("profile.yaml"));
-    assert_eq!(profile["devices"]["eth0"]["nictype"].as_str(), Some("macvlan"));
-    assert_eq!(profile["config"]["limits.kernel.memlock"].as_str(), Some("unlimited"));
+    assert_eq!(
+        profile["devices"]["eth0"]["nictype"].as_str(),
+        Some("macvlan")
+    );
+    assert_eq!(
+        profile["config"]["limits.kernel.memlock"].as_str(),
+        Some("unlimited")
+    );
     let launch = read(&dir.join("launch.sh"));
     assert!(launch.contains("corral-lan") && profile["name"].as_str() == Some("corral-lan"));
     // The addresses launch.sh gives the web containers are corral.yaml's servers.
@@ -454,7 +532,12 @@ fn lxd_files_agree_on_seed_002s_containers() {
         }
     }
     // Files launch.sh pushes exist.
-    for f in ["cloud-init-web.yaml", "cloud-init-proxy.yaml", "corral.yaml", "profile.yaml"] {
+    for f in [
+        "cloud-init-web.yaml",
+        "cloud-init-proxy.yaml",
+        "corral.yaml",
+        "profile.yaml",
+    ] {
         assert!(launch.contains(f), "launch.sh uses {f}");
         assert!(dir.join(f).is_file());
     }

@@ -257,9 +257,15 @@ fn netns_lab_hops_round_robin_source_affinity_diagnosis_and_failover() {
     let broken = lab.script(&["test"]);
     let restore = lab.script(&["exec", "host", "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     assert!(restore.ok, "{}", restore.text);
-    assert!(!broken.ok, "test must fail with forwarding off:\n{}", broken.text);
     assert!(
-        broken.text.contains(&format!("FAIL  client({}) -> lb", source(1)))
+        !broken.ok,
+        "test must fail with forwarding off:\n{}",
+        broken.text
+    );
+    assert!(
+        broken
+            .text
+            .contains(&format!("FAIL  client({}) -> lb", source(1)))
             && broken.text.contains("cause: forwarding off: host"),
         "the failing hop and its cause are named:\n{}",
         broken.text
@@ -277,7 +283,9 @@ fn netns_lab_hops_round_robin_source_affinity_diagnosis_and_failover() {
     assert!(!down.ok, "test must fail with web2 stopped:\n{}", down.text);
     assert!(
         down.text.contains("FAIL  lb -> web2")
-            && down.text.contains("cause: nothing listening on port 80 in web2")
+            && down
+                .text
+                .contains("cause: nothing listening on port 80 in web2")
             && down.text.contains("ok    client -> corral -> web"),
         "web2's hop fails for want of a listener, the service still answers:\n{}",
         down.text
