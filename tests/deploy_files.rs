@@ -424,7 +424,14 @@ fn dockerfile_is_multi_stage_non_root_with_healthcheck() {
         }
     }
     // Everything cargo needs to build is let through.
-    for needed in ["Cargo.toml", "Cargo.lock", "build.rs", "src/", "bench/"] {
+    for needed in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "build.rs",
+        "rust-toolchain.toml",
+        "src",
+        "bench",
+    ] {
         assert!(
             ignore.lines().any(|i| i.trim() == format!("!{needed}")),
             "{needed} is in the build context"

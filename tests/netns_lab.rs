@@ -171,7 +171,29 @@ fn unavailable(prefix: &str) -> Option<String> {
             add.text.trim()
         ));
     }
+    // Namespaces alone are not enough: the lab also needs veth pairs and
+    // per-namespace sysctls (a container may have /proc/sys read-only).
+    let veth = run(Command::new("ip").args([
+        "-n", &probe, "link", "add", "a0", "type", "veth", "peer", "name", "b0",
+    ]));
+    let sysctl = run(Command::new("ip").args([
+        "netns",
+        "exec",
+        &probe,
+        "sysctl",
+        "-qw",
+        "net.ipv4.ip_forward=1",
+    ]));
     let _ = run(Command::new("ip").args(["netns", "del", &probe]));
+    if !veth.ok {
+        return Some(format!("cannot create veth pairs: {}", veth.text.trim()));
+    }
+    if !sysctl.ok {
+        return Some(format!(
+            "cannot set sysctls in a network namespace: {}",
+            sysctl.text.trim()
+        ));
+    }
     None
 }
 
