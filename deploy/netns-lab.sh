@@ -27,7 +27,9 @@
 #   LAB_SERVERS   web servers, 2 to 4 (default: 3)
 #   LAB_SOURCES   client source addresses, 1 to 8 (default: 4)
 #   LAB_CONFIG    corral configuration to run instead of the generated one
+#                 (`test` expects it to listen on 198.18.16.2:80 and :81)
 #   LAB_DIR       state directory (default: ${TMPDIR:-/tmp}/LAB_PREFIX): config, logs
+#   LAB_KEEP=1    when `up` fails, keep what was built for a look
 set -euo pipefail
 
 PREFIX=${LAB_PREFIX:-corral-lab}
@@ -155,11 +157,24 @@ cmd_down() {
     echo "netns-lab: $PREFIX is down"
 }
 
+up_exit() {
+    ((UP_DONE)) && return
+    if [[ ${LAB_KEEP:-0} == 1 ]]; then
+        echo "netns-lab: up failed; LAB_KEEP=1: the lab stays for a look ($0 down removes it)" >&2
+    else
+        echo "netns-lab: up failed; tearing the lab down (LAB_KEEP=1 keeps it)" >&2
+        cmd_down >/dev/null 2>&1 || true
+    fi
+}
+
 cmd_up() {
     need_root
     BIN=$(corral_bin)
     [[ -z $(lab_namespaces) ]] || die "lab '$PREFIX' is already up (run: $0 down)"
-    trap 'echo "netns-lab: up failed; tearing down" >&2; cmd_down >/dev/null 2>&1' ERR
+    # Whatever stops `up` half way (a failed command, die), tear down what
+    # was built, unless LAB_KEEP=1 asks to keep it for a look.
+    UP_DONE=0
+    trap 'up_exit' EXIT
     mkdir -p "$STATE"
     local i n
 
@@ -219,7 +234,8 @@ cmd_up() {
         cmd_test || true
         die "lab '$PREFIX' is up but not answering (see above)"
     fi
-    trap - ERR
+    UP_DONE=1
+    trap - EXIT
     echo "netns-lab: $PREFIX is up: client $(ns client) -> corral $LB:$RR_PORT (round robin), :$STICKY_PORT (stick on src) -> $SERVERS web servers"
     echo "netns-lab: state, config and logs in $STATE"
 }
