@@ -153,7 +153,9 @@ cmd_down() {
         stop_ns_processes "$n"
         ip netns del "$n" 2>/dev/null || true
     done
-    rm -rf -- "$STATE"
+    # Only the files this script writes (LAB_DIR may be any directory).
+    rm -f -- "$STATE"/corral.yaml "$STATE"/check.txt "$STATE"/corral.log "$STATE"/access.log "$STATE"/web[1-4].log
+    rmdir -- "$STATE" 2>/dev/null || true
     echo "netns-lab: $PREFIX is down"
 }
 
