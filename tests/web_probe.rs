@@ -1,0 +1,110 @@
+//! `corral web` and `corral probe` on loopback: the two tools the deploy
+//! files and labs rely on (the image's health check, the compose and
+//! containerlab web servers, the netns lab's hop checks). Runs without root.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_corral");
+
+struct Web(Child);
+
+impl Drop for Web {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `corral web` on a free loopback port; returns it and its address,
+/// read from its `listening on` line (bounded wait).
+fn start_web(name: &str) -> (Web, String) {
+    let mut child = Command::new(BIN)
+        .args(["web", "--bind", "127.0.0.1:0", "--name", name])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start corral web");
+    let out = child.stdout.take().expect("stdout");
+    let web = Web(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(15))
+        .expect("corral web prints where it listens");
+    let addr = line
+        .rsplit(' ')
+        .next()
+        .expect("address at the end")
+        .to_string();
+    assert_eq!(line, format!("corral web: {name} listening on {addr}"));
+    (web, addr)
+}
+
+fn probe(args: &[&str]) -> (Option<i32>, String) {
+    let o = Command::new(BIN)
+        .arg("probe")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run corral probe");
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn web_answers_with_its_name_and_probe_reports_answers_and_failures() {
+    let (mut web, addr) = start_web("alpha");
+
+    // One line per request, each on its own connection, from a chosen source.
+    let (code, out) = probe(&[
+        "--count",
+        "3",
+        "--source",
+        "127.0.0.2",
+        &format!("{addr}/health"),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out, "200 alpha\n200 alpha\n200 alpha\n");
+    let (code, out) = probe(&["--tcp", &addr]);
+    assert_eq!((code, out), (Some(0), format!("connected {addr}\n")));
+
+    // Failures exit 1 and say why.
+    let (code, out) = probe(&["--source", "192.0.2.1", &addr]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("not an address of this host"), "{out}");
+    let (code, out) = probe(&["--timeout", "0", &addr]);
+    assert_eq!(code, Some(2), "a zero timeout is refused: {out}");
+
+    // SIGTERM ends it with status 0 (it may be PID 1 in a container).
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(web.0.id() as i32, libc::SIGTERM) }, 0);
+    let mut status = None;
+    for _ in 0..300 {
+        if let Some(s) = web.0.try_wait().expect("wait") {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "exits 0 on SIGTERM");
+
+    // Nothing listens there any more: refused, named as such.
+    let (code, out) = probe(&[&addr]);
+    assert_eq!(code, Some(1));
+    assert!(
+        out.starts_with(&format!(
+            "error connection refused by {addr}: the host answered but nothing is listening"
+        )),
+        "{out}"
+    );
+}
