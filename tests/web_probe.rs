@@ -2,6 +2,8 @@
 //! files and labs rely on (the image's health check, the compose and
 //! containerlab web servers, the netns lab's hop checks). Runs without root.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -107,4 +109,62 @@ fn web_answers_with_its_name_and_probe_reports_answers_and_failures() {
         )),
         "{out}"
     );
+}
+
+/// `deploy/compose/corral.yaml` (seed 004) run for real in front of four
+/// `corral web` servers, as in the compose file, with the compose service
+/// names and ports replaced by loopback addresses: the routing the compose
+/// lab promises.
+#[test]
+fn compose_configuration_routes_like_seed_004() {
+    let servers: Vec<(Web, String)> = (1..=4).map(|i| start_web(&format!("server{i}"))).collect();
+    let mut yaml = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/compose/corral.yaml"),
+    )
+    .expect("read the compose configuration");
+    for (i, (_, addr)) in servers.iter().enumerate() {
+        yaml = yaml.replace(&format!("\"server{}:8000\"", i + 1), &format!("\"{addr}\""));
+    }
+    let yaml = yaml
+        .replace("[\"*:80\"]", "[\"127.0.0.1:0\"]")
+        .replace("[\"*:8404\"]", "[\"127.0.0.1:0\"]");
+    assert!(!yaml.contains(":8000\""), "every server address replaced");
+    let corral = common::Corral::start(&yaml);
+    let front = corral.addr("clients").to_string();
+
+    let names = |source: &str, path: &str, count: usize| -> Vec<String> {
+        let n = count.to_string();
+        let (code, out) = probe(&["--source", source, "--count", &n, &format!("{front}{path}")]);
+        assert_eq!(code, Some(0), "{path}: {out}");
+        out.lines()
+            .map(|l| l.strip_prefix("200 ").unwrap_or(l).to_string())
+            .collect()
+    };
+    let set = |v: &[String]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
+    let want = |names: &[&str]| names.iter().map(|s| s.to_string()).collect();
+
+    // Every server is up for its health checks before counting.
+    assert!(
+        common::eventually(Duration::from_secs(15), || set(&names("127.0.0.1", "/", 8))
+            .len()
+            == 4),
+        "all four servers answer `/`"
+    );
+    assert_eq!(
+        set(&names("127.0.0.1", "/api/lightwork", 8)),
+        want(&["server1", "server2"])
+    );
+    // The heavy pool: each client address stays on one server of 3 and 4,
+    // and the addresses are spread over both.
+    let mut heavy = std::collections::BTreeSet::new();
+    for i in 2..=17 {
+        let source = format!("127.0.0.{i}");
+        let got = set(&names(&source, "/heavywork", 4));
+        assert_eq!(got.len(), 1, "{source} stays on one heavy server: {got:?}");
+        heavy.extend(got);
+    }
+    assert_eq!(heavy, want(&["server3", "server4"]));
+    // /admin is denied at the edge, whatever the case.
+    let (code, out) = probe(&[&format!("{front}/ADMIN/users")]);
+    assert_eq!((code, out.as_str()), (Some(0), "403 -\n"));
 }
