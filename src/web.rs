@@ -67,7 +67,11 @@ pub fn web(args: &WebArgs) -> ExitCode {
         .map(|a| a.to_string())
         .unwrap_or_else(|_| args.bind.clone());
     // As PID 1 in a container a process gets no default signal actions:
-    // exit on SIGTERM/SIGINT explicitly.
+    // exit on SIGTERM/SIGINT explicitly. Shut the listener down first: the
+    // kernel releases an io_uring instance (and the socket its pending
+    // accept holds) only some time after the process exits, and until then
+    // connections would be accepted and reset instead of refused.
+    let listen_fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
     match signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
@@ -77,6 +81,9 @@ pub fn web(args: &WebArgs) -> ExitCode {
                 .name("corral-web-signals".into())
                 .spawn(move || {
                     if signals.forever().next().is_some() {
+                        // SAFETY: the descriptor stays open (owned by the
+                        // executor) until the process exits.
+                        unsafe { libc::shutdown(listen_fd, libc::SHUT_RDWR) };
                         std::process::exit(0);
                     }
                 });

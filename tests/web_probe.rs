@@ -102,7 +102,7 @@ fn web_answers_with_its_name_and_probe_reports_answers_and_failures() {
 
     // Nothing listens there any more: refused, named as such.
     let (code, out) = probe(&[&addr]);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(1), "{out}");
     assert!(
         out.starts_with(&format!(
             "error connection refused by {addr}: the host answered but nothing is listening"
