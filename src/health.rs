@@ -3,7 +3,8 @@
 //! when that worker sees a server change state it applies the change and
 //! sends it to every other worker over the mesh.
 //!
-//! A server starts UP (as in HAProxy). `fall` consecutive failures mark it
+//! A server starts UP (as in HAProxy), or in the state the previous
+//! generation left it in (`engine/carry.rs`). `fall` consecutive failures mark it
 //! DOWN; `rise` consecutive successes bring it back. A DOWN server gets no
 //! new connections.
 
@@ -50,10 +51,17 @@ pub fn spawn_checks(w: &Rc<Worker>) {
 }
 
 async fn check_loop(w: Rc<Worker>, b: usize, s: usize, check: Check) {
-    let mut up = true;
+    let mut up = w.backends[b].servers[s].up.get();
     // Consecutive results against the current state.
     let mut streak = 0u32;
     while !w.stopping.is_set() {
+        // The state may have been set from outside (carried over from the
+        // previous generation): count from there.
+        let now_up = w.backends[b].servers[s].up.get();
+        if now_up != up {
+            up = now_up;
+            streak = 0;
+        }
         let started = Instant::now();
         let tls = w.tls_out[b][s].as_ref().map(|c| {
             let sni = w.config.backends[b].servers[s]

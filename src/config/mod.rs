@@ -89,8 +89,9 @@ pub struct Global {
     /// `io-memory`: memory each executor registers with io_uring (default
     /// `1m`). It is locked memory: it must fit `ulimit -l`.
     pub io_memory: usize,
-    /// `hard-stop-after`: on SIGTERM/SIGINT, how long open connections may
-    /// take to finish before they are closed (default 30s).
+    /// `hard-stop-after`: on SIGTERM/SIGINT, or on the previous generation
+    /// after a reload, how long open connections may take to finish before
+    /// they are closed (default 30s).
     pub hard_stop_after: Duration,
     /// `tune.bufsize`: size of each relay buffer (default 16k, as HAProxy).
     pub bufsize: usize,
@@ -104,6 +105,12 @@ pub struct Global {
     /// `ssl-provider`: the rustls cryptography back end, `aws-lc-rs`
     /// (default) or `ring`.
     pub ssl_provider: crate::tls::Provider,
+    /// `control-socket`: where `corral run` listens for `corral reload`
+    /// (a path, relative to this file if relative). `--control` overrides
+    /// it; the default is `$RUNTIME_DIRECTORY/corral.sock` under systemd,
+    /// `/run/corral/corral.sock` for root, `$XDG_RUNTIME_DIR/corral.sock`
+    /// otherwise.
+    pub control_socket: Option<PathBuf>,
 }
 
 /// A place connection logs are written to.

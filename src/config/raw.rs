@@ -101,6 +101,8 @@ pub struct RawGlobal {
     pub steer: Option<Value>,
     #[serde(rename = "ssl-provider")]
     pub ssl_provider: Option<Value>,
+    #[serde(rename = "control-socket")]
+    pub control_socket: Option<Value>,
 }
 
 #[derive(Debug, Deserialize, Default)]

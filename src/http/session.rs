@@ -600,6 +600,7 @@ impl<'w> Session<'w> {
                 txn.termination = *b"LR";
                 // An unread request body cannot be left on the connection.
                 let close = self.req.wants_close()
+                    || self.w.stopping.is_set()
                     || self.req.framing != Framing::None
                     || self.http.conn_mode == ConnMode::Close;
                 self.out.clear();
@@ -897,7 +898,12 @@ impl<'w> Session<'w> {
         // The response head and body to the client.
         let framing = self.res.framing;
         let dechunk = framing == Framing::Chunked && self.req.minor == 0;
+        // A stopping worker (reload or stop) closes each keep-alive
+        // connection after its current response: the client's next
+        // request opens a new connection, which the serving generation
+        // accepts.
         let client_close = self.req.wants_close()
+            || self.w.stopping.is_set()
             || mode == ConnMode::Close
             || framing == Framing::UntilClose
             || body_skipped
