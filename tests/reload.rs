@@ -464,3 +464,50 @@ fn systemd_hears_ready_reloading_and_stopping_on_notify_socket() {
     let mut buf = [0u8; 256];
     assert!(sock.recv(&mut buf).is_err(), "an unexpected notification");
 }
+
+#[test]
+fn steering_holds_across_reloads_that_change_the_worker_count() {
+    let (a, b) = (name_server("a"), name_server("b"));
+    let yaml = |workers: usize| {
+        format!(
+            "global: {{ workers: {workers}, steer: source, hard-stop-after: 5s }}\nfrontends:\n  fe: {{ bind: \"127.0.0.1:0\", default_backend: be }}\nbackends:\n  be:\n    balance: roundrobin\n    stick-table: {{ type: ip, size: 10k, expire: 1h }}\n    stick: [ \"on src\" ]\n    servers:\n      a: {{ address: \"{}\" }}\n      b: {{ address: \"{}\" }}\n",
+            a.addr, b.addr
+        )
+    };
+    let corral = Corral::start(&yaml(2));
+    let proxy = corral.addr("fe");
+    let round = || {
+        for i in 0..120usize {
+            let src = IpAddr::V4(Ipv4Addr::new(
+                127,
+                0,
+                7 + (i / 250) as u8,
+                1 + (i % 250) as u8,
+            ));
+            name_via(proxy, src).unwrap_or_else(|e| panic!("client {src}: {e}"));
+        }
+    };
+    round();
+    // 2 → 3 workers (the groups grow), then back to 2 (worker 0 also
+    // accepts on socket 2; the program sends nothing there).
+    for workers in [3, 2] {
+        corral.write_config(&yaml(workers));
+        let (status, _, err) = corral.reload();
+        assert!(status.success(), "{err}");
+        round();
+    }
+    let stderr = corral.stderr.clone();
+    assert_eq!(corral.stop().code(), Some(0));
+    stderr.finish();
+    let lines: Vec<String> = stderr
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("stick-table key lookups"))
+        .collect();
+    // Three generations, 2 + 3 + 2 workers, each looking up only keys it
+    // owns: every client was accepted by its owner.
+    assert_eq!(lines.len(), 7, "{lines:?}");
+    for l in &lines {
+        assert!(l.ends_with("(100.0%)"), "{l}");
+    }
+}
