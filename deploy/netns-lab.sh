@@ -228,7 +228,7 @@ cmd_up() {
         generated_config >"$config"
     fi
     "$BIN" check -c "$config" >"$STATE/check.txt" 2>&1 || { cat "$STATE/check.txt" >&2; die "the configuration is not valid"; }
-    in_ns lb setsid "$BIN" run -c "$config" </dev/null >>"$STATE/corral.log" 2>&1 &
+    in_ns lb setsid "$BIN" run -c "$config" --control "$STATE/corral.sock" </dev/null >>"$STATE/corral.log" 2>&1 &
     # Ready when the client gets an answer through the whole path.
     if ! await_probe client 100 "$LB:$RR_PORT/"; then
         echo "netns-lab: corral does not answer the client; corral's log:" >&2

@@ -3,7 +3,8 @@
 //! when that worker sees a server change state it applies the change and
 //! sends it to every other worker over the mesh.
 //!
-//! A server starts UP (as in HAProxy). `fall` consecutive failures mark it
+//! A server starts UP (as in HAProxy), or in the state the previous
+//! generation left it in (`engine/carry.rs`). `fall` consecutive failures mark it
 //! DOWN; `rise` consecutive successes bring it back. A DOWN server gets no
 //! new connections.
 
@@ -54,10 +55,17 @@ async fn check_loop(w: Rc<Worker>, b: usize, s: usize, mut check: Check) {
     // moves the server (`set server B/S addr`); otherwise checks follow the
     // server's address and port.
     let own_port = check.addr.port() != w.config.backends[b].servers[s].addr.port();
-    let mut up = true;
+    let mut up = w.backends[b].servers[s].up.get();
     // Consecutive results against the current state.
     let mut streak = 0u32;
     while !w.stopping.is_set() {
+        // The state may have been set from outside (carried over from the
+        // previous generation): count from there.
+        let now_up = w.backends[b].servers[s].up.get();
+        if now_up != up {
+            up = now_up;
+            streak = 0;
+        }
         let addr = w.backends[b].servers[s].addr.get();
         let port = if own_port {
             check.addr.port()

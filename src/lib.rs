@@ -8,6 +8,7 @@ pub mod client_hello;
 pub mod config;
 pub mod hash;
 pub mod local_sync;
+pub mod master;
 pub mod peers;
 #[macro_use]
 pub mod log;

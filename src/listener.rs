@@ -1,10 +1,10 @@
 //! Listening sockets and the per-worker accept loop.
 //!
-//! Every worker binds its own socket for every frontend address with
-//! SO_REUSEPORT; the kernel spreads new connections over them. A worker
-//! takes a slot of its share of `global.maxconn` and of the frontend's
-//! `maxconn` *before* accepting, so beyond the limit connections wait in
-//! the kernel's backlog instead of being refused.
+//! Every frontend address has one SO_REUSEPORT socket per worker, made by
+//! the master (`master/groups.rs`); the kernel spreads new connections
+//! over them. A worker takes a slot of its share of `global.maxconn` and
+//! of the frontend's `maxconn` *before* accepting, so beyond the limit
+//! connections wait in the kernel's backlog instead of being refused.
 
 use crate::config::Mode;
 use crate::engine::worker::Worker;
@@ -12,39 +12,47 @@ use crate::stream::Stream;
 use crate::{http, tcp};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::timer::Timer;
-use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::time::Duration;
 
-/// Binds a SO_REUSEPORT listening socket for this worker.
-pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
+/// Accepts connections for frontend `fe` on listening socket `socket`
+/// (the master's id for it) from the moment the worker is told to go
+/// until it stops; with `tls`, each connection's first step is a TLS
+/// handshake.
+///
+/// A retiring worker (a newer generation serves) does not drop the accept
+/// it has pending when it stops: glommio submits an io_uring accept, and
+/// dropping it only asks the kernel to cancel it, so a connection that
+/// arrives meanwhile is accepted into a result nobody reads and is lost.
+/// The pending accept is kept instead until it produces a connection,
+/// which goes to the next generation over the master (`hand_off`), or
+/// until the worker abandons it (`ACCEPT_LINGER` after the stop and once
+/// its connections are done, or at once when the process stops for
+/// good).
+pub async fn accept_loop(w: Rc<Worker>, fe: usize, tls: bool, socket: u64, listener: TcpListener) {
+    let go = futures_lite::future::or(
+        async {
+            w.go.wait().await;
+            true
+        },
+        async {
+            w.stopping.wait().await;
+            false
+        },
+    )
+    .await;
+    if !go {
+        return;
     }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(backlog.min(65_535) as i32)?;
-    // SAFETY: a freshly bound, listening socket whose ownership moves to
-    // the glommio listener.
-    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
-}
-
-/// Accepts connections for frontend `fe` until the worker stops; with
-/// `tls`, each connection's first step is a TLS handshake.
-pub async fn accept_loop(w: Rc<Worker>, fe: usize, tls: bool, listener: TcpListener) {
-    let fst = &w.frontends[fe];
     loop {
         // Slots first: at the limit, stop accepting.
         let slots = futures_lite::future::or(
             async {
                 let g = w.global_slots.acquire_static_permit(1).await.ok()?;
-                let f = fst.slots.acquire_static_permit(1).await.ok()?;
+                let f = w.frontends[fe].slots.acquire_static_permit(1).await.ok()?;
                 Some((g, f))
             },
             async {
@@ -54,13 +62,31 @@ pub async fn accept_loop(w: Rc<Worker>, fe: usize, tls: bool, listener: TcpListe
         )
         .await;
         let Some(permits) = slots else { break };
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+        let mut pending = std::pin::pin!(listener.accept());
+        let accepted = futures_lite::future::or(async { Some(pending.as_mut().await) }, async {
             w.stopping.wait().await;
             None
         })
         .await;
         let stream = match accepted {
-            None => break,
+            None => {
+                if w.retiring.get() {
+                    let late = futures_lite::future::or(async { Some(pending.await) }, async {
+                        w.abandon.wait().await;
+                        None
+                    })
+                    .await;
+                    if let Some(Ok(s)) = late {
+                        hand_off(&w, socket, s);
+                    }
+                }
+                break;
+            }
+            // Accepted as the stop came: a newer generation takes it.
+            Some(Ok(s)) if w.stopping.is_set() && w.retiring.get() => {
+                hand_off(&w, socket, s);
+                break;
+            }
             Some(Ok(s)) => s,
             Some(Err(e)) => {
                 let e = io::Error::from(e);
@@ -74,55 +100,119 @@ pub async fn accept_loop(w: Rc<Worker>, fe: usize, tls: bool, listener: TcpListe
                 continue;
             }
         };
-        let Ok(peer) = stream.peer_addr() else {
-            continue;
-        };
-        // The gate pass is taken by hand: glommio's `Gate::spawn` wraps the
-        // connection's future in another that holds it twice, doubling the
-        // memory of every connection (8 KB instead of 4 for an HTTP one).
-        let Ok(pass) = w.gate.enter() else {
-            break; // the gate is closing: the worker is stopping
-        };
-        let guard = ConnGuard::new(w.clone(), fe, peer, pass, permits);
-        if !w.config.frontends[fe].tcp_rules.is_empty() {
-            let local = stream.local_addr().unwrap_or(peer);
-            if !crate::tcp_rules::run(&w, fe, &guard.tracks, peer, local) {
-                continue; // rejected: the stream and the guard drop here
+        if let Err(stream) = start(&w, fe, tls, stream, permits) {
+            // Accepted as the worker began to stop.
+            if w.retiring.get() {
+                hand_off(&w, socket, stream);
             }
-        }
-        match w.config.frontends[fe].mode {
-            Mode::Tcp => {
-                let worker = w.clone();
-                glommio::spawn_local(async move {
-                    let stream = if tls {
-                        match handshake(&worker, fe, stream, peer).await {
-                            Some(s) => s,
-                            None => return,
-                        }
-                    } else {
-                        Stream::Plain(stream)
-                    };
-                    tcp::session(worker, fe, stream, peer, &guard.tracks, guard.sess).await;
-                    drop(guard);
-                })
-                .detach();
-            }
-            Mode::Http if tls => {
-                let worker = w.clone();
-                glommio::spawn_local(async move {
-                    if let Some(s) = handshake(&worker, fe, stream, peer).await {
-                        http::session::serve(worker, fe, s, peer, guard).await;
-                    }
-                })
-                .detach();
-            }
-            Mode::Http => {
-                let stream = Stream::Plain(stream);
-                glommio::spawn_local(http::session::serve(w.clone(), fe, stream, peer, guard))
-                    .detach();
-            }
+            break;
         }
     }
+}
+
+/// A connection accepted by another generation on one of this worker's
+/// sockets (see `accept_loop`): served like one accepted here, once the
+/// worker has a slot for it. If this worker is itself retiring by then,
+/// the connection moves on to the next generation.
+pub async fn adopt(w: Rc<Worker>, fe: usize, tls: bool, socket: u64, fd: std::os::fd::OwnedFd) {
+    // SAFETY: a connected TCP socket whose ownership moves to glommio.
+    let stream = unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) };
+    let slots = futures_lite::future::or(
+        async {
+            let g = w.global_slots.acquire_static_permit(1).await.ok()?;
+            let f = w.frontends[fe].slots.acquire_static_permit(1).await.ok()?;
+            Some((g, f))
+        },
+        async {
+            w.stopping.wait().await;
+            None
+        },
+    )
+    .await;
+    let refused = match slots {
+        Some(permits) => start(&w, fe, tls, stream, permits).err(),
+        None => Some(stream),
+    };
+    if let Some(stream) = refused
+        && w.retiring.get()
+    {
+        hand_off(&w, socket, stream);
+    }
+}
+
+/// Sends a connection a retiring worker accepted to the next generation
+/// (the main thread passes it to the master). Its descriptor is
+/// duplicated, then glommio's stream closes its own (it does not shut the
+/// connection down).
+fn hand_off(w: &Worker, socket: u64, stream: TcpStream) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: dup of a descriptor we own; the result is checked.
+    let fd = unsafe { libc::fcntl(stream.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+    drop(stream);
+    if fd >= 0 {
+        // SAFETY: a new descriptor nothing else owns.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let _ = w.events.send(crate::engine::Event::Handoff(socket, fd));
+    }
+}
+
+/// Starts serving an accepted connection. When the worker is stopping
+/// (its gate is closing) the connection is given back.
+fn start(
+    w: &Rc<Worker>,
+    fe: usize,
+    tls: bool,
+    stream: TcpStream,
+    permits: (glommio::sync::StaticPermit, glommio::sync::StaticPermit),
+) -> Result<(), TcpStream> {
+    let Ok(peer) = stream.peer_addr() else {
+        return Ok(()); // already gone
+    };
+    // The gate pass is taken by hand: glommio's `Gate::spawn` wraps the
+    // connection's future in another that holds it twice, doubling the
+    // memory of every connection (8 KB instead of 4 for an HTTP one).
+    let Ok(pass) = w.gate.enter() else {
+        return Err(stream); // the gate is closing: the worker is stopping
+    };
+    let guard = ConnGuard::new(w.clone(), fe, peer, pass, permits);
+    if !w.config.frontends[fe].tcp_rules.is_empty() {
+        let local = stream.local_addr().unwrap_or(peer);
+        if !crate::tcp_rules::run(w, fe, &guard.tracks, peer, local) {
+            return Ok(()); // rejected: the stream and the guard drop here
+        }
+    }
+    match w.config.frontends[fe].mode {
+        Mode::Tcp => {
+            let worker = w.clone();
+            glommio::spawn_local(async move {
+                let stream = if tls {
+                    match handshake(&worker, fe, stream, peer).await {
+                        Some(s) => s,
+                        None => return,
+                    }
+                } else {
+                    Stream::Plain(stream)
+                };
+                tcp::session(worker, fe, stream, peer, &guard.tracks, guard.sess).await;
+                drop(guard);
+            })
+            .detach();
+        }
+        Mode::Http if tls => {
+            let worker = w.clone();
+            glommio::spawn_local(async move {
+                if let Some(s) = handshake(&worker, fe, stream, peer).await {
+                    http::session::serve(worker, fe, s, peer, guard).await;
+                }
+            })
+            .detach();
+        }
+        Mode::Http => {
+            let stream = Stream::Plain(stream);
+            glommio::spawn_local(http::session::serve(w.clone(), fe, stream, peer, guard)).detach();
+        }
+    }
+    Ok(())
 }
 
 /// The TLS handshake of a new connection on worker `w`'s frontend `fe`,

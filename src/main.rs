@@ -1,8 +1,8 @@
-//! The `corral` command: run, check, ctl, demo, web, probe.
+//! The `corral` command: run, reload, check, ctl, demo, web, probe.
 
 use clap::{Parser, Subcommand};
 use corral::config::Config;
-use corral::{alert, demo, engine};
+use corral::{alert, demo, engine, master};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -19,13 +19,41 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the proxy with a configuration file.
+    /// Run the proxy with a configuration file. SIGHUP or SIGUSR2 (or
+    /// `corral reload`) reloads it without closing a listening socket.
     Run {
         /// The configuration file.
         #[arg(short, long, default_value = "corral.yaml")]
         config: PathBuf,
         /// This node's name in `peers` sections (overrides `local:` and
         /// the host name).
+        #[arg(long)]
+        peer_name: Option<String>,
+        /// The control socket `corral reload` talks to (default:
+        /// global.control-socket, else /run/corral/corral.sock for root,
+        /// $XDG_RUNTIME_DIR/corral.sock otherwise).
+        #[arg(long)]
+        control: Option<PathBuf>,
+    },
+    /// Validate a configuration file, then have the running corral load
+    /// it: exits 0 once the new configuration serves, 1 (with the reason)
+    /// if it is not valid or could not start; the running configuration
+    /// then goes on serving.
+    Reload {
+        /// The configuration file (default: the one corral runs with).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// The running corral's control socket (default: as for `run`).
+        #[arg(long)]
+        control: Option<PathBuf>,
+    },
+    /// A generation of a running corral (started by `corral run`).
+    #[command(hide = true)]
+    Generation {
+        #[arg(long)]
+        channel: i32,
+        #[arg(long)]
+        number: u64,
         #[arg(long)]
         peer_name: Option<String>,
     },
@@ -83,7 +111,27 @@ fn main() -> ExitCode {
     }));
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config, peer_name } => run(&config, peer_name),
+        Command::Run {
+            config,
+            peer_name,
+            control,
+        } => run(&config, peer_name, control),
+        Command::Reload { config, control } => reload(config.as_deref(), control.as_deref()),
+        Command::Generation {
+            channel,
+            number,
+            peer_name,
+        } => match engine::generation(channel, number, peer_name) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(msg) => {
+                // Start-up failures were sent to the master, which
+                // reports them; anything else is said here.
+                if !msg.is_empty() {
+                    alert!("{msg}");
+                }
+                ExitCode::FAILURE
+            }
+        },
         Command::Check { config } => check(&config),
         Command::Ctl { socket, command } => ctl(&socket, &command.join(" ")),
         Command::Demo {
@@ -100,32 +148,108 @@ fn main() -> ExitCode {
 
 fn load(path: &Path) -> Result<Config, ExitCode> {
     Config::load(path).map_err(|errors| {
-        eprintln!("{errors}");
-        let n = errors.errors.len();
-        eprintln!(
-            "{}: {n} error{} found; nothing was started",
-            path.display(),
-            if n == 1 { "" } else { "s" }
-        );
+        report(path, &errors, "nothing was started");
         ExitCode::FAILURE
     })
 }
 
-fn run(path: &Path, peer_name: Option<String>) -> ExitCode {
-    let mut config = match load(path) {
-        Ok(c) => c,
-        Err(code) => return code,
+fn run(path: &Path, peer_name: Option<String>, control: Option<PathBuf>) -> ExitCode {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{}: cannot read the configuration: {e}", path.display());
+            eprintln!("{}: 1 error found; nothing was started", path.display());
+            return ExitCode::FAILURE;
+        }
     };
-    if let Some(name) = peer_name {
+    let mut config = match Config::parse(path, &text) {
+        Ok(c) => c,
+        Err(errors) => {
+            report(path, &errors, "nothing was started");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(name) = &peer_name {
         for p in &mut config.peers {
             p.local = Some(name.clone());
         }
     }
-    serve(config)
+    let opts = master::Options {
+        config: path.to_path_buf(),
+        peer_name,
+        control,
+    };
+    match master::run(opts, config, text) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            alert!("{msg}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
+fn report(path: &Path, errors: &corral::config::ConfigErrors, consequence: &str) {
+    eprintln!("{errors}");
+    let n = errors.errors.len();
+    eprintln!(
+        "{}: {n} error{} found; {consequence}",
+        path.display(),
+        if n == 1 { "" } else { "s" }
+    );
+}
+
+/// `corral reload`: validates here first (an invalid file is never sent),
+/// then asks the running corral and reports its answer.
+fn reload(config: Option<&Path>, control: Option<&Path>) -> ExitCode {
+    let fail = |msg: &str| {
+        eprintln!("{msg}");
+        ExitCode::FAILURE
+    };
+    let (path, socket) = match config {
+        Some(path) => {
+            let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+            let configured = Config::load(&path)
+                .ok()
+                .and_then(|c| c.global.control_socket);
+            match master::control::resolve(control, configured.as_deref()) {
+                Ok(s) => (path, s),
+                Err(e) => return fail(&e),
+            }
+        }
+        None => {
+            let socket = match master::control::resolve(control, None) {
+                Ok(s) => s,
+                Err(e) => return fail(&e),
+            };
+            match master::control::ask(&socket, "config-path") {
+                Ok((true, p)) => (PathBuf::from(p), socket),
+                Ok((false, why)) => return fail(&why),
+                Err(e) => return fail(&e),
+            }
+        }
+    };
+    if let Err(errors) = Config::load(&path) {
+        report(
+            &path,
+            &errors,
+            "reload not requested, the running configuration stays",
+        );
+        return ExitCode::FAILURE;
+    }
+    match master::control::ask(&socket, &format!("reload {}", path.display())) {
+        Ok((true, text)) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Ok((false, text)) => fail(&text),
+        Err(e) => fail(&e),
+    }
+}
+
+/// Runs a configuration without a master (`corral demo`: no file to
+/// reload).
 fn serve(config: Config) -> ExitCode {
-    match engine::run(config) {
+    match engine::run_standalone(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
             alert!("{msg}");

@@ -99,6 +99,11 @@ use socket2::{Domain, Protocol, Socket, Type};
 pub const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 0x35;
 #[cfg(not(any(target_arch = "sparc", target_arch = "sparc64")))]
 pub const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
+/// `SO_DETACH_REUSEPORT_BPF` (Linux 5.3).
+#[cfg(any(target_arch = "sparc", target_arch = "sparc64"))]
+pub const SO_DETACH_REUSEPORT_BPF: libc::c_int = 0x0047;
+#[cfg(not(any(target_arch = "sparc", target_arch = "sparc64")))]
+pub const SO_DETACH_REUSEPORT_BPF: libc::c_int = 68;
 
 /// Fibonacci hashing's multiplier, 2³²/φ rounded to odd.
 const GOLDEN: u32 = 0x9E37_79B9;
@@ -364,6 +369,24 @@ pub fn attach(fd: RawFd, workers: u32) -> io::Result<()> {
     ))
 }
 
+/// Removes the program from the `SO_REUSEPORT` group of `fd`, if it has
+/// one (a reload to a configuration without `steer: source`, or with one
+/// worker): the kernel's own hash spreads connections again.
+pub fn detach(fd: RawFd) {
+    let zero: libc::c_int = 0;
+    // SAFETY: setsockopt with a valid int; failure (no program, an old
+    // kernel) leaves things as they are.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            SO_DETACH_REUSEPORT_BPF,
+            (&zero as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 /// Creates the `workers` listening sockets of one `SO_REUSEPORT` group on
 /// `addr`, in worker order, and attaches the steering program: returned
 /// socket `k` is worker `k`'s listener, the one [`owner`] names.
@@ -380,11 +403,11 @@ pub fn attach(fd: RawFd, workers: u32) -> io::Result<()> {
 ///   reorder the returned vector;
 /// - no other socket joins the group: no extra "reservation" or probe
 ///   socket on the same address and port (closing any member moves the
-///   LAST socket into its slot), and no second process or generation of
-///   corral listening on the same address and port with the same user
-///   (during a reload, an overlapping generation's sockets join the same
-///   group at indices ≥ `workers`, and when the old ones close the new
-///   ones are moved into their slots in an unrelated order);
+///   LAST socket into its slot), and no second process listening on the
+///   same address and port with the same user. (corral's reloads keep the
+///   group: the master hands the same sockets to each generation, and a
+///   generation with more workers only appends sockets at the end; see
+///   `master/groups.rs`.)
 /// - all sockets stay open as long as steering is expected: closing one
 ///   reorders the rest (the kernel keeps the program, the mapping breaks).
 ///

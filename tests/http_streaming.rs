@@ -48,7 +48,7 @@ fn a_64_mib_chunked_upload_streams_with_bounded_memory() {
     let corral = Corral::start(&config(&server));
     let addr = corral.addr("web");
     warm(addr);
-    let (baseline, _) = memory(corral.pid());
+    let (baseline, _) = memory(corral.serving_pid());
 
     let stream = connect(addr);
     let mut writer = stream.try_clone().unwrap();
@@ -93,7 +93,7 @@ fn a_64_mib_chunked_upload_streams_with_bounded_memory() {
         format!("{SIZE} {sent_sum:x}"),
         "the server got every byte, in order"
     );
-    let (_, peak) = memory(corral.pid());
+    let (_, peak) = memory(corral.serving_pid());
     let growth = peak.saturating_sub(baseline);
     assert!(growth < 16 * 1024, "RSS grew by {growth} KiB");
 }
@@ -113,7 +113,7 @@ fn a_64_mib_chunked_download_streams_with_bounded_memory() {
     let corral = Corral::start(&config(&server));
     let addr = corral.addr("web");
     warm(addr);
-    let (baseline, _) = memory(corral.pid());
+    let (baseline, _) = memory(corral.serving_pid());
 
     // The expected bytes, generated the way the server does.
     let mut expected = FNV_START;
@@ -136,7 +136,7 @@ fn a_64_mib_chunked_download_streams_with_bounded_memory() {
     let mut got = FNV_START;
     fnv(&mut got, &r.body);
     assert_eq!(got, expected, "checksum differs");
-    let (_, peak) = memory(corral.pid());
+    let (_, peak) = memory(corral.serving_pid());
     let growth = peak.saturating_sub(baseline);
     assert!(growth < 16 * 1024, "RSS grew by {growth} KiB");
     // The connection is still usable.

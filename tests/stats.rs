@@ -237,6 +237,158 @@ fn metrics_parse_with_a_real_prometheus_parser() {
     assert_eq!(value("corral_backend_status", &[("backend", "web")]), 1.0);
 }
 
+/// A request to the stats frontend with a method, optional auth and
+/// extra header lines: (status, body).
+fn request(
+    corral: &Corral,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    extra: &str,
+) -> (u16, String) {
+    use base64::Engine;
+    let mut s = TcpStream::connect(corral.addr("stats")).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let auth = auth.map_or(String::new(), |a| {
+        format!(
+            "Authorization: Basic {}\r\n",
+            base64::engine::general_purpose::STANDARD.encode(a)
+        )
+    });
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n{auth}{extra}\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+/// Server `name`'s status in the `;json` view.
+fn server_status(corral: &Corral, name: &str) -> String {
+    let (status, body) = fetch(corral, "/stats;json", Some("admin:s3cret"));
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["backends"][0]["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .map(|s| s["status"].as_str().unwrap_or("").to_string())
+        .unwrap_or_else(|| panic!("no server {name} in {body}"))
+}
+
+#[test]
+fn admin_buttons_set_a_servers_state_on_every_worker_and_only_as_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (corral, _app) = start(
+        r#", auth: [ "admin:{{ file PASSFILE }}" ], admin: true"#,
+        dir.path(),
+    );
+    let press = |q: &str| {
+        request(
+            &corral,
+            "POST",
+            &format!("/stats;admin?{q}"),
+            Some("admin:s3cret"),
+            "X-Corral-Admin: 1\r\n",
+        )
+    };
+    assert_eq!(server_status(&corral, "web1"), "UP");
+
+    // What the buttons send: web1 into maintenance, then drain, then back.
+    let before = corral.stderr.len();
+    let (status, body) = press("b=web&s=web1&action=maint");
+    assert_eq!((status, body.as_str()), (200, "web/web1 is now maint\n"));
+    assert!(
+        corral
+            .stderr
+            .wait_for_from(
+                before,
+                "Server web/web1 is going DOWN for maintenance (stats page)",
+                WAIT
+            )
+            .is_some()
+    );
+    assert_eq!(server_status(&corral, "web1"), "MAINT");
+    // Every worker took it: with web1 in maintenance and web2 down, every
+    // new connection (spread over both workers) finds no server.
+    let app = corral.addr("app");
+    for _ in 0..10 {
+        assert_eq!(common::http::get(app, "/", "x").status, 503);
+    }
+    assert_eq!(press("b=web&s=web1&action=drain").0, 200);
+    assert_eq!(server_status(&corral, "web1"), "DRAIN");
+    assert_eq!(press("b=web&s=web1&action=ready").0, 200);
+    assert_eq!(server_status(&corral, "web1"), "UP");
+    for _ in 0..10 {
+        assert_eq!(common::http::get(app, "/", "x").status, 200);
+    }
+
+    // And only as asked: each refusal leaves web1 as it is.
+    let (status, body) = press("b=web&s=nope&action=maint");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("No such server"), "{body}");
+    let (status, body) = press("b=web&s=web1&action=explode");
+    assert_eq!(status, 400);
+    assert!(body.contains("unknown action `explode`"), "{body}");
+    let q = "/stats;admin?b=web&s=web1&action=maint";
+    let (status, body) = request(&corral, "POST", q, Some("admin:s3cret"), "");
+    assert_eq!(status, 403, "no X-Corral-Admin header: {body}");
+    assert_eq!(
+        request(
+            &corral,
+            "GET",
+            q,
+            Some("admin:s3cret"),
+            "X-Corral-Admin: 1\r\n"
+        )
+        .0,
+        405
+    );
+    assert_eq!(
+        request(
+            &corral,
+            "POST",
+            q,
+            Some("admin:wrong"),
+            "X-Corral-Admin: 1\r\n"
+        )
+        .0,
+        401
+    );
+    assert_eq!(
+        request(&corral, "POST", q, None, "X-Corral-Admin: 1\r\n").0,
+        401
+    );
+    assert_eq!(server_status(&corral, "web1"), "UP");
+}
+
+#[test]
+fn without_admin_the_page_has_no_buttons_and_no_admin_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let (corral, _app) = start(r#", auth: [ "admin:{{ file PASSFILE }}" ]"#, dir.path());
+    let (status, html) = fetch(&corral, "/stats", Some("admin:s3cret"));
+    assert_eq!(status, 200);
+    assert!(html.contains("const ADMIN_URI = null;"), "{html}");
+    let q = "/stats;admin?b=web&s=web1&action=maint";
+    let (status, _) = request(
+        &corral,
+        "POST",
+        q,
+        Some("admin:s3cret"),
+        "X-Corral-Admin: 1\r\n",
+    );
+    assert_ne!(status, 200);
+    assert_eq!(server_status(&corral, "web1"), "UP");
+}
+
 #[test]
 fn the_page_asks_for_a_password_when_one_is_set() {
     let dir = tempfile::tempdir().unwrap();
@@ -265,9 +417,13 @@ fn the_dashboard_renders_in_headless_chromium_with_a_down_server_shown_down() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (corral, _app) = start("", dir.path());
+    let (corral, _app) = start(
+        r#", auth: [ "admin:{{ file PASSFILE }}" ], admin: true"#,
+        dir.path(),
+    );
     traffic(&corral, 10, 1);
-    let url = format!("http://{}/stats", corral.addr("stats"));
+    // The browser sends the credentials of the URL as Basic auth.
+    let url = format!("http://admin:s3cret@{}/stats", corral.addr("stats"));
     let profile = dir.path().join("profile");
     let base = |extra: &[&str]| {
         let mut c = Command::new(chromium);
@@ -305,6 +461,15 @@ fn the_dashboard_renders_in_headless_chromium_with_a_down_server_shown_down() {
         "web2 not shown down:\n{dom}"
     );
     assert!(dom.contains("<td class=\"status\">DOWN</td>"), "{dom}");
+    // admin: true: each server row has its three buttons.
+    for server in ["web1", "web2"] {
+        for (action, label) in [("ready", "Ready"), ("drain", "Drain"), ("maint", "Maint")] {
+            let button = format!(
+                "<button type=\"button\" data-action=\"{action}\" data-server=\"web/{server}\">{label}</button>"
+            );
+            assert!(dom.contains(&button), "no {button} in:\n{dom}");
+        }
+    }
     assert!(
         !dom.contains("http://") || dom.matches("http://").count() <= 2,
         "no external references"

@@ -581,15 +581,19 @@ fn certificates_reload_on_sighup_under_load_without_a_failed_request() {
     assert!(wait_for(&ok, 50), "no load flowing");
     assert_eq!(saw_new.load(Ordering::SeqCst), 0);
 
-    // A broken file first: the current certificate stays.
+    // A broken file first: the configuration is not valid any more, so
+    // the reload fails, says why, and the current generation (with the
+    // current certificate) serves on.
     std::fs::write(&file, format!("{}{}", new.cert_pem, old.key_pem)).unwrap();
     let before = corral.stderr.len();
     corral.signal(libc::SIGHUP);
+    let refused = corral
+        .stderr
+        .wait_for_from(before, "reload (SIGHUP) failed", WAIT)
+        .expect("the refused reload is logged");
     assert!(
-        corral
-            .stderr
-            .wait_for_from(before, "certificates NOT reloaded", WAIT)
-            .is_some()
+        refused.contains("the private key does not belong to the certificate"),
+        "{refused}"
     );
     let ok_then = ok.load(Ordering::SeqCst);
     assert!(wait_for(&ok, ok_then + 50));
@@ -599,14 +603,14 @@ fn certificates_reload_on_sighup_under_load_without_a_failed_request() {
         "a mismatched key never replaces the certificate"
     );
 
-    // Then the real one.
+    // Then the real one: a new generation serves it.
     new.write(&file);
     let before = corral.stderr.len();
     corral.signal(libc::SIGHUP);
     assert!(
         corral
             .stderr
-            .wait_for_from(before, "certificates reloaded", WAIT)
+            .wait_for_from(before, "reload (SIGHUP) done", WAIT)
             .is_some()
     );
     assert!(

@@ -91,8 +91,9 @@ pub struct Global {
     /// `io-memory`: memory each executor registers with io_uring (default
     /// `1m`). It is locked memory: it must fit `ulimit -l`.
     pub io_memory: usize,
-    /// `hard-stop-after`: on SIGTERM/SIGINT, how long open connections may
-    /// take to finish before they are closed (default 30s).
+    /// `hard-stop-after`: on SIGTERM/SIGINT, or on the previous generation
+    /// after a reload, how long open connections may take to finish before
+    /// they are closed (default 30s).
     pub hard_stop_after: Duration,
     /// `tune.bufsize`: size of each relay buffer (default 16k, as HAProxy).
     pub bufsize: usize,
@@ -113,6 +114,12 @@ pub struct Global {
     /// (`"/run/corral/admin.sock mode 600 level admin"`,
     /// `"127.0.0.1:9999 level operator"`). Default: nowhere.
     pub stats_sockets: Vec<StatsSocket>,
+    /// `control-socket`: where `corral run` listens for `corral reload`
+    /// (a path, relative to this file if relative). `--control` overrides
+    /// it; the default is `$RUNTIME_DIRECTORY/corral.sock` under systemd,
+    /// `/run/corral/corral.sock` for root, `$XDG_RUNTIME_DIR/corral.sock`
+    /// otherwise.
+    pub control_socket: Option<PathBuf>,
 }
 
 /// One `global.stats-socket` line: `ADDRESS [mode OCTAL] [user NAME|ID]

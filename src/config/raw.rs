@@ -103,6 +103,8 @@ pub struct RawGlobal {
     pub ssl_provider: Option<Value>,
     #[serde(rename = "stats-socket")]
     pub stats_socket: Option<Value>,
+    #[serde(rename = "control-socket")]
+    pub control_socket: Option<Value>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -180,7 +180,14 @@ struct Defaults {
 
 impl<'a> Validator<'a> {
     fn config(&mut self, file: &Path, raw: RawConfig) -> Config {
-        let global = self.global(&raw.global);
+        let mut global = self.global(&raw.global);
+        // A relative control socket path is relative to the file.
+        if let Some(p) = global.control_socket.as_mut()
+            && p.is_relative()
+            && let Some(dir) = file.parent()
+        {
+            *p = dir.join(&*p);
+        }
         let defaults = self.defaults(&raw.defaults);
         let peers = self.peers_sections(&raw.peers);
         let (mut tables, sites) = self.stick_tables(&raw, &peers);
@@ -270,7 +277,21 @@ impl<'a> Validator<'a> {
             Some(v) => self.stats_sockets(v, "global.stats-socket"),
             None => Vec::new(),
         };
+        let control_socket = opt(&g.control_socket, |v| {
+            self.string(v, "global.control-socket", "a path for the control socket")
+        })
+        .and_then(|p| {
+            if p.is_empty() || p.contains('\n') {
+                self.c.at(
+                    "global.control-socket",
+                    "an empty path or one with a line break cannot name the control socket",
+                );
+                return None;
+            }
+            Some(PathBuf::from(p))
+        });
         Global {
+            control_socket,
             workers,
             maxconn,
             maxconn_written: g.maxconn.is_some(),

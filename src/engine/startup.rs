@@ -1,63 +1,11 @@
 //! What must hold before workers start, and the one clear message for each
 //! way it can fail: io_uring missing or refused, locked memory too small,
-//! an address already in use, a privileged port without the capability.
+//! an address already in use, a privileged port without the capability
+//! (the master binds, `master/groups.rs`; the messages are here).
 
 use crate::config::Config;
 use glommio::GlommioError;
-use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
-use std::net::SocketAddr;
-
-/// Sockets that hold each frontend port until every worker has bound its
-/// own listener (so a port chosen by the kernel for `:0` stays ours).
-pub struct Reservations(#[allow(dead_code)] Vec<Socket>);
-
-/// Checks that every bind address can be used, and resolves port 0 to the
-/// port the kernel picks (written back into the configuration).
-pub fn reserve_binds(config: &mut Config) -> Result<Reservations, String> {
-    let mut held = Vec::new();
-    for fe in config.frontends.iter_mut() {
-        for (i, bind) in fe.binds.iter_mut().enumerate() {
-            let path = format!("frontends.{}.bind[{i}]", fe.name);
-            // A probe without SO_REUSEPORT fails if anything holds the
-            // port, including another process listening with SO_REUSEPORT.
-            let probe =
-                new_socket(bind.addr, false).map_err(|e| bind_error(&e, &path, &bind.text))?;
-            probe
-                .bind(&bind.addr.into())
-                .map_err(|e| bind_error(&e, &path, &bind.text))?;
-            if bind.addr.port() == 0 {
-                let local = probe
-                    .local_addr()
-                    .ok()
-                    .and_then(|a| a.as_socket())
-                    .ok_or_else(|| {
-                        format!("{path}: could not read the port picked for `{}`", bind.text)
-                    })?;
-                bind.addr.set_port(local.port());
-            }
-            drop(probe);
-            let hold =
-                new_socket(bind.addr, true).map_err(|e| bind_error(&e, &path, &bind.text))?;
-            hold.bind(&bind.addr.into())
-                .map_err(|e| bind_error(&e, &path, &bind.text))?;
-            held.push(hold);
-        }
-    }
-    Ok(Reservations(held))
-}
-
-fn new_socket(addr: SocketAddr, reuseport: bool) -> io::Result<Socket> {
-    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    s.set_reuse_address(true)?;
-    if reuseport {
-        s.set_reuse_port(true)?;
-    }
-    if addr.is_ipv6() {
-        s.set_only_v6(true)?;
-    }
-    Ok(s)
-}
 
 /// The message for a listening address that cannot be bound.
 pub fn bind_error(e: &io::Error, path: &str, text: &str) -> String {

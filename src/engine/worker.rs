@@ -50,8 +50,17 @@ pub struct Worker {
     pub hello_warnings: crate::log::Throttle,
     /// Relay buffers, reused across connections.
     pub bufs: BufPool,
+    /// Set once every listening socket listens: accepting may begin.
+    pub go: Flag,
     /// Set when the worker must stop accepting.
     pub stopping: Flag,
+    /// The stop is a retirement: a newer generation serves, and takes
+    /// what the pending accepts still produce.
+    pub retiring: Cell<bool>,
+    /// Pending accepts are given up (see `listener::accept_loop`).
+    pub abandon: Flag,
+    /// To the generation's main thread (connections handed over, state).
+    pub events: std::sync::mpsc::Sender<super::Event>,
     /// Every connection task passes through this gate, so stopping can
     /// wait for open connections to finish.
     pub gate: Gate,
@@ -98,6 +107,7 @@ impl Worker {
         config: Arc<Config>,
         mesh: Option<Senders<MeshMsg>>,
         mesh_of: Vec<usize>,
+        events: std::sync::mpsc::Sender<super::Event>,
     ) -> std::io::Result<Rc<Worker>> {
         let workers = config.global.workers;
         let peers_wanted = config.tables.iter().any(|t| t.peers.is_some());
@@ -166,7 +176,11 @@ impl Worker {
             conns: Cell::new(0),
             logs,
             hello_warnings: Default::default(),
+            go: Flag::default(),
             stopping: Flag::default(),
+            retiring: Cell::new(false),
+            abandon: Flag::default(),
+            events,
             gate: Gate::new(),
             mesh_id: mesh.as_ref().map_or(0, |m| m.peer_id()),
             mesh,

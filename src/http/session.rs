@@ -619,6 +619,17 @@ impl<'w> Session<'w> {
                 close,
             );
             txn.status = 401;
+        } else if view == View::Admin {
+            let (status, body) = self.stats_admin().await;
+            page::response(
+                &mut self.out,
+                status,
+                "text/plain; charset=utf-8",
+                "",
+                body.as_bytes(),
+                close,
+            );
+            txn.status = status;
         } else {
             let snap = crate::stats::collect(self.w).await;
             let (ctype, body) = match view {
@@ -628,7 +639,8 @@ impl<'w> Session<'w> {
                     "application/json",
                     serde_json::to_string(&snap).unwrap_or_default(),
                 ),
-                View::Metrics => (
+                // (Admin is answered above.)
+                View::Metrics | View::Admin => (
                     "text/plain; version=0.0.4; charset=utf-8",
                     crate::stats::prometheus::render(&snap),
                 ),
@@ -639,10 +651,39 @@ impl<'w> Session<'w> {
         self.send_out(txn, close).await
     }
 
+    /// An admin button of the stats page (already authorized): a POST
+    /// with the `X-Corral-Admin` header naming a server and a state. The
+    /// status and text to answer.
+    async fn stats_admin(&self) -> (u16, String) {
+        if self.req.method() != b"POST" {
+            return (405, "admin actions are POST requests\n".into());
+        }
+        if !self.req.has(b"x-corral-admin") {
+            return (
+                403,
+                "admin actions need the X-Corral-Admin header (the page's buttons send it)\n"
+                    .into(),
+            );
+        }
+        match crate::stats::page::admin_request(self.req.query()) {
+            Err(e) => (400, format!("{e}\n")),
+            Ok((server, state)) => {
+                match crate::runtime_api::set_state_from_page(self.w, &server, state).await {
+                    Ok(text) if text.is_empty() => {
+                        (200, format!("{server} is now {}\n", state.name()))
+                    }
+                    Ok(text) => (200, text),
+                    Err(e) => (400, format!("{server}: {e}")),
+                }
+            }
+        }
+    }
+
     /// Whether a response corral makes itself closes the connection: an
     /// unread request body cannot be left on it.
     fn local_reply_closes(&self) -> bool {
         self.req.wants_close()
+            || self.w.stopping.is_set()
             || self.req.framing != Framing::None
             || self.http.conn_mode == ConnMode::Close
     }
@@ -963,7 +1004,12 @@ impl<'w> Session<'w> {
         // The response head and body to the client.
         let framing = self.res.framing;
         let dechunk = framing == Framing::Chunked && self.req.minor == 0;
+        // A stopping worker (reload or stop) closes each keep-alive
+        // connection after its current response: the client's next
+        // request opens a new connection, which the serving generation
+        // accepts.
         let client_close = self.req.wants_close()
+            || self.w.stopping.is_set()
             || mode == ConnMode::Close
             || framing == Framing::UntilClose
             || body_skipped

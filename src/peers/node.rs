@@ -347,28 +347,7 @@ impl Node {
     /// The wire definition of table `t` (its id on our side is its index
     /// plus one).
     fn definition(&self, t: usize) -> TableDef {
-        let def = &self.w.config.tables[t];
-        let key_type = match def.key_type {
-            KeyType::Ip => wire::KeyType::Ipv4,
-            KeyType::Ipv6 => wire::KeyType::Ipv6,
-            KeyType::Integer => wire::KeyType::Integer,
-            KeyType::String { len } => wire::KeyType::String {
-                key_size: len as u32 + 1,
-            },
-        };
-        let expire = def.expire.as_millis().min(u128::from(u32::MAX)) as u32;
-        let mut out = TableDef::new(t as u32 + 1, def.name.clone(), key_type, expire);
-        for (dt, name) in crate::stick::data::ALL {
-            if !def.layout.has(*dt) {
-                continue;
-            }
-            let Some(wdt) = wire_type(name) else { continue };
-            out = match dt.rate_of() {
-                Some(ev) => out.with_period(wdt, def.layout.periods[ev as usize] as u32),
-                None => out.with(wdt),
-            };
-        }
-        out
+        table_definition(&self.w.config.tables[t], t)
     }
 
     /// Our table for a peer's definition: same name, same key type.
@@ -378,6 +357,117 @@ impl Node {
             ours.name == def.name && ours.key_type == def.key_type
         })
     }
+}
+
+/// The wire definition of table `def`, number `t` of its configuration
+/// (its id on our side is `t` plus one).
+fn table_definition(def: &StickTable, t: usize) -> TableDef {
+    let key_type = match def.key_type {
+        KeyType::Ip => wire::KeyType::Ipv4,
+        KeyType::Ipv6 => wire::KeyType::Ipv6,
+        KeyType::Integer => wire::KeyType::Integer,
+        KeyType::String { len } => wire::KeyType::String {
+            key_size: len as u32 + 1,
+        },
+    };
+    let expire = def.expire.as_millis().min(u128::from(u32::MAX)) as u32;
+    let mut out = TableDef::new(t as u32 + 1, def.name.clone(), key_type, expire);
+    for (dt, name) in crate::stick::data::ALL {
+        if !def.layout.has(*dt) {
+            continue;
+        }
+        let Some(wdt) = wire_type(name) else { continue };
+        out = match dt.rate_of() {
+            Some(ev) => out.with_period(wdt, def.layout.periods[ev as usize] as u32),
+            None => out.with(wdt),
+        };
+    }
+    out
+}
+
+/// Every entry of every stick table this worker holds (worker 0 holds a
+/// full replica), in the peers protocol: each table's definition, then
+/// its entries with their remaining lifetime. A retiring generation hands
+/// this to the next one (`engine/carry.rs`), which reads it with
+/// [`decode_tables`]: tables are matched by name and key type, and only
+/// the data types the new definition stores are kept, exactly as between
+/// two peers.
+pub fn encode_tables(w: &Worker) -> Result<Vec<u8>, String> {
+    let mut encoder = Encoder::new();
+    let mut out = Vec::new();
+    let now = now_ms();
+    for (t, table) in w.config.tables.iter().enumerate() {
+        let def = table_definition(table, t);
+        encode(&mut encoder, &Message::Define(def.clone()), &mut out)?;
+        let expire = table.expire.as_millis() as u64;
+        let mut entries = Vec::new();
+        w.stick.each(t, |key, data, touched| {
+            entries.push((
+                Commit {
+                    table: t as u16,
+                    key: key.clone(),
+                    data: *data,
+                    touched,
+                    remote: false,
+                },
+                (touched + expire)
+                    .saturating_sub(now)
+                    .min(u64::from(u32::MAX)) as u32,
+            ));
+        });
+        for (id, (c, left)) in entries.iter().rev().enumerate() {
+            if let Some(u) = to_update(&def, def.id, id as u32 + 1, c, Some(*left)) {
+                encode(&mut encoder, &Message::Update(u), &mut out)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The entries of an [`encode_tables`] dump that fit `tables`: (table,
+/// key, data, last touched in ms, so the entry keeps its remaining
+/// lifetime).
+pub fn decode_tables(
+    tables: &[StickTable],
+    bytes: &[u8],
+) -> Result<Vec<(u16, Key, Data, u64)>, String> {
+    let ours: Vec<TableDef> = tables
+        .iter()
+        .enumerate()
+        .map(|(t, def)| table_definition(def, t))
+        .collect();
+    let now = now_ms();
+    let mut decoder = Decoder::new();
+    let mut used = 0;
+    let mut out = Vec::new();
+    while used < bytes.len() {
+        match decoder.decode(&bytes[used..]) {
+            Ok(Decoded::Incomplete) => {
+                return Err("the state dump ends in the middle of a message".into());
+            }
+            Ok(Decoded::Message { msg, consumed }) => {
+                used += consumed;
+                let Message::Update(u) = msg else { continue };
+                let Some(def) = decoder.table(u.table_id) else {
+                    continue;
+                };
+                let Some(t) = ours
+                    .iter()
+                    .position(|o| o.name == def.name && o.key_type == def.key_type)
+                else {
+                    continue;
+                };
+                if let Some((key, data)) = from_update(&tables[t], &u) {
+                    let expire = tables[t].expire.as_millis() as u64;
+                    let left = u.expire_ms.map_or(expire, u64::from).min(expire);
+                    let touched = (now + left).saturating_sub(expire).max(1);
+                    out.push((t as u16, key, data, touched));
+                }
+            }
+            Err(e) => return Err(format!("a malformed state dump: {e:?}")),
+        }
+    }
+    Ok(out)
 }
 
 fn wire_type(name: &str) -> Option<wire::DataType> {

@@ -341,14 +341,14 @@ async fn run(w: &Rc<Worker>, state: &mut State, words: &[String], r: &mut Reply)
         },
         ["clear", "table"] => clear_table(w, args, r).await,
         ["disable", "server"] => {
-            with_server(w, args, r, AdminChange::State(AdminState::Maint)).await
+            with_server(w, args, r, AdminChange::State(AdminState::Maint), API).await
         }
         ["enable", "server"] => {
-            with_server(w, args, r, AdminChange::State(AdminState::Ready)).await
+            with_server(w, args, r, AdminChange::State(AdminState::Ready), API).await
         }
         ["set", "weight"] => match args {
             [server, weight] => match weight_change(w, server, weight) {
-                Ok(change) => with_server(w, &[server], r, change).await,
+                Ok(change) => with_server(w, &[server], r, change, API).await,
                 Err(e) => r.err(&e),
             },
             _ => r.err("Require 'backend/server' and 'weight' or 'weight%'.\n"),
@@ -499,11 +499,36 @@ async fn set_server(w: &Rc<Worker>, level: ApiLevel, args: &[&str], r: &mut Repl
             );
         }
     };
-    with_server(w, &[server], r, change).await
+    with_server(w, &[server], r, change, API).await
 }
 
-/// Applies a change to the server named in `args[0]` on every worker.
-async fn with_server(w: &Rc<Worker>, args: &[&str], r: &mut Reply, change: AdminChange) {
+/// Who changed a server, for the log.
+const API: &str = "runtime API";
+
+/// A server's administrative state set from the stats page's admin
+/// buttons (`server` is `backend/server`): the same change, log line and
+/// answer as `set server B/S state ...`.
+pub async fn set_state_from_page(
+    w: &Worker,
+    server: &str,
+    state: AdminState,
+) -> Result<String, &'static str> {
+    find_server(w, server)?;
+    let mut r = Reply::new(Severity::None);
+    with_server(
+        w,
+        &[server],
+        &mut r,
+        AdminChange::State(state),
+        "stats page",
+    )
+    .await;
+    Ok(r.out)
+}
+
+/// Applies a change to the server named in `args[0]` on every worker;
+/// `origin` says who asked, in the log.
+async fn with_server(w: &Worker, args: &[&str], r: &mut Reply, change: AdminChange, origin: &str) {
     let (b, s) = match args.first().map(|a| find_server(w, a)) {
         Some(Ok(x)) => x,
         Some(Err(e)) => return r.err(e),
@@ -528,18 +553,18 @@ async fn with_server(w: &Rc<Worker>, args: &[&str], r: &mut Reply, change: Admin
             let (active, backup) = w.backends[b].usable_counts(&w.config.backends[b]);
             match new {
                 AdminState::Maint => crate::warning!(
-                    "Server {name} is going DOWN for maintenance (runtime API). {active} active and {backup} backup servers left."
+                    "Server {name} is going DOWN for maintenance ({origin}). {active} active and {backup} backup servers left."
                 ),
                 AdminState::Drain => crate::notice!(
-                    "Server {name} enters drain state (runtime API): no new connections but persistent ones."
+                    "Server {name} enters drain state ({origin}): no new connections but persistent ones."
                 ),
                 AdminState::Ready => crate::notice!(
-                    "Server {name} is ready again (runtime API, was {}). {active} active and {backup} backup servers online.",
+                    "Server {name} is ready again ({origin}, was {}). {active} active and {backup} backup servers online.",
                     old_state.name()
                 ),
             }
         }
-        AdminChange::Weight(n) => crate::notice!("Server {name} weight set to {n} (runtime API)."),
+        AdminChange::Weight(n) => crate::notice!("Server {name} weight set to {n} ({origin})."),
         AdminChange::Addr(new) => {
             let mut parts = Vec::new();
             if new.ip() != old_addr.ip() {

@@ -12,10 +12,18 @@
 //! need every worker's numbers gather snapshots over the mesh
 //! (`snapshot.rs`); changes are broadcast to every worker and acknowledged
 //! before the answer. Connections never wait for any of it.
+//!
+//! On a reload the new generation takes the sockets over from the one it
+//! replaces: a unix socket is bound under a temporary name and renamed
+//! over the old one (clients never see the path missing), and the retiring
+//! generation removes the path only while it is still its own socket; a
+//! TCP address is bound as soon as the retiring generation has closed it.
 
 mod command;
 mod show;
 pub mod snapshot;
+
+pub use command::set_state_from_page;
 
 use crate::config::{ApiAddr, ApiLevel, StatsSocket};
 use crate::engine::worker::Worker;
@@ -26,7 +34,23 @@ use glommio::timer::Timer;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// This process is a generation that replaces another (a reload): its
+/// runtime API sockets may still be held by the retiring generation. Set
+/// once at start-up, before any worker runs.
+static SUCCESSOR: AtomicBool = AtomicBool::new(false);
+
+/// How long a new generation waits for the retiring one to let go of a
+/// TCP runtime API address.
+const TAKEOVER_LIMIT: Duration = Duration::from_secs(10);
+
+/// Says whether this process replaces a running generation (see
+/// [`SUCCESSOR`]).
+pub fn set_successor(successor: bool) {
+    SUCCESSOR.store(successor, Ordering::Relaxed);
+}
 
 /// How long a client may stay silent (HAProxy's default `stats timeout`).
 const IDLE: Duration = Duration::from_secs(10);
@@ -41,15 +65,39 @@ pub fn spawn(w: &Rc<Worker>) -> Result<Vec<JoinHandle<()>>, String> {
     let mut tasks = Vec::new();
     for (i, sock) in w.config.global.stats_sockets.iter().enumerate() {
         let fail = |e: String| format!("global.stats-socket[{i}] `{}`: {e}", sock.text);
+        let successor = SUCCESSOR.load(Ordering::Relaxed);
         let listener = match &sock.addr {
-            ApiAddr::Unix(path) => Listener::Unix(bind_unix(path, sock).map_err(fail)?),
-            ApiAddr::Tcp(addr) => Listener::Tcp(bind_tcp(*addr).map_err(fail)?),
+            ApiAddr::Unix(path) => {
+                let (l, id) = bind_unix(path, sock, successor).map_err(fail)?;
+                Listener::Unix(l, id)
+            }
+            ApiAddr::Tcp(addr) => match bind_tcp(*addr) {
+                Ok(l) => Listener::Tcp(l),
+                Err(e) if successor && e.in_use => {
+                    // The retiring generation closes it as it stops
+                    // accepting, after this one says it is ready.
+                    let (w, level, addr, api) = (w.clone(), sock.level, *addr, sock.addr.clone());
+                    let handle = glommio::spawn_local(async move {
+                        if let Some(l) = take_over_tcp(&w, addr).await {
+                            crate::notice!(
+                                "runtime API listening on {addr} (level {})",
+                                level.name()
+                            );
+                            accept_loop(w, Listener::Tcp(l), level, api).await;
+                        }
+                    })
+                    .detach();
+                    tasks.push(handle);
+                    continue;
+                }
+                Err(e) => return Err(fail(e.text)),
+            },
         };
         let shown = match &listener {
             Listener::Tcp(l) => l
                 .local_addr()
                 .map_or_else(|_| sock.addr.to_string(), |a| a.to_string()),
-            Listener::Unix(_) => sock.addr.to_string(),
+            Listener::Unix(..) => sock.addr.to_string(),
         };
         crate::notice!(
             "runtime API listening on {shown} (level {})",
@@ -64,14 +112,56 @@ pub fn spawn(w: &Rc<Worker>) -> Result<Vec<JoinHandle<()>>, String> {
 }
 
 enum Listener {
-    Unix(UnixListener),
+    /// With the (device, inode) of the socket file it made.
+    Unix(UnixListener, (u64, u64)),
     Tcp(TcpListener),
+}
+
+/// Binds `addr` once the retiring generation has closed it, trying every
+/// 20 ms for up to [`TAKEOVER_LIMIT`] (or until this worker stops).
+async fn take_over_tcp(w: &Worker, addr: std::net::SocketAddr) -> Option<TcpListener> {
+    let step = Duration::from_millis(20);
+    let tries = TAKEOVER_LIMIT.as_millis() / step.as_millis();
+    for _ in 0..tries {
+        if w.stopping.is_set() {
+            return None;
+        }
+        match bind_tcp(addr) {
+            Ok(l) => return Some(l),
+            Err(e) if e.in_use => {
+                Timer::new(step).await;
+            }
+            Err(e) => {
+                crate::warning!("runtime API on {addr}: {}", e.text);
+                return None;
+            }
+        }
+    }
+    crate::warning!(
+        "runtime API on {addr}: still in use {}s after the reload; this generation has no runtime API there",
+        TAKEOVER_LIMIT.as_secs()
+    );
+    None
+}
+
+/// The (device, inode) of the file at `path`, if any.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).ok()?;
+    Some((m.dev(), m.ino()))
 }
 
 /// Binds a unix socket at `path` with its mode and owner set before it
 /// appears (bound under a temporary name, then renamed). A stale socket
-/// file (nobody listening) is replaced; a live one is an error.
-fn bind_unix(path: &Path, sock: &StatsSocket) -> Result<UnixListener, String> {
+/// file (nobody listening) is replaced; a live one is an error, unless
+/// this generation is a `successor` (the live one is the retiring
+/// generation's, and the rename takes its place). Returns the listener
+/// and the socket file's (device, inode).
+fn bind_unix(
+    path: &Path,
+    sock: &StatsSocket,
+    successor: bool,
+) -> Result<(UnixListener, (u64, u64)), String> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
@@ -80,14 +170,17 @@ fn bind_unix(path: &Path, sock: &StatsSocket) -> Result<UnixListener, String> {
                 path.display()
             ));
         }
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        let live = std::os::unix::net::UnixStream::connect(path).is_ok();
+        if live && !successor {
             return Err(format!(
                 "another process (another corral?) is listening on {}",
                 path.display()
             ));
         }
-        std::fs::remove_file(path)
-            .map_err(|e| format!("cannot remove the stale socket {}: {e}", path.display()))?;
+        if !live {
+            std::fs::remove_file(path)
+                .map_err(|e| format!("cannot remove the stale socket {}: {e}", path.display()))?;
+        }
     }
     let name = path.file_name().map_or_else(
         || "corral.sock".into(),
@@ -113,24 +206,34 @@ fn bind_unix(path: &Path, sock: &StatsSocket) -> Result<UnixListener, String> {
         std::os::unix::fs::chown(&tmp, sock.uid, sock.gid)
             .map_err(|e| undo(format!("cannot change the socket's owner: {e}")))?;
     }
+    let id = file_id(&tmp).ok_or_else(|| undo("the socket file vanished as it was made".into()))?;
     std::fs::rename(&tmp, path)
         .map_err(|e| undo(format!("cannot move the socket into place: {e}")))?;
-    Ok(listener)
+    Ok((listener, id))
+}
+
+/// Why a TCP address could not be bound.
+struct BindError {
+    text: String,
+    /// Someone holds the address (EADDRINUSE).
+    in_use: bool,
 }
 
 /// Binds a loopback TCP socket (without SO_REUSEPORT: a port someone else
 /// holds is an error, not a shared port).
-fn bind_tcp(addr: std::net::SocketAddr) -> Result<TcpListener, String> {
+fn bind_tcp(addr: std::net::SocketAddr) -> Result<TcpListener, BindError> {
     use socket2::{Domain, Socket, Type};
+    let fail = |e: std::io::Error, what: &str| BindError {
+        in_use: e.raw_os_error() == Some(libc::EADDRINUSE),
+        text: format!("{what}: {e}"),
+    };
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)
-        .map_err(|e| format!("cannot create a socket: {e}"))?;
+        .map_err(|e| fail(e, "cannot create a socket"))?;
     let _ = s.set_reuse_address(true);
-    s.bind(&addr.into())
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    s.listen(64)
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    s.set_nonblocking(true)
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let what = format!("cannot listen on {addr}");
+    s.bind(&addr.into()).map_err(|e| fail(e, &what))?;
+    s.listen(64).map_err(|e| fail(e, &what))?;
+    s.set_nonblocking(true).map_err(|e| fail(e, &what))?;
     // SAFETY: a bound, listening socket whose ownership moves to glommio.
     Ok(unsafe { TcpListener::from_raw_fd(s.into_raw_fd()) })
 }
@@ -140,7 +243,7 @@ async fn accept_loop(w: Rc<Worker>, listener: Listener, level: ApiLevel, addr: A
         let next = futures_lite::future::or(
             async {
                 Some(match &listener {
-                    Listener::Unix(l) => l.accept().await.map(Client::Unix),
+                    Listener::Unix(l, _) => l.accept().await.map(Client::Unix),
                     Listener::Tcp(l) => l.accept().await.map(Client::Tcp),
                 })
             },
@@ -168,7 +271,11 @@ async fn accept_loop(w: Rc<Worker>, listener: Listener, level: ApiLevel, addr: A
             }
         }
     }
-    if let ApiAddr::Unix(path) = &addr {
+    // The path goes only while it is this generation's socket: after a
+    // reload it is the new generation's.
+    if let (ApiAddr::Unix(path), Listener::Unix(_, id)) = (&addr, &listener)
+        && file_id(path) == Some(*id)
+    {
         let _ = std::fs::remove_file(path);
     }
 }

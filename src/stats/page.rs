@@ -4,8 +4,18 @@
 //! The page carries its first numbers as JSON and draws itself with a
 //! small script, which also fetches `<uri>;json` every `refresh` and
 //! redraws: one renderer, in the browser.
+//!
+//! With `admin: true` (which needs `auth`), every server row has buttons
+//! that set its administrative state: `POST <uri>;admin?b=BACKEND&s=SERVER
+//! &action=ready|drain|maint`, the same change as the runtime API's `set
+//! server B/S state`, on every worker. The request must carry an
+//! `X-Corral-Admin` header: a page on another site cannot add one without
+//! the browser asking first (CORS), and corral never says yes, so a
+//! browser holding the password cannot be made to press the buttons by
+//! another site.
 
 use super::{Row, Snapshot};
+use crate::backend::AdminState;
 use crate::config::StatsPage;
 use std::fmt::Write;
 
@@ -16,6 +26,8 @@ pub enum View {
     Csv,
     Json,
     Metrics,
+    /// An admin button (`admin: true` only).
+    Admin,
 }
 
 /// The view `path` names on page `p`, if any.
@@ -29,10 +41,68 @@ pub fn view(p: &StatsPage, path: &[u8]) -> Option<View> {
         match rest {
             b";csv" => return Some(View::Csv),
             b";json" => return Some(View::Json),
+            b";admin" if p.admin => return Some(View::Admin),
             _ => {}
         }
     }
     (p.prometheus && path == b"/metrics").then_some(View::Metrics)
+}
+
+/// An admin button's request, from its query string: (`backend/server`,
+/// the state asked for), or what is wrong with it.
+pub fn admin_request(query: Option<&[u8]>) -> Result<(String, AdminState), String> {
+    let (mut b, mut s, mut action) = (None, None, None);
+    for pair in query.unwrap_or_default().split(|&c| c == b'&') {
+        let (k, v) = match pair.iter().position(|&c| c == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        let v = percent_decode(v).ok_or("a parameter is not valid percent-encoded UTF-8")?;
+        match k {
+            b"b" => b = Some(v),
+            b"s" => s = Some(v),
+            b"action" => action = Some(v),
+            _ => {}
+        }
+    }
+    let (Some(b), Some(s), Some(action)) = (b, s, action) else {
+        return Err("expected b=BACKEND&s=SERVER&action=ready|drain|maint".into());
+    };
+    let state = match action.as_str() {
+        "ready" => AdminState::Ready,
+        "drain" => AdminState::Drain,
+        "maint" => AdminState::Maint,
+        other => {
+            return Err(format!(
+                "unknown action `{other}` (valid: ready, drain, maint)"
+            ));
+        }
+    };
+    Ok((format!("{b}/{s}"), state))
+}
+
+/// `%XX` and `+` decoding of a query value.
+fn percent_decode(v: &[u8]) -> Option<String> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        match v[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(v.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Whether an `Authorization` header value grants access.
@@ -199,9 +269,14 @@ pub fn html(s: &Snapshot, p: &StatsPage) -> String {
     out.push_str(HEAD);
     let _ = write!(
         out,
-        "<title>corral statistics</title></head><body>\n<h1>corral{version} statistics</h1>\n<p id=\"info\"></p>\n<div id=\"stats\"></div>\n<script>\nconst REFRESH_MS = {};\nconst JSON_URI = {};\nlet DATA = {data};\n",
+        "<title>corral statistics</title></head><body>\n<h1>corral{version} statistics</h1>\n<p id=\"info\"></p>\n<p id=\"msg\"></p>\n<div id=\"stats\"></div>\n<script>\nconst REFRESH_MS = {};\nconst JSON_URI = {};\nconst ADMIN_URI = {};\nlet DATA = {data};\n",
         p.refresh.as_millis(),
         serde_json::to_string(&format!("{};json", p.uri)).unwrap_or_default(),
+        if p.admin {
+            serde_json::to_string(&format!("{};admin", p.uri)).unwrap_or_default()
+        } else {
+            "null".to_string()
+        },
     );
     out.push_str(SCRIPT);
     out.push_str("</script>\n</body></html>\n");
@@ -221,6 +296,7 @@ tr.total td { background: #eef; font-weight: 600; }
 tr.up td.status { background: #9e9; } tr.down td.status { background: #f88; }
 tr.nocheck td.status { background: #ddd; } tr.open td.status { background: #9e9; }
 tr.maint td.status { background: #c9f; } tr.drain td.status { background: #fc6; }
+td.admin { white-space: nowrap; } td.admin button { font-size: 11px; margin: 0 1px; } #msg { min-height: 1em; color: #135; }
 .charts { display: flex; gap: 1.5em; } .chart { font-size: 11px; }
 svg { background: #f7f7fb; border: 1px solid #ccd; }
 </style>
@@ -240,6 +316,27 @@ function dur(s) {
   if (s === undefined || s === null) return "";
   const h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60);
   return (h ? h + "h" : "") + (h || m ? m + "m" : "") + (s % 60) + "s";
+}
+function press(backend, server, action) {
+  const q = "?b=" + encodeURIComponent(backend) + "&s=" + encodeURIComponent(server) +
+    "&action=" + encodeURIComponent(action);
+  fetch(ADMIN_URI + q, {method: "POST", credentials: "same-origin", headers: {"X-Corral-Admin": "1"}})
+    .then(r => r.text().then(t => {
+      document.getElementById("msg").textContent = (r.ok ? "" : "failed: ") + t;
+      return fetch(JSON_URI, {credentials: "same-origin", cache: "no-store"});
+    }))
+    .then(r => r.ok ? r.json() : Promise.reject(r.status))
+    .then(d => { DATA = d; render(d); })
+    .catch(e => { document.getElementById("msg").textContent = "failed: " + e; });
+}
+function buttons(backend, server) {
+  const td = el("td", {"class": "admin"});
+  [["ready", "Ready"], ["drain", "Drain"], ["maint", "Maint"]].forEach(([a, label]) => {
+    const b = el("button", {"type": "button", "data-action": a, "data-server": backend + "/" + server}, label);
+    b.addEventListener("click", () => press(backend, server, a));
+    td.appendChild(b);
+  });
+  return td;
 }
 function row(r, kind, cls) {
   const tr = el("tr", {"class": cls, "data-name": r.name});
@@ -268,9 +365,10 @@ function chart(values, label) {
   box.appendChild(svg);
   return box;
 }
-function header(table) {
+function header(table, admin) {
   const tr = el("tr");
   COLS.forEach(c => tr.appendChild(el("th", {}, c)));
+  if (admin) tr.appendChild(el("th", {}, "Admin"));
   table.appendChild(tr);
 }
 function render(d) {
@@ -281,19 +379,23 @@ function render(d) {
   d.frontends.forEach(f => {
     root.appendChild(el("h2", {}, "Frontend " + f.name));
     const t = el("table", {"class": "frontend", "id": "fe-" + f.name});
-    header(t);
+    header(t, false);
     t.appendChild(row(f, "fe", "total open"));
     root.appendChild(t);
   });
   d.backends.forEach((b, i) => {
     root.appendChild(el("h2", {}, "Backend " + b.name + " (" + b.mode + ")"));
     const t = el("table", {"class": "backend", "id": "be-" + b.name});
-    header(t);
+    header(t, ADMIN_URI !== null);
     b.servers.forEach(s => {
       const cls = "server " + ({"UP": "up", "DOWN": "down", "MAINT": "maint", "DRAIN": "drain"}[s.status] || "nocheck");
-      t.appendChild(row(s, "srv", cls));
+      const tr = row(s, "srv", cls);
+      if (ADMIN_URI !== null) tr.appendChild(buttons(b.name, s.name));
+      t.appendChild(tr);
     });
-    t.appendChild(row(b, "be", "total " + (b.status === "UP" ? "up" : "down")));
+    const total = row(b, "be", "total " + (b.status === "UP" ? "up" : "down"));
+    if (ADMIN_URI !== null) total.appendChild(el("td"));
+    t.appendChild(total);
     root.appendChild(t);
     const h = d.history || {};
     if (h.rate && h.rate[i] && h.rate[i].length) {

@@ -4,8 +4,9 @@
 //! configuration (so the reference count touched by every handshake lives
 //! in this worker's cache, not shared), built over the read-only
 //! certificate set, ticket keys and the thread-local session cache.
-//! A certificate reload swaps the copy: handshakes that already started
-//! finish with the old certificates, new ones use the new.
+//! `replace_certs` swaps the copy: handshakes that already started finish
+//! with the old certificates, new ones use the new. (A configuration
+//! reload starts a new generation instead, with copies of its own.)
 
 use super::FrontendTls;
 use super::certs::CertSet;

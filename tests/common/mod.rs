@@ -119,7 +119,11 @@ impl Corral {
         let path = dir.path().join("corral.yaml");
         std::fs::write(&path, yaml).unwrap();
         let mut cmd = Command::new(BIN);
-        cmd.arg("run").arg("-c").arg(&path);
+        cmd.arg("run")
+            .arg("-c")
+            .arg(&path)
+            .arg("--control")
+            .arg(dir.path().join("control.sock"));
         adjust(&mut cmd);
         Corral::spawn(cmd, dir)
     }
@@ -192,8 +196,54 @@ impl Corral {
             })
     }
 
+    /// The pid of the process `corral run` started: the master (signals
+    /// go there).
     pub fn pid(&self) -> i32 {
         self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// The pid of the generation that said it was ready last (the
+    /// process that holds the connections), from its `[NOTICE] (pid)`
+    /// prefix.
+    pub fn serving_pid(&self) -> i32 {
+        let line = self
+            .stderr
+            .lines()
+            .into_iter()
+            .rev()
+            .find(|l| l.contains(" ready: ") && l.contains(" worker"))
+            .expect("a readiness line");
+        line.split('(')
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no pid in {line}"))
+    }
+
+    /// The configuration file `corral run` was started with.
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("corral.yaml")
+    }
+
+    /// Its control socket (`--control`).
+    pub fn control_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("control.sock")
+    }
+
+    /// Replaces the configuration file (then `reload` or SIGHUP).
+    pub fn write_config(&self, yaml: &str) {
+        std::fs::write(self.config_path(), yaml).unwrap();
+    }
+
+    /// `corral reload -c FILE --control SOCKET`: (status, stdout, stderr).
+    pub fn reload(&self) -> (ExitStatus, String, String) {
+        run_cmd(&[
+            "reload",
+            "-c",
+            self.config_path().to_str().unwrap(),
+            "--control",
+            self.control_path().to_str().unwrap(),
+        ])
     }
 
     pub fn signal(&self, sig: i32) {

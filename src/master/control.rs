@@ -1,0 +1,175 @@
+//! The control socket: a unix stream socket where `corral reload` asks the
+//! running master to reload and learns how it went.
+//!
+//! One request per connection, one line: `reload PATH` (PATH: the
+//! configuration to load; empty for the one in use) or `config-path`.
+//! The answer is `ok` or `failed` on the first line, then human-readable
+//! lines; the master closes the connection after it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long a client may take to send its request line.
+const REQUEST_TIME: Duration = Duration::from_secs(5);
+/// How long `corral reload` waits for the answer: a new generation has
+/// the engine's start-up time (30 s) to become ready.
+const ANSWER_TIME: Duration = Duration::from_secs(60);
+
+/// What a client asked for.
+pub enum Request {
+    /// Reload from this file (None: the file in use).
+    Reload(Option<PathBuf>),
+    /// Which file the running configuration came from.
+    ConfigPath,
+}
+
+/// A request and where to answer it.
+pub struct Client {
+    pub request: Request,
+    stream: UnixStream,
+}
+
+impl Client {
+    /// Answers and closes.
+    pub fn answer(mut self, ok: bool, text: &str) {
+        let head = if ok { "ok" } else { "failed" };
+        let _ = self.stream.set_write_timeout(Some(Duration::from_secs(5)));
+        let _ = write!(self.stream, "{head}\n{text}\n");
+    }
+}
+
+/// The socket's path when neither `--control` nor `global.control-socket`
+/// names one: `$RUNTIME_DIRECTORY/corral.sock` under systemd (with
+/// `RuntimeDirectory=`), `/run/corral/corral.sock` for root,
+/// `$XDG_RUNTIME_DIR/corral.sock` for other users.
+pub fn default_path() -> Option<PathBuf> {
+    if let Some(dirs) = std::env::var_os("RUNTIME_DIRECTORY") {
+        let first = dirs
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        if !first.is_empty() {
+            return Some(Path::new(&first).join("corral.sock"));
+        }
+    }
+    // SAFETY: geteuid has no failure mode.
+    if unsafe { libc::geteuid() } == 0 {
+        return Some(PathBuf::from("/run/corral/corral.sock"));
+    }
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(&d).join("corral.sock"))
+}
+
+/// The socket to use: the command line's, else the configuration's, else
+/// the default.
+pub fn resolve(flag: Option<&Path>, configured: Option<&Path>) -> Result<PathBuf, String> {
+    flag.or(configured)
+        .map(Path::to_path_buf)
+        .or_else(default_path)
+        .ok_or_else(|| {
+            "no place for the control socket: pass --control PATH or set global.control-socket (the default, $XDG_RUNTIME_DIR/corral.sock, needs XDG_RUNTIME_DIR)".to_string()
+        })
+}
+
+/// Creates the control socket (and its directory), refusing if another
+/// corral answers on it; a stale file left by a dead process is replaced.
+/// The socket is readable and writable by its owner and group only.
+pub fn listen(path: &Path) -> Result<UnixListener, String> {
+    let shown = path.display();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            format!(
+                "cannot create the control socket's directory {}: {e} (pass --control PATH or set global.control-socket)",
+                dir.display()
+            )
+        })?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(format!(
+                "the control socket {shown} is in use: another corral is running with it (stop it, or give this one its own with --control PATH or global.control-socket)"
+            ));
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let listener = UnixListener::bind(path).map_err(|e| {
+        format!("cannot create the control socket {shown}: {e} (pass --control PATH or set global.control-socket)")
+    })?;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660));
+    Ok(listener)
+}
+
+/// Accepts clients for the master's main loop (on a thread of its own):
+/// each request line read becomes `wrap(Client)` on `events`. Returns
+/// when `events` is closed.
+pub fn serve<E: Send + 'static>(
+    listener: UnixListener,
+    events: mpsc::Sender<E>,
+    wrap: fn(Client) -> E,
+) {
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let _ = stream.set_read_timeout(Some(REQUEST_TIME));
+        let mut line = String::new();
+        let read = BufReader::new(&stream).take(64 << 10).read_line(&mut line);
+        if read.is_err() || !line.ends_with('\n') {
+            continue;
+        }
+        let line = line.trim_end_matches('\n');
+        let request = if let Some(rest) = line.strip_prefix("reload") {
+            let path = rest.trim_start();
+            Request::Reload((!path.is_empty()).then(|| PathBuf::from(path)))
+        } else if line == "config-path" {
+            Request::ConfigPath
+        } else {
+            let mut s = &stream;
+            let _ = writeln!(
+                s,
+                "failed\nunknown request `{line}` (this corral knows `reload` and `config-path`)"
+            );
+            continue;
+        };
+        if events.send(wrap(Client { request, stream })).is_err() {
+            return;
+        }
+    }
+}
+
+/// Sends one request line and returns (ok, the answer's text).
+pub fn ask(socket: &Path, request: &str) -> Result<(bool, String), String> {
+    let shown = socket.display();
+    let mut stream = UnixStream::connect(socket).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                "is corral running? (`corral run` creates it; pass the same --control PATH to both)"
+                    .to_string()
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                "permission denied: run as the user (or group) corral runs as".to_string()
+            }
+            _ => e.to_string(),
+        };
+        format!("cannot reach corral's control socket {shown}: {why}")
+    })?;
+    let _ = stream.set_read_timeout(Some(ANSWER_TIME));
+    writeln!(stream, "{request}").map_err(|e| format!("cannot write to {shown}: {e}"))?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .map_err(|e| format!("no answer from corral on {shown}: {e}"))?;
+    let (head, text) = answer.split_once('\n').unwrap_or((answer.as_str(), ""));
+    match head {
+        "ok" => Ok((true, text.trim_end().to_string())),
+        "failed" => Ok((false, text.trim_end().to_string())),
+        _ => Err(format!(
+            "corral closed {shown} without an answer (did it stop meanwhile?)"
+        )),
+    }
+}
