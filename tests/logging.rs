@@ -138,7 +138,7 @@ fn syslog_over_udp_in_rfc3164_and_rfc5424_from_http_and_tcp_frontends() {
     );
     let corral = Corral::start(&yaml);
     let host = hostname();
-    let pid = corral.pid();
+    let pid = corral.serving_pid();
     // One HTTP request, then (once it is logged) one TCP connection, so the
     // lines arrive in that order.
     let r = common::http::get(corral.addr("web"), "/hello", "example.com");
@@ -222,7 +222,7 @@ fn syslog_to_unix_datagram_sockets_with_their_facility_and_levels() {
             .text()
             .contains("so this target receives none")
     );
-    let pid = corral.pid();
+    let pid = corral.serving_pid();
     assert_eq!(
         name_via(corral.addr("fe"), "127.0.6.10".parse().unwrap()).unwrap(),
         "s1"

@@ -171,7 +171,7 @@ fn show_info_stat_servers_state_sess_and_help_report_every_worker() {
     assert_eq!(fields["Name"], "corral");
     assert_eq!(fields["Nbthread"], "2");
     assert_eq!(fields["Nbproc"], "1");
-    assert_eq!(fields["Pid"], api.corral.pid().to_string());
+    assert_eq!(fields["Pid"], api.corral.serving_pid().to_string());
     assert_eq!(fields["CurrConns"], "6");
     assert_eq!(fields["CumConns"], "6");
     assert_eq!(fields["Stopping"], "0");

@@ -34,6 +34,11 @@ pub struct Config {
     pub tables: Vec<StickTable>,
     /// `peers:` sections.
     pub peers: Vec<PeersSection>,
+    /// The master's number for the generation running this configuration
+    /// (0: no master, 1: the first). Not from the file: the engine sets it
+    /// at start-up. A later generation takes over sockets the one it
+    /// replaces still holds (the runtime API's).
+    pub generation: u64,
 }
 
 /// A stick table.

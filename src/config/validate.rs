@@ -226,6 +226,7 @@ impl<'a> Validator<'a> {
             backends,
             tables,
             peers,
+            generation: 0,
         }
     }
 

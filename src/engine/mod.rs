@@ -502,7 +502,7 @@ fn start(
     crate::peers::node::check(config)?;
     // A later generation takes the runtime API's sockets over from the
     // one it replaces.
-    crate::runtime_api::set_successor(number > 1);
+    config.generation = number;
     startup::fit_nofile(config);
     let config = Arc::new(config.clone());
     let n = config.global.workers;

@@ -34,23 +34,11 @@ use glommio::timer::Timer;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-/// This process is a generation that replaces another (a reload): its
-/// runtime API sockets may still be held by the retiring generation. Set
-/// once at start-up, before any worker runs.
-static SUCCESSOR: AtomicBool = AtomicBool::new(false);
 
 /// How long a new generation waits for the retiring one to let go of a
 /// TCP runtime API address.
 const TAKEOVER_LIMIT: Duration = Duration::from_secs(10);
-
-/// Says whether this process replaces a running generation (see
-/// [`SUCCESSOR`]).
-pub fn set_successor(successor: bool) {
-    SUCCESSOR.store(successor, Ordering::Relaxed);
-}
 
 /// How long a client may stay silent (HAProxy's default `stats timeout`).
 const IDLE: Duration = Duration::from_secs(10);
@@ -65,7 +53,9 @@ pub fn spawn(w: &Rc<Worker>) -> Result<Vec<JoinHandle<()>>, String> {
     let mut tasks = Vec::new();
     for (i, sock) in w.config.global.stats_sockets.iter().enumerate() {
         let fail = |e: String| format!("global.stats-socket[{i}] `{}`: {e}", sock.text);
-        let successor = SUCCESSOR.load(Ordering::Relaxed);
+        // A generation that replaces another (a reload): its sockets may
+        // still be held by the retiring one.
+        let successor = w.config.generation > 1;
         let listener = match &sock.addr {
             ApiAddr::Unix(path) => {
                 let (l, id) = bind_unix(path, sock, successor).map_err(fail)?;
