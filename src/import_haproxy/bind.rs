@@ -5,12 +5,50 @@
 use super::lexer::Line;
 
 const ONE_ARG: &[&str] = &[
-    "crt", "crt-list", "alpn", "npn", "ssl-min-ver", "ssl-max-ver", "ciphers", "ciphersuites",
-    "curves", "ecdhe", "ca-file", "ca-ignore-err", "ca-sign-file", "ca-sign-pass", "crt-ignore-err",
-    "crl-file", "verify", "name", "id", "process", "thread", "mode", "uid", "gid", "user", "group",
-    "maxconn", "backlog", "interface", "namespace", "mss", "tcp-ut", "level", "severity-output",
-    "nice", "proto", "sigalgs", "client-sigalgs", "tls-ticket-keys", "label", "guid-prefix",
-    "idle-ping", "quic-cc-algo", "shards",
+    "crt",
+    "crt-list",
+    "alpn",
+    "npn",
+    "ssl-min-ver",
+    "ssl-max-ver",
+    "ciphers",
+    "ciphersuites",
+    "curves",
+    "ecdhe",
+    "ca-file",
+    "ca-ignore-err",
+    "ca-sign-file",
+    "ca-sign-pass",
+    "crt-ignore-err",
+    "crl-file",
+    "verify",
+    "name",
+    "id",
+    "process",
+    "thread",
+    "mode",
+    "uid",
+    "gid",
+    "user",
+    "group",
+    "maxconn",
+    "backlog",
+    "interface",
+    "namespace",
+    "mss",
+    "tcp-ut",
+    "level",
+    "severity-output",
+    "nice",
+    "proto",
+    "sigalgs",
+    "client-sigalgs",
+    "tls-ticket-keys",
+    "label",
+    "guid-prefix",
+    "idle-ping",
+    "quic-cc-algo",
+    "shards",
 ];
 
 /// What the bind lines of a frontend add up to.
@@ -87,21 +125,29 @@ pub fn convert(l: &Line, tls: &mut Tls) -> Result<(Vec<String>, Vec<String>), St
                         tls.max = Some(ver);
                     }
                 }
-                _ => dropped.push(format!(
-                    "`{o} {v}` (corral speaks TLS 1.2 and 1.3 only)"
-                )),
+                _ => dropped.push(format!("`{o} {v}` (corral speaks TLS 1.2 and 1.3 only)")),
             },
             "no-tls-tickets" => tls.no_tickets = true,
             "no-sslv3" | "no-tlsv10" | "no-tlsv11" | "force-tlsv12" => {}
-            "v4v6" | "v6only" | "transparent" | "accept-proxy" | "defer-accept" | "tfo"
-            | "strict-sni" | "prefer-client-ciphers" | "allow-0rtt" | "quic-force-retry" => {
-                dropped.push(format!("`{o}` (corral has no such bind option)"))
-            }
+            "v4v6"
+            | "v6only"
+            | "transparent"
+            | "accept-proxy"
+            | "defer-accept"
+            | "tfo"
+            | "strict-sni"
+            | "prefer-client-ciphers"
+            | "allow-0rtt"
+            | "quic-force-retry" => dropped.push(format!("`{o}` (corral has no such bind option)")),
             other if ONE_ARG.contains(&other) => {
                 let why = match other {
                     "crt-list" => "list the certificates in `tls.certs`; SNI picks among them",
-                    "ciphers" | "ciphersuites" | "curves" | "ecdhe" => "rustls offers its own modern suites and groups",
-                    "ca-file" | "verify" | "crl-file" => "corral does not ask clients for certificates",
+                    "ciphers" | "ciphersuites" | "curves" | "ecdhe" => {
+                        "rustls offers its own modern suites and groups"
+                    }
+                    "ca-file" | "verify" | "crl-file" => {
+                        "corral does not ask clients for certificates"
+                    }
                     "maxconn" => "set `maxconn` on the frontend",
                     "name" | "id" => "corral names listeners by frontend",
                     "process" | "thread" => "every corral worker listens on every bind",

@@ -92,6 +92,21 @@ impl Map {
         }
     }
 
+    /// Makes the block map `key` (if it is not there yet) with `trailing`
+    /// as its comment.
+    pub fn open(&mut self, key: &str, trailing: Option<String>) {
+        if !self.has(key) {
+            Self::flush_into(&mut self.pending, &mut self.items);
+            self.items.push(Item::Entry {
+                key: Some(key.to_string()),
+                value: Node::Map(Vec::new()),
+                trailing,
+            });
+        } else if let Some(t) = trailing {
+            self.note(t);
+        }
+    }
+
     /// Appends `value` to the sequence `key`.
     pub fn push(&mut self, key: &str, value: Node, trailing: Option<String>) {
         let mut pending = std::mem::take(&mut self.pending);

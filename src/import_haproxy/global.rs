@@ -8,23 +8,44 @@ use super::{Converter, trailing};
 /// Why a global directive has no counterpart, for the common ones.
 fn reason(kw: &str) -> Option<&'static str> {
     Some(match kw {
-        "chroot" => "corral does not chroot itself: confine it with the service manager (systemd `RootDirectory=`, a container)",
+        "chroot" => {
+            "corral does not chroot itself: confine it with the service manager (systemd `RootDirectory=`, a container)"
+        }
         "pidfile" => "corral writes no pid file: the service manager tracks its process",
-        "user" | "group" | "uid" | "gid" => "corral does not change its user: start it as the user it should run as (systemd `User=`/`Group=`)",
+        "user" | "group" | "uid" | "gid" => {
+            "corral does not change its user: start it as the user it should run as (systemd `User=`/`Group=`)"
+        }
         "daemon" => "corral stays in the foreground, as a service manager expects",
-        "master-worker" | "nbproc" => "corral is one process with a worker per core (`global.workers`)",
+        "master-worker" | "nbproc" => {
+            "corral is one process with a worker per core (`global.workers`)"
+        }
         "cpu-map" => "corral pins one worker to each usable core by itself",
-        "ulimit-n" => "corral does not raise its own file limit: set `LimitNOFILE=` (corral fits `maxconn` to it)",
-        "ca-base" | "crt-base" => "corral reads relative paths from the configuration file's directory; write full paths",
-        "tune.ssl.default-dh-param" => "rustls negotiates no finite-field Diffie-Hellman, so there is no DH parameter to size",
-        "ssl-default-bind-ciphers" | "ssl-default-bind-ciphersuites" | "ssl-default-server-ciphers" | "ssl-default-server-ciphersuites" => "rustls offers only its own modern cipher suites; they cannot be chosen",
+        "ulimit-n" => {
+            "corral does not raise its own file limit: set `LimitNOFILE=` (corral fits `maxconn` to it)"
+        }
+        "ca-base" | "crt-base" => {
+            "corral reads relative paths from the configuration file's directory; write full paths"
+        }
+        "tune.ssl.default-dh-param" => {
+            "rustls negotiates no finite-field Diffie-Hellman, so there is no DH parameter to size"
+        }
+        "ssl-default-bind-ciphers"
+        | "ssl-default-bind-ciphersuites"
+        | "ssl-default-server-ciphers"
+        | "ssl-default-server-ciphersuites" => {
+            "rustls offers only its own modern cipher suites; they cannot be chosen"
+        }
         "stats" => "corral's runtime API has no idle timeout setting",
         "spread-checks" => "corral does not spread checks by a percentage",
         "node" | "description" => "corral's stats page has no node name or description",
         "lua-load" | "lua-prepend-path" => "corral runs no Lua",
-        "setenv" | "presetenv" | "resetenv" | "unsetenv" => "corral's configuration does not expand environment variables",
+        "setenv" | "presetenv" | "resetenv" | "unsetenv" => {
+            "corral's configuration does not expand environment variables"
+        }
         "server-state-file" | "server-state-base" => "corral keeps no server-state file",
-        "localpeer" => "write the node name as `local:` in the peers section, or pass `corral run --peer-name`",
+        "localpeer" => {
+            "write the node name as `local:` in the peers section, or pass `corral run --peer-name`"
+        }
         _ => return None,
     })
 }
@@ -42,21 +63,23 @@ pub fn convert(c: &mut Converter, s: &Section) -> Map {
         match kw {
             "maxconn" if l.words.len() == 2 => m.set("maxconn", Node::plain(arg), t),
             "nbthread" if l.words.len() == 2 => m.set("workers", Node::plain(arg), t),
-            "hard-stop-after" if l.words.len() == 2 => m.set("hard-stop-after", Node::plain(arg), t),
+            "hard-stop-after" if l.words.len() == 2 => {
+                m.set("hard-stop-after", Node::plain(arg), t)
+            }
             "tune.bufsize" if l.words.len() == 2 => m.set("tune.bufsize", Node::plain(arg), t),
-            "log" if arg == "global" => c.skip(&mut m, l, "`log global` means nothing inside `global`"),
+            "log" if arg == "global" => {
+                c.skip(&mut m, l, "`log global` means nothing inside `global`")
+            }
             "log" => match crate::config::parse_log_target(l.rest(1)) {
                 Ok(_) => m.push("log", Node::str(l.rest(1)), t),
                 Err(e) => c.skip(&mut m, l, format!("corral cannot send logs there: {e}")),
             },
             "stats" if arg == "socket" => socket(c, &mut m, l),
             "ssl-default-bind-options" => bind_options(c, &mut m, l),
-            "ssl-server-verify" if arg == "required" => {
-                m.note(format!(
-                    " {}: corral verifies servers' certificates unless a server says `verify: none`",
-                    l.directive()
-                ))
-            }
+            "ssl-server-verify" if arg == "required" => m.note(format!(
+                " {}: corral verifies servers' certificates unless a server says `verify: none`",
+                l.directive()
+            )),
             _ => {
                 let why = reason(kw)
                     .map(str::to_string)

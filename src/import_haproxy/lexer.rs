@@ -109,24 +109,22 @@ fn lex_line(number: usize, raw: &str) -> Result<Line, LexError> {
                         b'r' => text.push('\r'),
                         b'n' => text.push('\n'),
                         b't' => text.push('\t'),
-                        b'x' => {
-                            match u8::from_str_radix(raw.get(i + 2..i + 4).unwrap_or(""), 16) {
-                                Ok(v) => {
-                                    text.push(v as char);
-                                    i += 4;
-                                    continue;
-                                }
-                                Err(_) => {
-                                    return Err(LexError {
-                                        line: number,
-                                        message: format!(
-                                            "`\\x` must be followed by two hexadecimal digits (column {})",
-                                            i + 1
-                                        ),
-                                    });
-                                }
+                        b'x' => match u8::from_str_radix(raw.get(i + 2..i + 4).unwrap_or(""), 16) {
+                            Ok(v) => {
+                                text.push(v as char);
+                                i += 4;
+                                continue;
                             }
-                        }
+                            Err(_) => {
+                                return Err(LexError {
+                                    line: number,
+                                    message: format!(
+                                        "`\\x` must be followed by two hexadecimal digits (column {})",
+                                        i + 1
+                                    ),
+                                });
+                            }
+                        },
                         _ => {
                             let ch = raw[i + 1..].chars().next().unwrap_or(' ');
                             text.push(ch);
@@ -215,7 +213,14 @@ mod tests {
     fn quotes_group_words_and_may_open_mid_word() {
         assert_eq!(
             words(r#"http-request return string "hello world" if TRUE"#),
-            ["http-request", "return", "string", "hello world", "if", "TRUE"]
+            [
+                "http-request",
+                "return",
+                "string",
+                "hello world",
+                "if",
+                "TRUE"
+            ]
         );
         assert_eq!(words(r#"a"b c"d"#), ["ab cd"]);
         assert_eq!(words("x 'a # b' y"), ["x", "a # b", "y"]);

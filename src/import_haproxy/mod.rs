@@ -110,7 +110,11 @@ pub fn convert(text: &str) -> Result<Outcome, LexError> {
                     "a second `defaults` section: corral has one, for the whole file; its settings are not converted (write them in the sections that follow it)",
                 );
                 for l in &s.body {
-                    c.line_comment_or_skip(&mut m, l, "in the second `defaults` section (see above)");
+                    c.line_comment_or_skip(
+                        &mut m,
+                        l,
+                        "in the second `defaults` section (see above)",
+                    );
                 }
                 out.defaults.extend(lead(s));
                 out.defaults.extend(m.finish());

@@ -16,7 +16,12 @@ use crate::stick::rules::TableRefs;
 
 const FE_OPTIONS: &[&str] = &["tcplog", "httplog", "dontlognull", "httpslog"];
 const BE_OPTIONS: &[&str] = &["redispatch", "allbackups"];
-const BOTH_OPTIONS: &[&str] = &["forwardfor", "http-server-close", "httpclose", "http-keep-alive"];
+const BOTH_OPTIONS: &[&str] = &[
+    "forwardfor",
+    "http-server-close",
+    "httpclose",
+    "http-keep-alive",
+];
 const FE_TIMEOUTS: &[&str] = &["client", "http-request", "http-keep-alive"];
 const BE_TIMEOUTS: &[&str] = &["connect", "server", "queue", "check", "tunnel"];
 
@@ -25,7 +30,9 @@ fn removed(kw: &str) -> Option<&'static str> {
     Some(match kw {
         "reqadd" | "reqrep" | "reqirep" | "reqdel" | "reqidel" | "reqdeny" | "reqideny"
         | "reqallow" | "reqiallow" | "reqpass" | "reqipass" | "reqtarpit" | "reqitarpit"
-        | "block" => "removed in HAProxy 2.1: write it as an `http-request` rule (`add-header`, `replace-header`, `del-header`, `deny`...), which corral converts",
+        | "block" => {
+            "removed in HAProxy 2.1: write it as an `http-request` rule (`add-header`, `replace-header`, `del-header`, `deny`...), which corral converts"
+        }
         "rspadd" | "rsprep" | "rspirep" | "rspdel" | "rspidel" | "rspdeny" | "rspideny" => {
             "removed in HAProxy 2.1: write it as an `http-response` rule, which corral converts"
         }
@@ -161,7 +168,11 @@ fn convert(c: &mut Converter, s: &Section, role: Role) -> (Option<Map>, Option<M
                 Err(_) => p.httpchk = None,
             }
         }
-        if l.word(0) == "http-check" && l.word(1) == "expect" && l.word(2) == "status" && l.words.len() == 4 {
+        if l.word(0) == "http-check"
+            && l.word(1) == "expect"
+            && l.word(2) == "status"
+            && l.words.len() == 4
+        {
             let mut h = p.httpchk.clone().unwrap_or_default();
             h.expect = Some(l.word(3).to_string());
             p.httpchk = Some(h);
@@ -196,6 +207,13 @@ fn convert(c: &mut Converter, s: &Section, role: Role) -> (Option<Map>, Option<M
             );
         }
     }
+    if let Some(fe) = p.fe.as_mut()
+        && fe.has("stats")
+        && fe.get_in("stats", "uri").is_none()
+    {
+        // HAProxy's default page address.
+        fe.put("stats", "uri", Node::str("/haproxy?stats"), None);
+    }
     let tls = std::mem::take(&mut p.tls);
     if !tls.certs.is_empty() {
         let fe = p.fe.as_mut().unwrap();
@@ -228,7 +246,10 @@ fn convert(c: &mut Converter, s: &Section, role: Role) -> (Option<Map>, Option<M
         Role::Listen if p.servers == 0 => {
             if let Some(be) = p.be.take() {
                 let items = be.finish();
-                if items.iter().any(|i| matches!(i, super::yaml::Item::Entry { .. })) {
+                if items
+                    .iter()
+                    .any(|i| matches!(i, super::yaml::Item::Entry { .. }))
+                {
                     // Settings for servers it does not have: keep them visible.
                     let fe = p.fe.as_mut().unwrap();
                     fe.note(" (server-side settings of this listen, which has no servers, are left out)".into());
@@ -534,7 +555,10 @@ fn option(c: &mut Converter, p: &mut Parts, l: &Line, name: &str, args: &[&str])
     if name == "httpchk" {
         // Read before the servers (see `convert`); here only its note.
         return match server::httpchk(args) {
-            Ok(_) => p.any().note(format!(" {}: in each checked server's `check.http`", l.directive())),
+            Ok(_) => p.any().note(format!(
+                " {}: in each checked server's `check.http`",
+                l.directive()
+            )),
             Err(e) => c.skip(p.any(), l, e),
         };
     }
@@ -546,34 +570,55 @@ fn option(c: &mut Converter, p: &mut Parts, l: &Line, name: &str, args: &[&str])
             "tcpka" | "clitcpka" | "srvtcpka" => "corral sets no TCP keep-alive",
             "log-health-checks" => "corral logs every check state change, always",
             "abortonclose" => "corral has no `abortonclose`",
-            "ssl-hello-chk" | "mysql-check" | "pgsql-check" | "redis-check" | "smtpchk" | "ldap-check" | "tcp-check" => {
-                "corral's checks are TCP connect or HTTP"
-            }
+            "ssl-hello-chk" | "mysql-check" | "pgsql-check" | "redis-check" | "smtpchk"
+            | "ldap-check" | "tcp-check" => "corral's checks are TCP connect or HTTP",
             "http-buffer-request" => "corral streams request bodies",
             "logasap" => "corral logs when a connection ends",
-            "splice-auto" | "splice-request" | "splice-response" => "corral relays with io_uring; it has no splice option",
-            "persist" | "prefer-last-server" => "corral picks servers only by balancing and stick tables",
+            "splice-auto" | "splice-request" | "splice-response" => {
+                "corral relays with io_uring; it has no splice option"
+            }
+            "persist" | "prefer-last-server" => {
+                "corral picks servers only by balancing and stick tables"
+            }
             "originalto" => "corral adds no X-Original-To header",
             _ => "corral has no such option",
         };
         return c.skip(p.any(), l, format!("{why}"));
     }
     if !args.is_empty() && name != "forwardfor" {
-        return c.skip(p.any(), l, format!("corral's `option {name}` takes no arguments"));
+        return c.skip(
+            p.any(),
+            l,
+            format!("corral's `option {name}` takes no arguments"),
+        );
     }
     let text = l.rest(1);
     match role {
         Role::Defaults => p.front().unwrap().push("option", Node::str(text), t),
-        Role::Frontend if be_only => c.skip(p.any(), l, "applies to backends: HAProxy ignores it in a frontend too"),
+        Role::Frontend if be_only => c.skip(
+            p.any(),
+            l,
+            "applies to backends: HAProxy ignores it in a frontend too",
+        ),
         Role::Frontend => p.front().unwrap().push("option", Node::str(text), t),
-        Role::Backend if fe_only => c.skip(p.any(), l, "applies to frontends: HAProxy ignores it in a backend too"),
+        Role::Backend if fe_only => c.skip(
+            p.any(),
+            l,
+            "applies to frontends: HAProxy ignores it in a backend too",
+        ),
         Role::Backend => p.back().unwrap().push("option", Node::str(text), t),
         Role::Listen => {
             if fe_only || both {
-                p.front().unwrap().push("option", Node::str(text), t.clone());
+                p.front()
+                    .unwrap()
+                    .push("option", Node::str(text), t.clone());
             }
             if be_only || both {
-                p.back().unwrap().push("option", Node::str(text), if fe_only || both { None } else { t });
+                p.back().unwrap().push(
+                    "option",
+                    Node::str(text),
+                    if fe_only || both { None } else { t },
+                );
             }
         }
     }
@@ -591,7 +636,13 @@ fn stick_table(c: &mut Converter, p: &mut Parts, l: &Line) {
         match k {
             "type" => {
                 if !["ip", "ipv6", "integer", "string"].contains(&v) {
-                    return c.skip(p.any(), l, format!("corral's tables are keyed by ip, ipv6, integer or string, not `{v}`"));
+                    return c.skip(
+                        p.any(),
+                        l,
+                        format!(
+                            "corral's tables are keyed by ip, ipv6, integer or string, not `{v}`"
+                        ),
+                    );
                 }
                 fields.push(("type".into(), Node::str(v)));
             }
@@ -608,7 +659,10 @@ fn stick_table(c: &mut Converter, p: &mut Parts, l: &Line) {
                 Node::FlowSeq(split_store(v).iter().map(|s| Node::str(s)).collect()),
             )),
             "nopurge" => {
-                dropped.push("`nopurge` (corral always evicts the least recently used entry when full)".into());
+                dropped.push(
+                    "`nopurge` (corral always evicts the least recently used entry when full)"
+                        .into(),
+                );
                 i += 1;
                 continue;
             }
@@ -617,12 +671,18 @@ fn stick_table(c: &mut Converter, p: &mut Parts, l: &Line) {
                 i += 1;
                 continue;
             }
-            other => dropped.push(format!("`{other} {v}` (corral's tables have no such setting)")),
+            other => dropped.push(format!(
+                "`{other} {v}` (corral's tables have no such setting)"
+            )),
         }
         i += 2;
     }
     let t = trailing(l);
-    let m = if p.be.is_some() { p.be.as_mut().unwrap() } else { p.fe.as_mut().unwrap() };
+    let m = if p.be.is_some() {
+        p.be.as_mut().unwrap()
+    } else {
+        p.fe.as_mut().unwrap()
+    };
     m.set("stick-table", Node::FlowMap(fields), t);
     if !dropped.is_empty() {
         c.skip_part(m, l, dropped.join(", "));
@@ -655,19 +715,18 @@ fn split_store(v: &str) -> Vec<String> {
 fn stats(c: &mut Converter, p: &mut Parts, l: &Line) {
     let t = trailing(l);
     if !p.http {
-        return c.skip(p.any(), l, "corral's stats page needs `mode http` (HAProxy's does too)");
+        return c.skip(
+            p.any(),
+            l,
+            "corral's stats page needs `mode http` (HAProxy's does too)",
+        );
     }
     let w = l.texts();
     let fe = p.fe.as_mut().unwrap();
     match (w.get(1).copied().unwrap_or(""), w.len()) {
-        ("enable", 2) => {
-            if fe.get_in("stats", "uri").is_none() {
-                // HAProxy's default page address.
-                fe.put("stats", "uri", Node::str("/haproxy?stats"), t)
-            } else {
-                fe.note(format!(" {}: the `stats:` block", l.directive()))
-            }
-        }
+        // The block itself; its `uri` is HAProxy's default unless a
+        // `stats uri` line says otherwise (see `convert`).
+        ("enable", 2) => fe.open("stats", t),
         ("uri", 3) => fe.put("stats", "uri", Node::str(w[2]), t),
         ("refresh", 3) => fe.put("stats", "refresh", Node::plain(w[2]), t),
         ("hide-version", 2) => fe.put("stats", "hide-version", Node::bool(true), t),

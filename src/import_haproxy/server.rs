@@ -7,16 +7,71 @@ use super::yaml::Node;
 /// Server keywords that take one argument (so an option corral lacks is
 /// reported with its value, and the value is not read as a keyword).
 const ONE_ARG: &[&str] = &[
-    "addr", "agent-addr", "agent-inter", "agent-port", "agent-send", "alpn", "ca-file",
-    "check-alpn", "check-proto", "check-sni", "ciphers", "ciphersuites", "cookie", "crl-file",
-    "crt", "curves", "downinter", "error-limit", "fall", "fastinter", "guid", "hash-key", "id",
-    "init-addr", "init-state", "inter", "log-bufsize", "log-proto", "max-reuse", "maxconn",
-    "maxqueue", "minconn", "namespace", "npn", "observe", "on-error", "on-marked-down",
-    "on-marked-up", "pool-conn-name", "pool-low-conn", "pool-max-conn", "pool-purge-delay",
-    "port", "proto", "proxy-v2-options", "redir", "resolve-net", "resolve-opts",
-    "resolve-prefer", "resolvers", "rise", "set-proxy-v2-tlv-fmt", "shard", "sigalgs",
-    "slowstart", "sni", "source", "ssl-max-ver", "ssl-min-ver", "tcp-ut", "track", "verify",
-    "verifyhost", "weight", "ws",
+    "addr",
+    "agent-addr",
+    "agent-inter",
+    "agent-port",
+    "agent-send",
+    "alpn",
+    "ca-file",
+    "check-alpn",
+    "check-proto",
+    "check-sni",
+    "ciphers",
+    "ciphersuites",
+    "cookie",
+    "crl-file",
+    "crt",
+    "curves",
+    "downinter",
+    "error-limit",
+    "fall",
+    "fastinter",
+    "guid",
+    "hash-key",
+    "id",
+    "init-addr",
+    "init-state",
+    "inter",
+    "log-bufsize",
+    "log-proto",
+    "max-reuse",
+    "maxconn",
+    "maxqueue",
+    "minconn",
+    "namespace",
+    "npn",
+    "observe",
+    "on-error",
+    "on-marked-down",
+    "on-marked-up",
+    "pool-conn-name",
+    "pool-low-conn",
+    "pool-max-conn",
+    "pool-purge-delay",
+    "port",
+    "proto",
+    "proxy-v2-options",
+    "redir",
+    "resolve-net",
+    "resolve-opts",
+    "resolve-prefer",
+    "resolvers",
+    "rise",
+    "set-proxy-v2-tlv-fmt",
+    "shard",
+    "sigalgs",
+    "slowstart",
+    "sni",
+    "source",
+    "ssl-max-ver",
+    "ssl-min-ver",
+    "tcp-ut",
+    "track",
+    "verify",
+    "verifyhost",
+    "weight",
+    "ws",
 ];
 
 /// Why a server option has no counterpart, for the common ones.
@@ -34,11 +89,15 @@ fn reason(opt: &str) -> &'static str {
         "agent-check" | "agent-port" | "agent-inter" | "agent-send" | "agent-addr" => {
             "corral has no agent checks"
         }
-        "disabled" => "corral has no servers that start in maintenance: use `corral ctl disable server` after start",
+        "disabled" => {
+            "corral has no servers that start in maintenance: use `corral ctl disable server` after start"
+        }
         "check-ssl" | "check-sni" | "check-alpn" => {
             "a check of a `tls` server runs over TLS by itself; there is no separate check TLS setting"
         }
-        "verifyhost" => "corral checks the server's name against the SNI it sends (`tls.sni`), not a fixed name",
+        "verifyhost" => {
+            "corral checks the server's name against the SNI it sends (`tls.sni`), not a fixed name"
+        }
         "crt" => "corral presents no client certificate to servers",
         "track" => "corral has no tracked checks",
         "id" => "corral numbers servers in file order",
@@ -96,7 +155,11 @@ pub struct Server {
 /// Converts `server NAME ADDR [options]` with `defaults` (the
 /// `default-server` options in force) read first. Err: why the whole line
 /// cannot be converted.
-pub fn convert(l: &Line, defaults: &[String], httpchk: Option<&HttpCheck>) -> Result<Server, String> {
+pub fn convert(
+    l: &Line,
+    defaults: &[String],
+    httpchk: Option<&HttpCheck>,
+) -> Result<Server, String> {
     if placeholder(l) {
         return Err("a placeholder from a write-up, not a name and an address: fill in the server's name and `ip:port`".into());
     }
@@ -115,11 +178,15 @@ pub fn convert(l: &Line, defaults: &[String], httpchk: Option<&HttpCheck>) -> Re
         .or_else(|| addr.strip_prefix("ipv6@"))
         .unwrap_or(addr);
     if addr.contains('@') || addr.starts_with('/') {
-        return Err(format!("`{addr}`: corral connects to servers over TCP only (`host:port`)"));
+        return Err(format!(
+            "`{addr}`: corral connects to servers over TCP only (`host:port`)"
+        ));
     }
     let port_ok = match addr.rsplit_once(':') {
         Some((host, port)) => {
-            !host.is_empty() && (!host.contains(':') || host.starts_with('[')) && port.parse::<u16>().is_ok_and(|p| p > 0)
+            !host.is_empty()
+                && (!host.contains(':') || host.starts_with('['))
+                && port.parse::<u16>().is_ok_and(|p| p > 0)
         }
         None => false,
     };
@@ -136,11 +203,12 @@ pub fn convert(l: &Line, defaults: &[String], httpchk: Option<&HttpCheck>) -> Re
     let mut check = false;
     let mut check_map: Vec<(String, Node)> = Vec::new();
     let mut fields: Vec<(String, Node)> = vec![("address".into(), Node::str(addr))];
-    let mut set = |fields: &mut Vec<(String, Node)>, k: &str, v: Node| {
-        match fields.iter_mut().find(|(key, _)| key == k) {
-            Some(e) => e.1 = v,
-            None => fields.push((k.to_string(), v)),
-        }
+    let mut set = |fields: &mut Vec<(String, Node)>, k: &str, v: Node| match fields
+        .iter_mut()
+        .find(|(key, _)| key == k)
+    {
+        Some(e) => e.1 = v,
+        None => fields.push((k.to_string(), v)),
     };
     let mut ssl = false;
     let mut tls: Vec<(String, Node)> = Vec::new();
@@ -174,7 +242,11 @@ pub fn convert(l: &Line, defaults: &[String], httpchk: Option<&HttpCheck>) -> Re
                 Node::FlowSeq(v.split(',').map(Node::str).collect()),
             )),
             "enabled" => {}
-            other => dropped.push(if takes { format!("{other} {v}") } else { other.to_string() }),
+            other => dropped.push(if takes {
+                format!("{other} {v}")
+            } else {
+                other.to_string()
+            }),
         }
         i += if takes { 2 } else { 1 };
     }
@@ -197,7 +269,14 @@ pub fn convert(l: &Line, defaults: &[String], httpchk: Option<&HttpCheck>) -> Re
         ));
     }
     if ssl {
-        fields.push(("tls".into(), if tls.is_empty() { Node::bool(true) } else { Node::FlowMap(tls) }));
+        fields.push((
+            "tls".into(),
+            if tls.is_empty() {
+                Node::bool(true)
+            } else {
+                Node::FlowMap(tls)
+            },
+        ));
     } else if !tls.is_empty() {
         dropped.push("verify/ca-file/sni/alpn (without `ssl` they do nothing)".into());
     }
@@ -236,9 +315,15 @@ pub fn httpchk(words: &[&str]) -> Result<HttpCheck, String> {
             let _ = parts.next();
             for header in parts {
                 match header.split_once(':') {
-                    Some((n, v)) if n.eq_ignore_ascii_case("host") => h.host = Some(v.trim().to_string()),
+                    Some((n, v)) if n.eq_ignore_ascii_case("host") => {
+                        h.host = Some(v.trim().to_string())
+                    }
                     _ if header.is_empty() => {}
-                    _ => return Err(format!("the check header `{header}`: corral's HTTP check sends only a Host header")),
+                    _ => {
+                        return Err(format!(
+                            "the check header `{header}`: corral's HTTP check sends only a Host header"
+                        ));
+                    }
                 }
             }
             h.method = Some(method.to_string());

@@ -56,8 +56,7 @@ fn plain_ok(s: &str, must_stay_string: bool) -> bool {
     if s.contains(": ") || s.contains(" #") || s.ends_with(':') {
         return false;
     }
-    if s
-        .chars()
+    if s.chars()
         .any(|c| c.is_control() || !c.is_ascii() || ",[]{}\"'\\".contains(c))
     {
         return false;
@@ -169,7 +168,11 @@ pub fn write(items: &[Item], indent: usize, out: &mut String) {
                     }
                     Node::Map(children) | Node::Seq(children) => {
                         // Only comments: an empty collection, comments after.
-                        let empty = if matches!(value, Node::Map(_)) { "{}" } else { "[]" };
+                        let empty = if matches!(value, Node::Map(_)) {
+                            "{}"
+                        } else {
+                            "[]"
+                        };
                         out.push_str(&format!("{lead} {empty}{}\n", trailing(t)));
                         write(children, indent + 2, out);
                     }
@@ -188,7 +191,10 @@ mod tests {
 
     fn back(s: &str) -> String {
         let v: serde_yaml::Value = serde_yaml::from_str(&format!("k: {s}")).unwrap();
-        v["k"].as_str().unwrap_or_else(|| panic!("{s} is not a string")).to_string()
+        v["k"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{s} is not a string"))
+            .to_string()
     }
 
     #[test]
