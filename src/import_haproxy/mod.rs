@@ -255,8 +255,7 @@ impl Converter {
                 defaults_mode = s
                     .body
                     .iter()
-                    .filter(|l| l.word(0) == "mode")
-                    .next_back()
+                    .rfind(|l| l.word(0) == "mode")
                     .map(|l| l.word(1).to_string());
             }
             if matches!(s.kind, Kind::Frontend | Kind::Backend | Kind::Listen)

@@ -130,8 +130,7 @@ fn convert(c: &mut Converter, s: &Section, role: Role) -> (Option<Map>, Option<M
     let own_mode = s
         .body
         .iter()
-        .filter(|l| l.word(0) == "mode")
-        .next_back()
+        .rfind(|l| l.word(0) == "mode")
         .map(|l| l.word(1).to_string());
     let mode = own_mode.or_else(|| c.defaults_mode.clone());
     let mut p = Parts {
@@ -583,7 +582,7 @@ fn option(c: &mut Converter, p: &mut Parts, l: &Line, name: &str, args: &[&str])
             "originalto" => "corral adds no X-Original-To header",
             _ => "corral has no such option",
         };
-        return c.skip(p.any(), l, format!("{why}"));
+        return c.skip(p.any(), l, why);
     }
     if !args.is_empty() && name != "forwardfor" {
         return c.skip(
@@ -678,10 +677,9 @@ fn stick_table(c: &mut Converter, p: &mut Parts, l: &Line) {
         i += 2;
     }
     let t = trailing(l);
-    let m = if p.be.is_some() {
-        p.be.as_mut().unwrap()
-    } else {
-        p.fe.as_mut().unwrap()
+    let m = match (&mut p.be, &mut p.fe) {
+        (Some(m), _) | (None, Some(m)) => m,
+        (None, None) => unreachable!("a section has at least one part"),
     };
     m.set("stick-table", Node::FlowMap(fields), t);
     if !dropped.is_empty() {

@@ -77,7 +77,7 @@ const ONE_ARG: &[&str] = &[
 /// Why a server option has no counterpart, for the common ones.
 fn reason(opt: &str) -> &'static str {
     match opt {
-        "cookie" => "corral has no cookie persistence (use a stick table)",
+        "cookie" => "corral has no cookie persistence; a stick table keeps clients on a server",
         "slowstart" => "corral has no slow start",
         "fastinter" | "downinter" => "corral checks at one interval, `inter`",
         "send-proxy" | "send-proxy-v2" | "send-proxy-v2-ssl" | "send-proxy-v2-ssl-cn" => {
@@ -203,7 +203,7 @@ pub fn convert(
     let mut check = false;
     let mut check_map: Vec<(String, Node)> = Vec::new();
     let mut fields: Vec<(String, Node)> = vec![("address".into(), Node::str(addr))];
-    let mut set = |fields: &mut Vec<(String, Node)>, k: &str, v: Node| match fields
+    let set = |fields: &mut Vec<(String, Node)>, k: &str, v: Node| match fields
         .iter_mut()
         .find(|(key, _)| key == k)
     {
@@ -250,7 +250,6 @@ pub fn convert(
         }
         i += if takes { 2 } else { 1 };
     }
-    let _ = &mut set;
     if check {
         if let Some(h) = httpchk {
             check_map.push(("http".into(), h.node()));
