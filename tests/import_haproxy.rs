@@ -385,16 +385,25 @@ fn seed_001_filled_in_keeps_each_client_on_its_server_and_serves_the_stats_page(
     }
     assert_eq!(seen.len(), 2, "{seen:?}");
 
-    // The stick table remembers every client, with its server.
-    let (_, table, err) = run_cmd(&[
-        "ctl",
-        "--socket",
-        sock.to_str().unwrap(),
-        "show",
-        "table",
-        "haproxy_backend",
-    ]);
-    assert!(table.contains("used:16"), "{table}{err}");
+    // The stick table remembers every client, with its server. Entries
+    // reach the table's owner over the cross-core channel, so the API is
+    // asked again (bounded) until all have arrived.
+    let deadline = std::time::Instant::now() + WAIT;
+    let table = loop {
+        let (_, table, err) = run_cmd(&[
+            "ctl",
+            "--socket",
+            sock.to_str().unwrap(),
+            "show",
+            "table",
+            "haproxy_backend",
+        ]);
+        if table.contains("used:16") || std::time::Instant::now() > deadline {
+            break format!("{table}{err}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(table.contains("used:16"), "{table}");
     assert_eq!(table.matches("server_id=").count(), 16, "{table}");
 
     // The dashboard of the `stats` frontend, at the seed's /stats.

@@ -57,6 +57,10 @@ pub fn convert(c: &mut Converter, s: &Section) -> Map {
             m.comment(l.comment.as_deref().unwrap_or(""));
             continue;
         }
+        if let Some(var) = &l.env {
+            c.skip(&mut m, l, super::env_reason(var));
+            continue;
+        }
         let kw = l.word(0);
         let arg = l.word(1);
         let t = trailing(l);

@@ -23,6 +23,9 @@ pub struct Line {
     pub words: Vec<Word>,
     /// The comment's text after `#`, trailing blanks removed.
     pub comment: Option<String>,
+    /// The first environment variable HAProxy would expand in this line
+    /// (`$NAME` or `${NAME}` outside single quotes).
+    pub env: Option<String>,
 }
 
 impl Line {
@@ -73,6 +76,7 @@ fn lex_line(number: usize, raw: &str) -> Result<Line, LexError> {
     let b = raw.as_bytes();
     let mut words = Vec::new();
     let mut comment = None;
+    let mut env = None;
     let mut i = 0;
     while i < b.len() {
         if b[i] == b' ' || b[i] == b'\t' {
@@ -134,6 +138,18 @@ fn lex_line(number: usize, raw: &str) -> Result<Line, LexError> {
                     }
                     i += 2;
                 }
+                _ if c == b'$' && env.is_none() => {
+                    let name: String = raw[i + 1..]
+                        .trim_start_matches('{')
+                        .chars()
+                        .take_while(|ch| ch.is_ascii_alphanumeric() || *ch == '_')
+                        .collect();
+                    if name.starts_with(|ch: char| ch.is_ascii_alphabetic() || ch == '_') {
+                        env = Some(name);
+                    }
+                    text.push('$');
+                    i += 1;
+                }
                 Some(_) => {
                     let ch = raw[i..].chars().next().unwrap_or(' ');
                     text.push(ch);
@@ -172,6 +188,7 @@ fn lex_line(number: usize, raw: &str) -> Result<Line, LexError> {
         raw: raw.to_string(),
         words,
         comment,
+        env,
     })
 }
 
@@ -255,6 +272,20 @@ mod tests {
         assert_eq!(e.line, 2);
         assert!(e.message.contains("column 7"), "{}", e.message);
         assert!(lex_line(1, r"x \xZZ").is_err());
+    }
+
+    #[test]
+    fn environment_variables_are_noticed_outside_single_quotes() {
+        assert_eq!(
+            lex_line(1, "bind \"$ADDR:80\"").unwrap().env.as_deref(),
+            Some("ADDR")
+        );
+        assert_eq!(
+            lex_line(1, "bind ${ADDR}:80").unwrap().env.as_deref(),
+            Some("ADDR")
+        );
+        assert_eq!(lex_line(1, "x '$ADDR'").unwrap().env, None);
+        assert_eq!(lex_line(1, "acl a path_reg ^/api$").unwrap().env, None);
     }
 
     #[test]

@@ -321,6 +321,13 @@ impl Converter {
     }
 }
 
+/// Why a line using an environment variable is not converted.
+pub(crate) fn env_reason(var: &str) -> String {
+    format!(
+        "uses the environment variable `{var}`, which HAProxy expands when it loads the file; corral's configuration does not expand variables: write the value"
+    )
+}
+
 /// A line's own comment, for a YAML trailing comment.
 pub(crate) fn trailing(l: &Line) -> Option<String> {
     l.comment.clone()

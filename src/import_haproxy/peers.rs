@@ -17,6 +17,10 @@ pub fn convert(c: &mut Converter, s: &Section) -> (Map, bool) {
             m.comment(l.comment.as_deref().unwrap_or(""));
             continue;
         }
+        if let Some(var) = &l.env {
+            c.skip(&mut m, l, super::env_reason(var));
+            continue;
+        }
         match l.word(0) {
             "peer" | "server" if l.words.len() == 3 => {
                 let name = l.word(1);

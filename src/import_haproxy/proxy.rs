@@ -271,6 +271,9 @@ fn refs<'a>(c: &'a Converter, p: &Parts) -> TableRefs<'a> {
 }
 
 fn line(c: &mut Converter, p: &mut Parts, backend_acls: &mut AclSet, l: &Line) {
+    if let Some(var) = &l.env {
+        return c.skip(p.any(), l, super::env_reason(var));
+    }
     let kw = l.word(0);
     let t = trailing(l);
     let role = p.role;

@@ -216,3 +216,13 @@ fn an_unclosed_quote_is_an_error_naming_the_line() {
     let e = convert("global\n  log \"/dev/log\n").unwrap_err();
     assert_eq!(e.line, 2);
 }
+
+#[test]
+fn lines_using_environment_variables_are_reported() {
+    let o = conv(
+        "global\n  maxconn \"$MAXCONN\"\nfrontend f\n  bind \"${ADDR}:80\"\n  bind :81\n  default_backend b\nbackend b\n  server s 10.0.0.1:80\n",
+    );
+    assert_eq!(lines(&o), [2, 4]);
+    assert!(o.unconverted[1].reason.contains("`ADDR`"));
+    valid(&o);
+}
