@@ -59,6 +59,8 @@ pub struct Tls {
     pub min: Option<String>,
     pub max: Option<String>,
     pub no_tickets: bool,
+    /// The first line with an `ssl` bind, if any.
+    pub ssl_line: Option<usize>,
 }
 
 /// One line: its addresses (as corral's `bind` strings) and the options
@@ -165,6 +167,7 @@ pub fn convert(l: &Line, tls: &mut Tls) -> Result<(Vec<String>, Vec<String>), St
         };
     }
     if ssl {
+        tls.ssl_line.get_or_insert(l.number);
         for a in &mut out {
             a.push_str(" ssl");
         }

@@ -214,6 +214,20 @@ fn convert(c: &mut Converter, s: &Section, role: Role) -> (Option<Map>, Option<M
         fe.put("stats", "uri", Node::str("/haproxy?stats"), None);
     }
     let tls = std::mem::take(&mut p.tls);
+    if let Some(n) = tls.ssl_line.filter(|_| tls.certs.is_empty()) {
+        // HAProxy refuses `ssl` without a certificate too.
+        let l = s
+            .body
+            .iter()
+            .find(|l| l.number == n)
+            .expect("the bind line");
+        let fe = p.fe.as_mut().unwrap();
+        c.skip_part(
+            fe,
+            l,
+            "`ssl` without `crt`: corral needs the certificates in `tls.certs` (add them, or drop `ssl` from the bind in the YAML)",
+        );
+    }
     if !tls.certs.is_empty() {
         let fe = p.fe.as_mut().unwrap();
         fe.put(
@@ -507,7 +521,12 @@ fn line(c: &mut Converter, p: &mut Parts, backend_acls: &mut AclSet, l: &Line) {
             Ok(_) => p.fe.as_mut().unwrap().push("log", Node::str(l.rest(1)), t),
             Err(e) => c.skip(p.any(), l, format!("corral cannot send logs there: {e}")),
         },
-        "log" | "no" if l.word(0) == "log" || l.word(1) == "log" => c.skip(
+        "no" if l.word(1) == "log" => c.skip(
+            p.any(),
+            l,
+            "corral cannot turn logging off for one section while `global.log` is set: leave `log` out of `global` and set it per frontend",
+        ),
+        "log" => c.skip(
             p.any(),
             l,
             "corral logs per frontend (or `global.log`): set `log` there",

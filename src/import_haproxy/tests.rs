@@ -226,3 +226,12 @@ fn lines_using_environment_variables_are_reported() {
     assert!(o.unconverted[1].reason.contains("`ADDR`"));
     valid(&o);
 }
+
+#[test]
+fn an_ssl_bind_without_certificates_is_reported() {
+    let o = conv(
+        "frontend f\n  bind :443 ssl\n  default_backend b\nbackend b\n  server s 10.0.0.1:80\n",
+    );
+    assert_eq!(lines(&o), [2]);
+    assert!(o.unconverted[0].reason.contains("without `crt`"));
+}
