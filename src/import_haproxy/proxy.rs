@@ -210,8 +210,14 @@ fn convert(c: &mut Converter, s: &Section, role: Role) -> (Option<Map>, Option<M
         && fe.has("stats")
         && fe.get_in("stats", "uri").is_none()
     {
-        // HAProxy's default page address.
-        fe.put("stats", "uri", Node::str("/haproxy?stats"), None);
+        // HAProxy's default page address is `/haproxy?stats`; corral
+        // matches the path, so `/haproxy?stats` still opens the page.
+        fe.put(
+            "stats",
+            "uri",
+            Node::str("/haproxy"),
+            Some(" HAProxy's default /haproxy?stats: corral matches the path".into()),
+        );
     }
     let tls = std::mem::take(&mut p.tls);
     if let Some(n) = tls.ssl_line.filter(|_| tls.certs.is_empty()) {
@@ -747,7 +753,19 @@ fn stats(c: &mut Converter, p: &mut Parts, l: &Line) {
         // The block itself; its `uri` is HAProxy's default unless a
         // `stats uri` line says otherwise (see `convert`).
         ("enable", 2) => fe.open("stats", t),
-        ("uri", 3) => fe.put("stats", "uri", Node::str(w[2]), t),
+        ("uri", 3) => match w[2].split_once('?') {
+            // HAProxy matches the start of the whole URI, corral the path.
+            Some((path, _)) if path.starts_with('/') => fe.put(
+                "stats",
+                "uri",
+                Node::str(path),
+                Some(format!(
+                    " HAProxy: {}; corral matches the path, so {} still opens the page",
+                    w[2], w[2]
+                )),
+            ),
+            _ => fe.put("stats", "uri", Node::str(w[2]), t),
+        },
         ("refresh", 3) => fe.put("stats", "refresh", Node::plain(w[2]), t),
         ("hide-version", 2) => fe.put("stats", "hide-version", Node::bool(true), t),
         ("auth", 3) => match fe.get_in("stats", "auth") {

@@ -235,3 +235,21 @@ fn an_ssl_bind_without_certificates_is_reported() {
     assert_eq!(lines(&o), [2]);
     assert!(o.unconverted[0].reason.contains("without `crt`"));
 }
+
+#[test]
+fn stats_enable_alone_serves_haproxys_default_address() {
+    let o = conv("frontend st\n  bind 127.0.0.1:0\n  mode http\n  stats enable\n");
+    assert!(o.unconverted.is_empty(), "{:?}", o.unconverted);
+    let c = valid(&o);
+    let page = c.frontends[0]
+        .http
+        .as_ref()
+        .unwrap()
+        .stats
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        crate::stats::page::view(page, b"/haproxy"),
+        Some(crate::stats::page::View::Html)
+    );
+}
