@@ -16,6 +16,7 @@ pub mod demo;
 pub mod engine;
 pub mod health;
 pub mod http;
+pub mod import_haproxy;
 pub mod listener;
 pub mod persist;
 pub mod relay;

@@ -1,4 +1,4 @@
-//! The `corral` command: run, reload, check, ctl, demo, web, probe.
+//! The `corral` command: run, reload, check, ctl, demo, web, probe, import-haproxy.
 
 use clap::{Parser, Subcommand};
 use corral::config::Config;
@@ -77,6 +77,22 @@ enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// Convert a haproxy.cfg into corral's YAML: the YAML goes to stdout,
+    /// the report to stderr.
+    ///
+    /// Example: `corral import-haproxy /etc/haproxy/haproxy.cfg > corral.yaml`.
+    /// Comments are kept. Each directive corral cannot express is reported
+    /// on stderr with its line and the reason (`haproxy.cfg:12: option tcpka:
+    /// not converted: ...`) and left in the YAML as a `# NOT CONVERTED`
+    /// comment where it stood.
+    ///
+    /// Exit status: 0 when everything was converted; 3 when the YAML was
+    /// written but something was not converted; 1 when the file cannot be
+    /// read or parsed (nothing is written).
+    ImportHaproxy {
+        /// The HAProxy configuration file.
+        file: PathBuf,
+    },
     /// Start demo HTTP backends on loopback and the proxy in front of them,
     /// with no files at all.
     Demo {
@@ -134,6 +150,7 @@ fn main() -> ExitCode {
         },
         Command::Check { config } => check(&config),
         Command::Ctl { socket, command } => ctl(&socket, &command.join(" ")),
+        Command::ImportHaproxy { file } => import_haproxy(&file),
         Command::Demo {
             address,
             port,
@@ -265,6 +282,51 @@ fn check(path: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(code) => code,
+    }
+}
+
+/// Exit status of `import-haproxy` when the YAML lacks something.
+const IMPORT_INCOMPLETE: u8 = 3;
+
+fn import_haproxy(path: &Path) -> ExitCode {
+    let shown = path.display().to_string();
+    let text = match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count();
+                eprintln!("{shown}:{line}: not UTF-8 text: cannot import this file");
+                return ExitCode::FAILURE;
+            }
+        },
+        Err(e) => {
+            eprintln!("{shown}: cannot read it: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = match corral::import_haproxy::convert(&text) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{shown}:{}: {}", e.line, e.message);
+            eprintln!("{shown}: not converted: HAProxy could not read this file either");
+            return ExitCode::FAILURE;
+        }
+    };
+    print!("{}", outcome.yaml);
+    eprint!("{}", outcome.report(&shown));
+    let n = outcome.unconverted.len();
+    if n == 0 {
+        eprintln!("{shown}: converted completely");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "{shown}: converted, except {n} directive{} listed above (also marked `# NOT CONVERTED` in the YAML)",
+            if n == 1 { "" } else { "s" }
+        );
+        ExitCode::from(IMPORT_INCOMPLETE)
     }
 }
 

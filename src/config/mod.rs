@@ -15,7 +15,7 @@ pub mod units;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
-#[cfg(test)]
+/// Also used by `import-haproxy` to check `log` lines before writing them.
 pub(crate) use validate::parse_log_target;
 
 use std::net::SocketAddr;

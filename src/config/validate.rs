@@ -16,7 +16,6 @@ mod log;
 mod stick;
 mod tls;
 
-#[cfg(test)]
 pub(crate) use log::parse_log_target;
 
 const FRONTEND_OPTIONS: &[&str] = &[
