@@ -103,14 +103,15 @@ async fn check_loop(w: Rc<Worker>, b: usize, s: usize, mut check: Check) {
         if changed {
             up = !up;
             streak = 0;
-            let seq = w.seq();
-            let msg = MeshMsg::ServerState {
-                backend: b as u32,
-                server: s as u32,
-                up,
-                seq,
-            };
-            if !w.broadcast(msg, seq).await {
+            let acked = w
+                .broadcast_new(|seq| MeshMsg::ServerState {
+                    backend: b as u32,
+                    server: s as u32,
+                    up,
+                    seq,
+                })
+                .await;
+            if !acked {
                 crate::warning!("a worker did not acknowledge a health change within 1s");
             }
             report(&w, b, s, up, &result, took);

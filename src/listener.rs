@@ -49,18 +49,7 @@ pub async fn accept_loop(w: Rc<Worker>, fe: usize, tls: bool, socket: u64, liste
     }
     loop {
         // Slots first: at the limit, stop accepting.
-        let slots = futures_lite::future::or(
-            async {
-                let g = w.global_slots.acquire_static_permit(1).await.ok()?;
-                let f = w.frontends[fe].slots.acquire_static_permit(1).await.ok()?;
-                Some((g, f))
-            },
-            async {
-                w.stopping.wait().await;
-                None
-            },
-        )
-        .await;
+        let slots = slots(&w, fe).await;
         let Some(permits) = slots else { break };
         let mut pending = std::pin::pin!(listener.accept());
         let accepted = futures_lite::future::or(async { Some(pending.as_mut().await) }, async {
@@ -117,7 +106,25 @@ pub async fn accept_loop(w: Rc<Worker>, fe: usize, tls: bool, socket: u64, liste
 pub async fn adopt(w: Rc<Worker>, fe: usize, tls: bool, socket: u64, fd: std::os::fd::OwnedFd) {
     // SAFETY: a connected TCP socket whose ownership moves to glommio.
     let stream = unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) };
-    let slots = futures_lite::future::or(
+    let slots = slots(&w, fe).await;
+    let refused = match slots {
+        Some(permits) => start(&w, fe, tls, stream, permits).err(),
+        None => Some(stream),
+    };
+    if let Some(stream) = refused
+        && w.retiring.get()
+    {
+        hand_off(&w, socket, stream);
+    }
+}
+
+/// A slot in the worker's and in frontend `fe`'s `maxconn` shares, once
+/// both have one; `None` when the worker stops first.
+async fn slots(
+    w: &Worker,
+    fe: usize,
+) -> Option<(glommio::sync::StaticPermit, glommio::sync::StaticPermit)> {
+    futures_lite::future::or(
         async {
             let g = w.global_slots.acquire_static_permit(1).await.ok()?;
             let f = w.frontends[fe].slots.acquire_static_permit(1).await.ok()?;
@@ -128,16 +135,7 @@ pub async fn adopt(w: Rc<Worker>, fe: usize, tls: bool, socket: u64, fd: std::os
             None
         },
     )
-    .await;
-    let refused = match slots {
-        Some(permits) => start(&w, fe, tls, stream, permits).err(),
-        None => Some(stream),
-    };
-    if let Some(stream) = refused
-        && w.retiring.get()
-    {
-        hand_off(&w, socket, stream);
-    }
+    .await
 }
 
 /// Sends a connection a retiring worker accepted to the next generation

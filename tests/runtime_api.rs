@@ -580,9 +580,11 @@ backends:
         api.admin("show table")
             .contains("# table: be, type: ip, size:50, used:3")
     }));
+    // ... and every client's connection has ended there (closes are
+    // replicated like the rest).
     assert!(eventually(WAIT, || {
-        api.admin("show table fe").contains("conn_cur=0")
-            && api.admin("show table fe").matches("conn_cnt=1").count() == 3
+        let fe = api.admin("show table fe");
+        fe.matches("conn_cur=0").count() == 3 && fe.matches("conn_cnt=1").count() == 3
     }));
     let list = api.admin("show table");
     assert_eq!(

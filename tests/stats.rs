@@ -66,28 +66,7 @@ fn traffic(corral: &Corral, n: usize, denied: usize) {
 }
 
 fn fetch(corral: &Corral, path: &str, auth: Option<&str>) -> (u16, String) {
-    use base64::Engine;
-    let mut s = TcpStream::connect(corral.addr("stats")).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    let auth = auth.map_or(String::new(), |a| {
-        format!(
-            "Authorization: Basic {}\r\n",
-            base64::engine::general_purpose::STANDARD.encode(a)
-        )
-    });
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (status, body)
+    request(corral, "GET", path, auth, "")
 }
 
 #[test]

@@ -170,24 +170,22 @@ pub async fn load(w: &Rc<Worker>, bytes: &[u8]) {
         }
     }
     for (b, s, change) in admin {
-        let seq = w.seq();
-        let msg = MeshMsg::ServerAdmin {
+        w.broadcast_new(|seq| MeshMsg::ServerAdmin {
             backend: b as u32,
             server: s as u32,
             change,
             seq,
-        };
-        w.broadcast(msg, seq).await;
+        })
+        .await;
     }
     for (b, s, up) in changes {
-        let seq = w.seq();
-        let msg = MeshMsg::ServerState {
+        w.broadcast_new(|seq| MeshMsg::ServerState {
             backend: b as u32,
             server: s as u32,
             up,
             seq,
-        };
-        w.broadcast(msg, seq).await;
+        })
+        .await;
     }
     let mut entries = 0;
     if let Some(len) = tables.filter(|&l| l > 0 && l <= rest.len()) {
@@ -197,8 +195,7 @@ pub async fn load(w: &Rc<Worker>, bytes: &[u8]) {
                 let mut items = items.into_iter().peekable();
                 while items.peek().is_some() {
                     let batch: Vec<_> = items.by_ref().take(BATCH).collect();
-                    let seq = w.seq();
-                    w.broadcast(MeshMsg::Stick(StickMsg::Learned { items: batch, seq }), seq)
+                    w.broadcast_new(|seq| MeshMsg::Stick(StickMsg::Learned { items: batch, seq }))
                         .await;
                 }
             }

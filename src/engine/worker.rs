@@ -419,6 +419,13 @@ impl Worker {
     /// Applies `msg` here, sends it to every other worker, and waits (up
     /// to `ACK_WAIT`) until each has applied it. Returns false if some
     /// worker did not acknowledge in time.
+    /// [`Worker::broadcast`] of the message `msg` builds around a fresh
+    /// sequence number.
+    pub async fn broadcast_new(&self, msg: impl FnOnce(u64) -> MeshMsg) -> bool {
+        let seq = self.seq();
+        self.broadcast(msg(seq), seq).await
+    }
+
     pub async fn broadcast(&self, msg: MeshMsg, seq: u64) -> bool {
         self.receive(self.mesh_id, msg.clone()).await;
         let Some(mesh) = &self.mesh else { return true };

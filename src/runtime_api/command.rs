@@ -536,14 +536,14 @@ async fn with_server(w: &Worker, args: &[&str], r: &mut Reply, change: AdminChan
     };
     let st = &w.backends[b].servers[s];
     let (old_state, old_addr) = (st.admin.get(), st.addr.get());
-    let seq = w.seq();
-    let msg = MeshMsg::ServerAdmin {
-        backend: b as u32,
-        server: s as u32,
-        change,
-        seq,
-    };
-    let acked = w.broadcast(msg, seq).await;
+    let acked = w
+        .broadcast_new(|seq| MeshMsg::ServerAdmin {
+            backend: b as u32,
+            server: s as u32,
+            change,
+            seq,
+        })
+        .await;
     let name = format!(
         "{}/{}",
         w.config.backends[b].name, w.config.backends[b].servers[s].name
