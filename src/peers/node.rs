@@ -385,6 +385,29 @@ fn table_definition(def: &StickTable, t: usize) -> TableDef {
     out
 }
 
+/// Table `t`'s entries on this worker as commits, each with its remaining
+/// lifetime in ms at `now` (what a full resync and a state hand-over
+/// send), in the store's order.
+fn entries_with_lifetime(w: &Worker, t: usize, now: u64) -> Vec<(Commit, u32)> {
+    let expire = w.config.tables[t].expire.as_millis() as u64;
+    let mut entries = Vec::new();
+    w.stick.each(t, |key, data, touched| {
+        entries.push((
+            Commit {
+                table: t as u16,
+                key: key.clone(),
+                data: *data,
+                touched,
+                remote: false,
+            },
+            (touched + expire)
+                .saturating_sub(now)
+                .min(u64::from(u32::MAX)) as u32,
+        ));
+    });
+    entries
+}
+
 /// Every entry of every stick table this worker holds (worker 0 holds a
 /// full replica), in the peers protocol: each table's definition, then
 /// its entries with their remaining lifetime. A retiring generation hands
@@ -399,22 +422,7 @@ pub fn encode_tables(w: &Worker) -> Result<Vec<u8>, String> {
     for (t, table) in w.config.tables.iter().enumerate() {
         let def = table_definition(table, t);
         encode(&mut encoder, &Message::Define(def.clone()), &mut out)?;
-        let expire = table.expire.as_millis() as u64;
-        let mut entries = Vec::new();
-        w.stick.each(t, |key, data, touched| {
-            entries.push((
-                Commit {
-                    table: t as u16,
-                    key: key.clone(),
-                    data: *data,
-                    touched,
-                    remote: false,
-                },
-                (touched + expire)
-                    .saturating_sub(now)
-                    .min(u64::from(u32::MAX)) as u32,
-            ));
-        });
+        let entries = entries_with_lifetime(w, t, now);
         for (id, (c, left)) in entries.iter().rev().enumerate() {
             if let Some(u) = to_update(&def, def.id, id as u32 + 1, c, Some(*left)) {
                 encode(&mut encoder, &Message::Update(u), &mut out)?;
@@ -790,22 +798,7 @@ fn teach(
 ) -> Result<(), String> {
     let now = now_ms();
     for &t in &node.tables {
-        let expire = node.w.config.tables[t].expire.as_millis() as u64;
-        let mut entries = Vec::new();
-        node.w.stick.each(t, |key, data, touched| {
-            entries.push((
-                Commit {
-                    table: t as u16,
-                    key: key.clone(),
-                    data: *data,
-                    touched,
-                    remote: false,
-                },
-                (touched + expire)
-                    .saturating_sub(now)
-                    .min(u64::from(u32::MAX)) as u32,
-            ));
-        });
+        let entries = entries_with_lifetime(&node.w, t, now);
         for (c, left) in entries.iter().rev() {
             push(node, encoder, defined, update_ids, c, Some(*left), out)?;
         }
