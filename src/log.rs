@@ -1,4 +1,5 @@
-//! Logging: operational messages (with a level, to stderr) and one line
+//! Logging: operational messages (with a level, to stderr and to the
+//! `global.log` syslog targets whose level takes them) and one line
 //! per connection in HAProxy's `tcplog`/`httplog` formats, to stdout,
 //! stderr, a file or a syslog socket (unix datagram or UDP).
 //!
@@ -18,6 +19,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +29,19 @@ pub enum Level {
     Alert,
 }
 
-/// Writes an operational message to stderr: `[LEVEL] (pid) : message`.
+impl Level {
+    /// The syslog severity HAProxy sends it at.
+    fn severity(self) -> u8 {
+        match self {
+            Level::Notice => 5,
+            Level::Warning => 4,
+            Level::Alert => 1,
+        }
+    }
+}
+
+/// Writes an operational message to stderr, `[LEVEL] (pid) : message`,
+/// and to each syslog target of [`send_ops_to`] whose level takes it.
 pub fn ops(level: Level, args: fmt::Arguments) {
     let tag = match level {
         Level::Notice => "NOTICE",
@@ -37,6 +51,96 @@ pub fn ops(level: Level, args: fmt::Arguments) {
     let line = format!("[{tag}] ({}) : {args}\n", std::process::id());
     // One write per line keeps lines from different workers whole.
     let _ = std::io::stderr().write_all(line.as_bytes());
+    if let Some(targets) = OPS_TARGETS.get() {
+        let message = &line[line.find(" : ").map_or(0, |i| i + 3)..];
+        for t in targets {
+            t.send(level, message);
+        }
+    }
+}
+
+/// The syslog targets that receive operational messages in this process:
+/// the `global.log` sockets (unix datagram, UDP), as HAProxy sends its
+/// alerts and notices to its `log` lines. Set once, at start-up; each
+/// generation is a process of its own, so a reload's new targets apply to
+/// the new generation's messages.
+static OPS_TARGETS: OnceLock<Vec<OpsTarget>> = OnceLock::new();
+
+/// One syslog target for operational messages.
+struct OpsTarget {
+    target: LogTarget,
+    /// Non-blocking: a target that does not take a message loses it.
+    socket: socket2::Socket,
+    to: socket2::SockAddr,
+    host: String,
+}
+
+impl OpsTarget {
+    fn send(&self, level: Level, message: &str) {
+        let t = &self.target;
+        if level.severity() > t.level {
+            return;
+        }
+        let severity = level.severity().max(t.min_level);
+        let mut out = Vec::with_capacity(message.len() + 64);
+        write_header(
+            &mut out,
+            t,
+            &self.host,
+            std::process::id(),
+            SystemTime::now(),
+            severity,
+        );
+        let (header, body) = framed(&out, message.as_bytes(), t.max_len);
+        let mut datagram = header.to_vec();
+        datagram.extend_from_slice(body);
+        if !datagram.ends_with(b"\n") {
+            datagram.push(b'\n');
+        }
+        let _ = self.socket.send_to(&datagram, &self.to);
+    }
+}
+
+/// Sends this process's operational messages from now on to the syslog
+/// sockets among `targets` (the first call wins). A target that cannot be
+/// set up is said on stderr and left out.
+pub fn send_ops_to(targets: &[LogTarget]) {
+    let host = hostname();
+    let mut list = Vec::new();
+    for t in targets {
+        let made = match &t.dest {
+            LogDest::Unix(path) => socket2::SockAddr::unix(path).and_then(|to| {
+                Ok((
+                    socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::DGRAM, None)?,
+                    to,
+                ))
+            }),
+            LogDest::Udp(addr) => socket2::Socket::new(
+                socket2::Domain::for_address(*addr),
+                socket2::Type::DGRAM,
+                Some(socket2::Protocol::UDP),
+            )
+            .map(|s| (s, socket2::SockAddr::from(*addr))),
+            _ => continue,
+        };
+        match made.and_then(|(socket, to)| socket.set_nonblocking(true).map(|()| (socket, to))) {
+            Ok((socket, to)) => list.push(OpsTarget {
+                target: t.clone(),
+                socket,
+                to,
+                host: host.clone(),
+            }),
+            Err(e) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "[WARNING] ({}) : global.log {}: operational messages not sent there: {e}",
+                    std::process::id(),
+                    t.dest
+                );
+            }
+        }
+    }
+    let _ = OPS_TARGETS.set(list);
 }
 
 #[macro_export]
@@ -365,6 +469,7 @@ impl Sink {
                 &self.host,
                 self.pid,
                 SystemTime::now(),
+                self.target.connection_severity(),
             );
         }
         match &self.out {
@@ -678,9 +783,17 @@ fn framed<'a>(header: &'a [u8], line: &'a [u8], max_len: Option<usize>) -> (&'a 
     (&header[..h], &line[..l])
 }
 
-/// The syslog header of `t`'s format for a message sent at `now`.
-fn write_header(out: &mut Vec<u8>, t: &LogTarget, host: &str, pid: u32, now: SystemTime) {
-    let pri = t.connection_priority();
+/// The syslog header of `t`'s format for a message sent at `now` with
+/// syslog `severity`.
+fn write_header(
+    out: &mut Vec<u8>,
+    t: &LogTarget,
+    host: &str,
+    pid: u32,
+    now: SystemTime,
+    severity: u8,
+) {
+    let pri = u32::from(t.facility) * 8 + u32::from(severity);
     match t.format {
         LogFormat::Raw => {}
         LogFormat::Rfc3164 => {
@@ -702,7 +815,7 @@ fn write_header(out: &mut Vec<u8>, t: &LogTarget, host: &str, pid: u32, now: Sys
             let _ = write!(out, "<{pri}>");
         }
         LogFormat::Short => {
-            let _ = write!(out, "<{}>", t.connection_severity());
+            let _ = write!(out, "<{severity}>");
         }
     }
 }
@@ -1036,7 +1149,8 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_millis(1_795_284_665_123);
         let header = |text: &str, at: SystemTime| {
             let mut out = Vec::new();
-            write_header(&mut out, &target(text), "lb1", 4242, at);
+            let t = target(text);
+            write_header(&mut out, &t, "lb1", 4242, at, t.connection_severity());
             String::from_utf8(out).unwrap()
         };
         assert_eq!(

@@ -117,6 +117,35 @@ fn datagrams(recv: impl Fn(&mut [u8]) -> std::io::Result<usize>, n: usize) -> Ve
         .collect()
 }
 
+/// The next `n` datagrams that start with `prefix` (a `<PRI>`: connection
+/// logs), setting aside the others (operational messages also reach the
+/// global targets) in `others`; at most 200 datagrams are read.
+fn datagrams_with(
+    recv: impl Fn(&mut [u8]) -> std::io::Result<usize>,
+    n: usize,
+    prefix: &str,
+    others: &mut Vec<String>,
+) -> Vec<String> {
+    let mut got = Vec::new();
+    for _ in 0..200 {
+        if got.len() == n {
+            break;
+        }
+        let d = datagrams(&recv, 1).remove(0);
+        if d.starts_with(prefix) {
+            got.push(d);
+        } else {
+            others.push(d);
+        }
+    }
+    assert_eq!(
+        got.len(),
+        n,
+        "not enough {prefix} datagrams; others: {others:?}"
+    );
+    got
+}
+
 /// After corral stopped: nothing more is queued for `s`.
 fn nothing_more(s: &std::os::unix::net::UnixDatagram) -> bool {
     s.set_nonblocking(true).unwrap();
@@ -143,14 +172,37 @@ fn syslog_over_udp_in_rfc3164_and_rfc5424_from_http_and_tcp_frontends() {
     // lines arrive in that order.
     let r = common::http::get(corral.addr("web"), "/hello", "example.com");
     assert_eq!(r.status, 200);
-    let first3164 = datagrams(|b| rfc3164.recv(b), 1);
-    let first5424 = datagrams(|b| rfc5424.recv(b), 1);
+    // Operational messages reach these global targets too (notice, 133).
+    let (mut ops3164, mut ops5424) = (Vec::new(), Vec::new());
+    let first3164 = datagrams_with(|b| rfc3164.recv(b), 1, "<134>", &mut ops3164);
+    let first5424 = datagrams_with(|b| rfc5424.recv(b), 1, "<134>", &mut ops5424);
     assert_eq!(
         name_via(corral.addr("raw"), "127.0.6.9".parse().unwrap()).unwrap(),
         "s1"
     );
-    let got3164 = [first3164, datagrams(|b| rfc3164.recv(b), 1)].concat();
-    let got5424 = [first5424, datagrams(|b| rfc5424.recv(b), 1)].concat();
+    let got3164 = [
+        first3164,
+        datagrams_with(|b| rfc3164.recv(b), 1, "<134>", &mut ops3164),
+    ]
+    .concat();
+    let got5424 = [
+        first5424,
+        datagrams_with(|b| rfc5424.recv(b), 1, "<134>", &mut ops5424),
+    ]
+    .concat();
+    // The generation's readiness notice, in each target's format.
+    assert!(
+        ops3164.iter().any(|d| d.starts_with("<133>")
+            && d.contains(&format!(" {host} corral[{pid}]: corral "))
+            && d.contains(" ready: 1 worker")),
+        "{ops3164:?}"
+    );
+    assert!(
+        ops5424.iter().any(|d| d.starts_with("<133>1 ")
+            && d.contains(&format!(" {host} corral {pid} - - corral "))
+            && d.contains(" ready: 1 worker")),
+        "{ops5424:?}"
+    );
 
     // RFC 3164: <PRI>Mmm dd hh:mm:ss host tag[pid]: line, one per datagram;
     // local0.info is 16 * 8 + 6 = 134.
@@ -190,6 +242,90 @@ fn syslog_over_udp_in_rfc3164_and_rfc5424_from_http_and_tcp_frontends() {
         );
     }
     assert!(corral.stop().success());
+}
+
+#[test]
+fn operational_messages_reach_the_global_syslog_targets_whose_level_takes_them() {
+    let names = name_server("s1");
+    let gone = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bind = |name: &str| {
+        let path = dir.path().join(name);
+        let s = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        (s, path.display().to_string())
+    };
+    let (notices, notices_path) = bind("notice.sock");
+    let (alerts, alerts_path) = bind("alert.sock");
+    // Seed 002's `log /dev/log local1 notice`, and a target that takes
+    // alerts only.
+    let yaml = format!(
+        "global:\n  workers: 2\n  log: [\"{notices_path} local1 notice\", \"{alerts_path} local2 alert\"]\ndefaults:\n  timeout: {{ connect: 1s, client: 5s, server: 5s, check: 300ms }}\nfrontends:\n  fe: {{ bind: \"127.0.0.1:0\", default_backend: be }}\nbackends:\n  be:\n    servers:\n      s1: {{ address: \"{}\" }}\n      s2: {{ address: \"{gone}\", check: {{ inter: 100ms, fall: 1 }} }}\n",
+        names.addr
+    );
+    let corral = Corral::start(&yaml);
+    assert!(
+        corral
+            .stderr
+            .wait_for("Server be/s2 is DOWN", WAIT)
+            .is_some()
+    );
+    let pid = corral.serving_pid();
+    // local1: notice 17 * 8 + 5 = 141, warning 140. Read until both came.
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        let has = |pri: &str, text: &str| {
+            got.iter()
+                .any(|d: &String| d.starts_with(pri) && d.contains(text))
+        };
+        if has("<141>", " ready: 2 workers") && has("<140>", "Server be/s2 is DOWN") {
+            break;
+        }
+        got.extend(datagrams(|b| notices.recv(b), 1));
+    }
+    let ready = got
+        .iter()
+        .find(|d| d.contains(" ready: 2 workers"))
+        .unwrap_or_else(|| panic!("no readiness notice in {got:?}"));
+    assert!(
+        ready.starts_with("<141>") && ready.contains(&format!(" corral[{pid}]: corral ")),
+        "{ready}"
+    );
+    let down = got
+        .iter()
+        .find(|d| d.contains("Server be/s2 is DOWN"))
+        .unwrap_or_else(|| panic!("no DOWN warning in {got:?}"));
+    assert!(
+        down.starts_with("<140>")
+            && down.contains(&format!(" corral[{pid}]: Server be/s2 is DOWN")),
+        "{down}"
+    );
+    // Connection logs are info: not for a notice target.
+    assert_eq!(
+        name_via(corral.addr("fe"), "127.0.6.11".parse().unwrap()).unwrap(),
+        "s1"
+    );
+    assert!(corral.stop().success());
+    let mut rest = Vec::new();
+    notices.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    for _ in 0..200 {
+        match notices.recv(&mut buf) {
+            Ok(n) => rest.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(_) => break,
+        }
+    }
+    assert!(
+        rest.iter().all(|d| !d.contains("127.0.6.11:")),
+        "a connection log reached the notice target: {rest:?}"
+    );
+    assert!(
+        nothing_more(&alerts),
+        "the alert target got a notice or a warning"
+    );
 }
 
 #[test]

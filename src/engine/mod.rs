@@ -503,6 +503,7 @@ fn start(
     // A later generation takes the runtime API's sockets over from the
     // one it replaces.
     config.generation = number;
+    crate::log::send_ops_to(&config.global.log);
     startup::fit_nofile(config);
     let config = Arc::new(config.clone());
     let n = config.global.workers;

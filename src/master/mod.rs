@@ -132,6 +132,9 @@ struct Master {
 pub fn run(opts: Options, config: Config, text: String) -> Result<(), String> {
     // Before any thread starts (it edits the environment).
     let notifier = Notifier::from_env();
+    // The master's own messages (reloads) go to the first configuration's
+    // syslog targets.
+    crate::log::send_ops_to(&config.global.log);
     let signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR2])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let exe =
