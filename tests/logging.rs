@@ -146,6 +146,15 @@ fn datagrams_with(
     got
 }
 
+/// A unix datagram syslog receiver at `dir/name` (reads wait up to
+/// `WAIT`), and its path as a config string.
+fn unix_receiver(dir: &std::path::Path, name: &str) -> (std::os::unix::net::UnixDatagram, String) {
+    let path = dir.join(name);
+    let s = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    (s, path.display().to_string())
+}
+
 /// After corral stopped: nothing more is queued for `s`.
 fn nothing_more(s: &std::os::unix::net::UnixDatagram) -> bool {
     s.set_nonblocking(true).unwrap();
@@ -252,12 +261,7 @@ fn operational_messages_reach_the_global_syslog_targets_whose_level_takes_them()
         .local_addr()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let bind = |name: &str| {
-        let path = dir.path().join(name);
-        let s = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
-        s.set_read_timeout(Some(WAIT)).unwrap();
-        (s, path.display().to_string())
-    };
+    let bind = |name: &str| unix_receiver(dir.path(), name);
     let (notices, notices_path) = bind("notice.sock");
     let (alerts, alerts_path) = bind("alert.sock");
     // Seed 002's `log /dev/log local1 notice`, and a target that takes
@@ -332,12 +336,7 @@ fn operational_messages_reach_the_global_syslog_targets_whose_level_takes_them()
 fn syslog_to_unix_datagram_sockets_with_their_facility_and_levels() {
     let names = name_server("s1");
     let dir = tempfile::tempdir().unwrap();
-    let bind = |name: &str| {
-        let path = dir.path().join(name);
-        let s = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
-        s.set_read_timeout(Some(WAIT)).unwrap();
-        (s, path.display().to_string())
-    };
+    let bind = |name: &str| unix_receiver(dir.path(), name);
     let (local3, local3_path) = bind("local3.sock");
     let (debug, debug_path) = bind("debug.sock");
     let (quiet, quiet_path) = bind("quiet.sock");
