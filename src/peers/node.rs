@@ -50,7 +50,9 @@ pub fn local_name(section: &PeersSection) -> String {
     section.local.clone().unwrap_or_else(host_name)
 }
 
-fn host_name() -> String {
+/// The machine's host name (empty if it cannot be read): a node's
+/// default peer name, and `show info`'s `node`.
+pub(crate) fn host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length.
     let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;

@@ -58,21 +58,9 @@ pub fn info(w: &Worker, snap: &WorkerSnapshot) -> String {
     line("CumConns", &snap.accepted);
     line("Stopping", &u8::from(w.stopping.is_set()));
     line("Jobs", &snap.conns);
-    line("node", &host_name());
+    line("node", &crate::peers::node::host_name());
     line("description", &"");
     out
-}
-
-fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length.
-    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(0);
-    if ok {
-        String::from_utf8_lossy(&buf[..end]).into_owned()
-    } else {
-        String::new()
-    }
 }
 
 /// HAProxy's `show stat` CSV columns, in order (the static fields).
