@@ -33,18 +33,7 @@ use std::time::Duration;
 /// its connections are done, or at once when the process stops for
 /// good).
 pub async fn accept_loop(w: Rc<Worker>, fe: usize, tls: bool, socket: u64, listener: TcpListener) {
-    let go = futures_lite::future::or(
-        async {
-            w.go.wait().await;
-            true
-        },
-        async {
-            w.stopping.wait().await;
-            false
-        },
-    )
-    .await;
-    if !go {
+    if !started(&w).await {
         return;
     }
     loop {
@@ -116,6 +105,112 @@ pub async fn adopt(w: Rc<Worker>, fe: usize, tls: bool, socket: u64, fd: std::os
     {
         hand_off(&w, socket, stream);
     }
+}
+
+/// How often a generation sweeps its listening sockets while an older
+/// generation may still have accepts waiting on them (see `sweep`).
+pub const SWEEP_EVERY: Duration = Duration::from_millis(5);
+/// How long the sweeping goes on after the master said that no older
+/// generation is left: the kernel tears an exited process's io_uring
+/// down in a work queue, after the process is gone.
+pub const SWEEP_GRACE: Duration = Duration::from_secs(3);
+/// The most connections one sweep of one socket takes.
+const SWEEP_BATCH: usize = 64;
+
+/// Takes the connections that wait on a listening socket although an
+/// accept is pending on it, in a generation started by a reload.
+///
+/// The sockets are shared with the older generations, and glommio's
+/// accept is an io_uring accept, which waits on the socket as an
+/// *exclusive* waiter: the kernel wakes only the first waiter for each
+/// new connection. An older generation's waiter that is being cancelled,
+/// or that belongs to a process that has exited but whose ring the
+/// kernel has not torn down yet, can take that wake-up and then accept
+/// nothing: the connection stays queued and this generation's accept,
+/// waiting behind it, is never woken. Under load the next connection
+/// wakes it (and the queue is drained); a lone client waits until its
+/// own timeout (seen in `tests/reload.rs` as a 15 s stall).
+///
+/// So until `SWEEP_GRACE` after the master said no older generation is
+/// left, every `SWEEP_EVERY` this task takes what waits on the socket
+/// with a non-blocking `accept4` (no wake-up needed), each connection as
+/// the accept loop would, slots permitting. A lost wake-up then costs a
+/// client at most `SWEEP_EVERY`. Outside reloads nothing sweeps.
+pub async fn sweep(w: Rc<Worker>, fe: usize, tls: bool, fd: std::os::fd::OwnedFd) {
+    use std::os::fd::AsRawFd;
+    if !started(&w).await {
+        return;
+    }
+    loop {
+        if let Some(since) = w.alone_since.get()
+            && since.elapsed() > SWEEP_GRACE
+        {
+            return;
+        }
+        let stopped = futures_lite::future::or(
+            async {
+                Timer::new(SWEEP_EVERY).await;
+                false
+            },
+            async {
+                w.stopping.wait().await;
+                true
+            },
+        )
+        .await;
+        if stopped {
+            return;
+        }
+        for _ in 0..SWEEP_BATCH {
+            let Some(permits) = try_slots(&w, fe) else {
+                break;
+            };
+            // SAFETY: accept4 on a listening socket this task owns a
+            // descriptor of; the result is checked.
+            let conn = unsafe {
+                libc::accept4(
+                    fd.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                )
+            };
+            if conn < 0 {
+                break; // EAGAIN: nothing waits (or an error the accept loop sees too)
+            }
+            // SAFETY: a connected TCP socket whose ownership moves to glommio.
+            let stream = unsafe { TcpStream::from_raw_fd(conn) };
+            if start(&w, fe, tls, stream, permits).is_err() {
+                return; // the worker began to stop (the stream closed)
+            }
+        }
+    }
+}
+
+/// Waits until the worker is told to go; false if it stops first.
+async fn started(w: &Worker) -> bool {
+    futures_lite::future::or(
+        async {
+            w.go.wait().await;
+            true
+        },
+        async {
+            w.stopping.wait().await;
+            false
+        },
+    )
+    .await
+}
+
+/// Slots in the worker's and frontend `fe`'s `maxconn` shares, if both
+/// have one free now.
+fn try_slots(
+    w: &Worker,
+    fe: usize,
+) -> Option<(glommio::sync::StaticPermit, glommio::sync::StaticPermit)> {
+    let g = w.global_slots.try_acquire_static_permit(1).ok()?;
+    let f = w.frontends[fe].slots.try_acquire_static_permit(1).ok()?;
+    Some((g, f))
 }
 
 /// A slot in the worker's and in frontend `fe`'s `maxconn` shares, once

@@ -218,6 +218,11 @@ fn twenty_reloads_under_5000_requests_per_second_lose_no_request_and_refuse_no_c
         let (status, out, err) = corral.reload();
         took.push(t.elapsed());
         assert!(status.success(), "reload {i}: {err}{out}");
+        // `reload (corral reload) done in 24ms (validate .., start ..,
+        // retire ..): generation ...`: where the time went.
+        if let Some(steps) = out.split("done ").nth(1).and_then(|r| r.split(": ").next()) {
+            eprintln!("reload {i}: {steps}");
+        }
         assert!(
             out.contains(&format!("generation {} ", i + 1)),
             "reload {i}: {out}"
@@ -267,6 +272,15 @@ fn twenty_reloads_under_5000_requests_per_second_lose_no_request_and_refuse_no_c
             r["mode"], r["errors"]
         );
         assert_eq!(refused, 0);
+        // A reload may not make a client wait: the worst request of the
+        // run stays far below a SYN retransmission (1 s) or a lost
+        // wake-up (until the client's timeout).
+        let max = r["latency_us"]["max"].as_u64().unwrap();
+        assert!(
+            max < 250_000,
+            "a request waited {max} us during the reloads ({})",
+            r["mode"]
+        );
         assert!(
             (achieved - rate).abs() < rate * 0.05,
             "the load was not sustained: {achieved}/s of {rate}"
@@ -277,6 +291,51 @@ fn twenty_reloads_under_5000_requests_per_second_lose_no_request_and_refuse_no_c
         );
     }
     assert_eq!(count(&corral, "reload (corral reload) done"), 20);
+    assert_eq!(corral.stop().code(), Some(0));
+}
+
+/// A lone client right after a reload: no connection may wait on a
+/// listening socket because an older generation's accept (an exclusive
+/// io_uring waiter, cancelled or in an exited process) took its wake-up
+/// and accepted nothing (`listener::sweep`). Before the sweep, such a
+/// client waited for its whole timeout.
+#[test]
+fn lone_clients_right_after_each_reload_are_answered_at_once() {
+    let a = name_server("a");
+    let corral = Corral::start(&tcp_config(2, &[("a", a.addr)], ""));
+    let proxy = corral.addr("fe");
+    let mut worst = Duration::ZERO;
+    for number in 2..=9u8 {
+        let before = corral.stderr.len();
+        let (status, out, err) = corral.reload();
+        assert!(
+            status.success(),
+            "reload to generation {number}: {err}{out}"
+        );
+        // The moments after the old generation exits are when its ring
+        // may still hold a waiter; connect then, one client at a time.
+        corral
+            .stderr
+            .wait_for_from(before, &format!("generation {} stopped", number - 1), WAIT)
+            .expect("the old generation stops");
+        for i in 0..16u8 {
+            let src = IpAddr::V4(Ipv4Addr::new(127, 0, 30 + number, 1 + i));
+            let t = Instant::now();
+            let s = connect_from(src, proxy).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            let mut line = String::new();
+            BufReader::new(&s).read_line(&mut line).unwrap_or_else(|e| {
+                panic!("generation {number}, client {src}: no answer in 3s ({e})")
+            });
+            assert_eq!(line, "a\n", "client {src}");
+            worst = worst.max(t.elapsed());
+        }
+    }
+    eprintln!("lone clients after 8 reloads: slowest answer {worst:?}");
+    assert!(
+        worst < Duration::from_millis(250),
+        "a client waited {worst:?}"
+    );
     assert_eq!(corral.stop().code(), Some(0));
 }
 

@@ -74,6 +74,8 @@ pub enum ToWorker {
     Adopt(u64, OwnedFd),
     /// The previous generation's state (worker 0).
     State(Vec<u8>),
+    /// No older generation is left (see `listener::sweep`).
+    Alone,
 }
 
 /// The listening sockets of one bind, as a generation receives them.
@@ -369,6 +371,7 @@ pub fn run(mut config: Config, binds: Vec<BindSockets>, sup: Supervisor) -> Resu
                             pool.tell(w, ToWorker::Adopt(id, fd));
                         }
                     }
+                    "alone" => pool.tell_all(|| ToWorker::Alone),
                     "state" => {
                         if let Some(bytes) = fds
                             .into_iter()
@@ -657,6 +660,21 @@ async fn serve(
     socks: Vec<WorkerSocket>,
 ) -> Result<(), String> {
     let (control, inbox) = control;
+    // A generation started by a reload shares its sockets with older ones
+    // for a while: it sweeps them (see `listener::sweep`).
+    let sweeps: Vec<_> = if config.generation > 1 {
+        socks
+            .iter()
+            .filter_map(|s| {
+                let dup = s.socket.try_clone().ok()?;
+                // SAFETY: a new descriptor (a dup) nothing else owns.
+                let fd = unsafe { OwnedFd::from_raw_fd(dup.into_raw_fd()) };
+                Some((s.frontend, s.tls, fd))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let listeners: Vec<_> = socks
         .into_iter()
         .map(|s| {
@@ -755,6 +773,9 @@ async fn serve(
             }
         })
     };
+    for (f, tls, fd) in sweeps {
+        glommio::spawn_local(listener::sweep(w.clone(), f, tls, fd)).detach();
+    }
     let accepting: Vec<_> = listeners
         .into_iter()
         .map(|(sid, f, tls, l)| {
@@ -872,6 +893,7 @@ async fn control_loop(
                         glommio::spawn_local(listener::adopt(w.clone(), fe, tls, id, fd)).detach();
                     }
                 }
+                ToWorker::Alone => w.alone_since.set(Some(std::time::Instant::now())),
                 ToWorker::State(bytes) => {
                     let w = w.clone();
                     glommio::spawn_local(async move { carry::load(&w, &bytes).await }).detach();

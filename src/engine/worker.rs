@@ -59,6 +59,9 @@ pub struct Worker {
     pub retiring: Cell<bool>,
     /// Pending accepts are given up (see `listener::accept_loop`).
     pub abandon: Flag,
+    /// When the master said that no older generation is left (see
+    /// `listener::sweep`).
+    pub alone_since: Cell<Option<std::time::Instant>>,
     /// To the generation's main thread (connections handed over, state).
     pub events: std::sync::mpsc::Sender<super::Event>,
     /// Every connection task passes through this gate, so stopping can
@@ -180,6 +183,7 @@ impl Worker {
             stopping: Flag::default(),
             retiring: Cell::new(false),
             abandon: Flag::default(),
+            alone_since: Cell::new(None),
             events,
             gate: Gate::new(),
             mesh_id: mesh.as_ref().map_or(0, |m| m.peer_id()),
