@@ -320,7 +320,10 @@ async fn handshake(w: &Worker, fe: usize, tcp: TcpStream, peer: SocketAddr) -> O
         .as_ref()
         .map_or(fcfg.timeout_client, |h| h.timeout_request);
     let date = std::time::SystemTime::now();
-    match acceptor.accept(tcp, timeout).await {
+    match acceptor
+        .accept(tcp, timeout, || w.share_tls_sessions())
+        .await
+    {
         Ok(s) => Some(s),
         Err(reason) => {
             let fst = &w.frontends[fe];

@@ -1030,3 +1030,508 @@ fn slowloris_on_a_keep_alive_connection_is_timed_from_its_first_byte() {
         "only the first request reached the server"
     );
 }
+
+// ---- issue 23: what a client's head cannot do to corral's own ---------
+
+/// Runs `check` against HAProxy 2.6 in front of the same kind of server,
+/// when HAProxy is installed, printing what it found: the figures the
+/// assertions on corral are compared with. `cfg` gets the bind address.
+fn beside_haproxy(
+    test: &str,
+    cfg: impl FnOnce(SocketAddr) -> String,
+    check: impl FnOnce(SocketAddr),
+) {
+    if !haproxy::installed() {
+        println!("SKIPPED {test} (HAProxy side): haproxy not installed");
+        return;
+    }
+    let addr: SocketAddr = format!("127.0.0.1:{}", haproxy::free_port())
+        .parse()
+        .unwrap();
+    let Some(_h) = haproxy::start(&cfg(addr), addr) else {
+        println!("SKIPPED {test} (HAProxy side): haproxy did not start");
+        return;
+    };
+    check(addr);
+}
+
+const HAPROXY_DEFAULTS: &str =
+    "defaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n";
+
+/// Every header corral can add (request rules of the frontend and of the
+/// backend, `option forwardfor`, `unique-id-header`, response rules of
+/// both), named in the client's (or server's) Connection header and sent
+/// spoofed by the client: what arrives. Returns the problems found.
+fn added_headers_survive(addr: SocketAddr, server: &HttpServer) -> Vec<String> {
+    let before = server.count();
+    let r = raw(
+        addr,
+        b"GET /c/hop-xcip HTTP/1.1\r\nHost: x\r\n\
+          Connection: X-Client-IP, X-Forwarded-For, X-Added, X-Forwarded-Proto, X-Request-ID, X-Backend, X-Secret\r\n\
+          X-Client-IP: 6.6.6.6\r\nX-Forwarded-For: 6.6.6.6\r\nX-Request-ID: spoofed\r\nX-Secret: s\r\n\r\n",
+    );
+    let mut problems = Vec::new();
+    let Some(r) = r else {
+        return vec!["no response".into()];
+    };
+    if r.status != 200 {
+        problems.push(format!("status {}", r.status));
+    }
+    let Some(got) = server.recorded().get(before).cloned() else {
+        problems.push("nothing reached the server".into());
+        return problems;
+    };
+    let head = String::from_utf8_lossy(&got.raw_head).to_string();
+    for (name, want) in [
+        ("X-Client-IP", "127.0.0.1"),
+        ("X-Forwarded-For", "127.0.0.1"),
+        ("X-Added", "yes"),
+        ("X-Forwarded-Proto", "http"),
+        ("X-Backend", "app"),
+    ] {
+        if got.all(name) != [want] {
+            problems.push(format!("{name}: {:?}, want [{want:?}]", got.all(name)));
+        }
+    }
+    let uid = got.all("X-Request-ID");
+    if uid.len() != 1 || !uid[0].starts_with("127.0.0.1:") {
+        problems.push(format!("X-Request-ID: {uid:?}, want the unique id"));
+    }
+    if got.header("X-Secret").is_some() {
+        problems.push("the client's own X-Secret, named in Connection, was forwarded".into());
+    }
+    if head.contains("6.6.6.6") || head.contains("spoofed") {
+        problems.push("a spoofed value reached the server".into());
+    }
+    for name in ["X-Resp-Added", "X-Resp-Backend"] {
+        let all: Vec<_> = r
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        if all != ["yes"] {
+            problems.push(format!("response {name}: {all:?}, want [\"yes\"]"));
+        }
+    }
+    if !problems.is_empty() {
+        problems.push(format!("server got:\n{head}client got:\n{}", r.raw_head));
+    }
+    problems
+}
+
+/// A server that names the headers response rules add in its Connection
+/// header (and sends one of them itself).
+fn hop_naming_server() -> HttpServer {
+    HttpServer::start(Arc::new(|_| {
+        let mut r = Reply::text(200, "ok");
+        r.headers
+            .push(("Connection".into(), "X-Resp-Added, X-Resp-Backend".into()));
+        r.headers.push(("X-Resp-Added".into(), "server".into()));
+        r
+    }))
+}
+
+#[test]
+fn a_connection_header_never_removes_a_header_corral_adds() {
+    let server = hop_naming_server();
+    let corral = Corral::start(&format!(
+        "global: {{ workers: 2 }}\n\
+         defaults:\n  mode: http\n  timeout: {{ connect: 1s, client: 5s, server: 5s }}\n\
+         frontends:\n  web:\n    bind: \"127.0.0.1:0\"\n    option: [forwardfor]\n\
+         \x20   unique-id-format: \"%ci:%cp\"\n    unique-id-header: X-Request-ID\n\
+         \x20   http-request:\n      - set-header X-Client-IP %[src]\n      - add-header X-Added yes\n      - set-header X-Forwarded-Proto http\n\
+         \x20   http-response: [ \"set-header X-Resp-Added yes\" ]\n\
+         \x20   default_backend: app\n\
+         backends:\n  app:\n    http-request: [ \"set-header X-Backend app\" ]\n    http-response: [ \"set-header X-Resp-Backend yes\" ]\n\
+         \x20   servers:\n      s1: {{ address: \"{}\" }}\n",
+        server.addr()
+    ));
+    let problems = added_headers_survive(corral.addr("web"), &server);
+    assert!(problems.is_empty(), "corral: {problems:#?}");
+
+    let hserver = hop_naming_server();
+    beside_haproxy(
+        "a_connection_header_never_removes_a_header_corral_adds",
+        |bind| {
+            format!(
+                "{HAPROXY_DEFAULTS}frontend web\n  bind {bind}\n  option forwardfor\n  unique-id-format %ci:%cp\n  unique-id-header X-Request-ID\n\
+                 \x20 http-request set-header X-Client-IP %[src]\n  http-request add-header X-Added yes\n  http-request set-header X-Forwarded-Proto http\n\
+                 \x20 http-response set-header X-Resp-Added yes\n  default_backend app\n\
+                 backend app\n  http-request set-header X-Backend app\n  http-response set-header X-Resp-Backend yes\n  server s1 {}\n",
+                hserver.addr()
+            )
+        },
+        |addr| {
+            println!(
+                "HAProxy 2.6, problems: {:#?}",
+                added_headers_survive(addr, &hserver)
+            )
+        },
+    );
+}
+
+/// Absolute-form targets against `deny if { hdr(host) -i admin.test }`:
+/// (request, status corral answers).
+fn absolute_form_cases() -> Vec<(&'static str, u16)> {
+    vec![
+        (
+            "GET http://admin.test/id.txt HTTP/1.1\r\nHost: public.test\r\n\r\n",
+            400,
+        ),
+        (
+            "GET http://ADMIN.test:80/id.txt HTTP/1.1\r\nHost: public.test\r\n\r\n",
+            400,
+        ),
+        (
+            "GET HTTP://admin.test/id.txt HTTP/1.1\r\nHost: public.test\r\n\r\n",
+            400,
+        ),
+        (
+            "GET http://admin.test:8080/id.txt HTTP/1.1\r\nHost: admin.test\r\n\r\n",
+            400,
+        ),
+        (
+            "GET http://public.test@admin.test/id.txt HTTP/1.1\r\nHost: public.test\r\n\r\n",
+            400,
+        ),
+        (
+            "GET http://admin.test/id.txt HTTP/1.0\r\nHost: public.test\r\n\r\n",
+            400,
+        ),
+        (
+            "GET http://admin.test/id.txt HTTP/1.1\r\nHost: admin.test\r\n\r\n",
+            403,
+        ),
+        (
+            "GET http://ADMIN.test:80/id.txt HTTP/1.1\r\nHost: Admin.Test\r\n\r\n",
+            403,
+        ),
+        ("GET http://admin.test/id.txt HTTP/1.0\r\n\r\n", 403),
+        ("GET /id.txt HTTP/1.1\r\nHost: ADMIN.test:80\r\n\r\n", 403),
+        (
+            "GET http://public.test/id.txt HTTP/1.1\r\nHost: public.test\r\n\r\n",
+            200,
+        ),
+    ]
+}
+
+#[test]
+fn an_absolute_form_target_cannot_name_another_host_than_host() {
+    let server = HttpServer::named("public");
+    let corral = Corral::start(&format!(
+        "global: {{ workers: 2 }}\n\
+         defaults:\n  mode: http\n  timeout: {{ connect: 1s, client: 5s, server: 5s }}\n\
+         frontends:\n  web:\n    bind: \"127.0.0.1:0\"\n    http-request: [ \"deny if {{ hdr(host) -i admin.test }}\" ]\n    default_backend: app\n\
+         backends:\n  app:\n    servers:\n      s1: {{ address: \"{}\" }}\n",
+        server.addr()
+    ));
+    let addr = corral.addr("web");
+    for (req, want) in absolute_form_cases() {
+        let r = raw(addr, req.as_bytes()).unwrap_or_else(|| panic!("no answer to {req:?}"));
+        assert_eq!(r.status, want, "{req:?}: {}", r.raw_head);
+    }
+    // Only the request for the public site reached the server, with its
+    // Host as the target names it.
+    let got = server.recorded();
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0].target, "http://public.test/id.txt");
+    assert_eq!(got[0].header("host"), Some("public.test"));
+
+    let hserver = HttpServer::named("public");
+    beside_haproxy(
+        "an_absolute_form_target_cannot_name_another_host_than_host",
+        |bind| {
+            format!(
+                "{HAPROXY_DEFAULTS}frontend web\n  bind {bind}\n  http-request deny if {{ hdr(host) -i admin.test }}\n  default_backend app\n\
+                 backend app\n  server s1 {}\n",
+                hserver.addr()
+            )
+        },
+        |addr| {
+            for (req, want) in absolute_form_cases() {
+                let got = raw(addr, req.as_bytes()).map(|r| r.status);
+                println!("HAProxy 2.6: {got:?} (corral {want}) for {req:?}");
+            }
+            println!(
+                "HAProxy 2.6: {} of them reached the server",
+                hserver.count()
+            );
+        },
+    );
+}
+
+/// An Apache-like strict server: 400 to an HTTP/1.1 request without Host.
+fn strict_server() -> HttpServer {
+    HttpServer::start(Arc::new(|r: &Recorded| {
+        if r.minor == 1 && r.header("host").is_none() {
+            Reply::text(400, "HTTP/1.1 without Host\n")
+        } else {
+            Reply::text(200, "ok\n")
+        }
+    }))
+}
+
+#[test]
+fn an_http_1_0_request_without_host_reaches_a_strict_server() {
+    let server = strict_server();
+    // The server is strict indeed.
+    let direct = raw(
+        server.addr(),
+        b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(direct.status, 400);
+    let corral = Corral::start(&config(server.addr(), ""));
+    let addr = corral.addr("web");
+    let r = raw(addr, b"GET /v1.0 HTTP/1.0\r\n\r\n").unwrap();
+    assert_eq!(r.status, 200, "{}", r.raw_head);
+    // Kept alive when the client asks.
+    let mut c = Client::connect(addr);
+    for _ in 0..2 {
+        c.send(b"GET /ka HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        let r = c.response(false).expect("an answer on the kept connection");
+        assert_eq!(r.status, 200, "{}", r.raw_head);
+    }
+    let got = server.recorded();
+    let through: Vec<_> = got.iter().filter(|r| r.target != "/").collect();
+    assert_eq!(through.len(), 3);
+    for r in through {
+        let head = String::from_utf8_lossy(&r.raw_head);
+        assert!(
+            head.starts_with(&format!("GET {} HTTP/1.0\r\n", r.target)),
+            "{head}"
+        );
+    }
+
+    let hserver = strict_server();
+    beside_haproxy(
+        "an_http_1_0_request_without_host_reaches_a_strict_server",
+        |bind| {
+            format!(
+                "{HAPROXY_DEFAULTS}frontend web\n  bind {bind}\n  default_backend app\nbackend app\n  server s1 {}\n",
+                hserver.addr()
+            )
+        },
+        |addr| {
+            let r = raw(addr, b"GET /v1.0 HTTP/1.0\r\n\r\n").map(|r| r.status);
+            let line = hserver.recorded().first().map(|r| {
+                String::from_utf8_lossy(&r.raw_head)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            });
+            println!("HAProxy 2.6: {r:?}, the server got {line:?}");
+        },
+    );
+}
+
+/// What a server that answers at once saw of one upload: its head and
+/// how many bytes followed it (read until corral closed).
+type Seen = Arc<std::sync::Mutex<Vec<(String, u64)>>>;
+
+/// A raw server that answers `answer` as soon as a request head is in,
+/// then reads (and counts) everything else until the connection closes.
+/// Its listening socket has a 64 KiB receive buffer, so what the kernel
+/// takes in before the server has even read the head is small: the count
+/// measures how soon the proxy stopped, not loopback's buffers. It serves
+/// the first connection only (each test sends one request).
+fn answers_at_once(answer: &'static [u8]) -> (SocketAddr, Seen, std::sync::mpsc::Receiver<()>) {
+    use std::os::fd::AsRawFd;
+    let seen: Seen = Arc::default();
+    let s2 = seen.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let size: libc::c_int = 64 << 10;
+    // SAFETY: setting an int socket option on a socket this test owns.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVBUF");
+    let addr = listener.local_addr().unwrap();
+    let (answered, go) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut buf = vec![0u8; 256 << 10];
+        let mut head = Vec::new();
+        let body_start = loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+            if let Some(p) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                break p + 4;
+            }
+        };
+        let _ = s.write_all(answer);
+        let _ = answered.send(());
+        let mut body = (head.len() - body_start) as u64;
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => body += n as u64,
+            }
+        }
+        let text = String::from_utf8_lossy(&head[..body_start]).to_string();
+        s2.lock().unwrap().push((text, body));
+    });
+    (addr, seen, go)
+}
+
+/// Uploads up to `total` bytes after `head`, stopping as soon as an
+/// answer arrives (or, with `wait_continue`, sending only after a 100;
+/// with `after`, sending only once the server says it has answered):
+/// the status answered and the body bytes this client sent.
+fn upload(
+    addr: SocketAddr,
+    head: &str,
+    total: u64,
+    wait_continue: bool,
+    after: Option<&std::sync::mpsc::Receiver<()>>,
+) -> (u16, u64) {
+    let s = connect(addr);
+    let _ = s.set_write_timeout(Some(Duration::from_secs(10)));
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut c = Client::from(s.try_clone().unwrap());
+    c.send(head.as_bytes());
+    if wait_continue {
+        let r = c.response(false).expect("an answer to the Expect head");
+        if r.status != 100 {
+            return (r.status, 0);
+        }
+    }
+    if let Some(go) = after {
+        go.recv_timeout(WAIT).expect("the server answered");
+    }
+    let chunk = vec![b'x'; 64 << 10];
+    let mut sent = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut w = &s;
+    while sent < total && Instant::now() < deadline {
+        let n = chunk.len().min((total - sent) as usize);
+        if w.write_all(&chunk[..n]).is_err() {
+            break;
+        }
+        sent += n as u64;
+        // An answer already? (one non-blocking peek)
+        s.set_nonblocking(true).unwrap();
+        let mut b = [0u8; 1];
+        let answered = !matches!(s.peek(&mut b), Err(e) if e.kind() == ErrorKind::WouldBlock);
+        s.set_nonblocking(false).unwrap();
+        if answered {
+            break;
+        }
+    }
+    let status = c.response(false).map_or(0, |r| r.status);
+    (status, sent)
+}
+
+/// The body bytes the server saw of its first upload, once corral has
+/// closed the server connection.
+fn server_saw(seen: &Seen) -> (String, u64) {
+    assert!(
+        eventually(WAIT, || !seen.lock().unwrap().is_empty()),
+        "the server never saw the upload end"
+    );
+    seen.lock().unwrap()[0].clone()
+}
+
+const HUNDRED_MB: u64 = 100 << 20;
+const FIVE_MB: u64 = 5 << 20;
+
+#[test]
+fn a_server_refusing_an_upload_at_once_stops_it_within_5_mb() {
+    let answer: &[u8] =
+        b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let put = format!("PUT /big HTTP/1.1\r\nHost: a\r\nContent-Length: {HUNDRED_MB}\r\n\r\n");
+    // The body right behind the head (what the server takes in before it
+    // has read the head counts too: at most the proxy's socket buffers),
+    // then a body that starts once the 413 is on its way.
+    for wait_for_answer in [false, true] {
+        let (server, seen, go) = answers_at_once(answer);
+        let corral = Corral::start(&config(server, ""));
+        let start = Instant::now();
+        let after = wait_for_answer.then_some(&go);
+        let (status, sent) = upload(corral.addr("web"), &put, HUNDRED_MB, false, after);
+        let took = start.elapsed();
+        let (_, got) = server_saw(&seen);
+        println!(
+            "corral (body after the answer: {wait_for_answer}): 413 after {took:?}; client sent {sent} bytes, the server got {got} body bytes"
+        );
+        assert_eq!(status, 413);
+        assert!(
+            got <= FIVE_MB,
+            "the server got {got} body bytes of a refused upload"
+        );
+        assert!(
+            sent < HUNDRED_MB,
+            "the client had to send the whole body before the answer"
+        );
+
+        let (hserver, hseen, hgo) = answers_at_once(answer);
+        beside_haproxy(
+            "a_server_refusing_an_upload_at_once_stops_it_within_5_mb",
+            |bind| {
+                format!(
+                    "{HAPROXY_DEFAULTS}frontend web\n  bind {bind}\n  default_backend app\nbackend app\n  server s1 {hserver}\n"
+                )
+            },
+            |addr| {
+                let after = wait_for_answer.then_some(&hgo);
+                let (status, sent) = upload(addr, &put, HUNDRED_MB, false, after);
+                let (_, got) = server_saw(&hseen);
+                println!(
+                    "HAProxy 2.6 (body after the answer: {wait_for_answer}): {status}; client sent {sent} bytes, the server got {got} body bytes"
+                );
+            },
+        );
+    }
+}
+
+#[test]
+fn a_100_continue_followed_at_once_by_403_gets_no_body_sent() {
+    let answer: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let ten_mb = 10u64 << 20;
+    let put = format!(
+        "PUT /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: {ten_mb}\r\n\r\n"
+    );
+    let (server, seen, _) = answers_at_once(answer);
+    let corral = Corral::start(&config(server, ""));
+    let (status, sent) = upload(corral.addr("web"), &put, ten_mb, true, None);
+    let (head, got) = server_saw(&seen);
+    println!("corral: {status}; client sent {sent} bytes, the server got {got} body bytes");
+    assert!(
+        head.to_ascii_lowercase().contains("expect: 100-continue"),
+        "{head}"
+    );
+    assert_eq!(status, 403, "the client was told to send its body");
+    assert_eq!(sent, 0);
+    assert_eq!(got, 0, "body bytes reached the server after its 403");
+
+    let (hserver, hseen, _) = answers_at_once(answer);
+    beside_haproxy(
+        "a_100_continue_followed_at_once_by_403_gets_no_body_sent",
+        |bind| {
+            format!(
+                "{HAPROXY_DEFAULTS}frontend web\n  bind {bind}\n  default_backend app\nbackend app\n  server s1 {}\n",
+                hserver
+            )
+        },
+        |addr| {
+            let (status, sent) = upload(addr, &put, ten_mb, true, None);
+            let (_, got) = server_saw(&hseen);
+            println!(
+                "HAProxy 2.6: {status}; client sent {sent} bytes, the server got {got} body bytes"
+            );
+        },
+    );
+}

@@ -672,3 +672,246 @@ fn a_certificate_whose_key_is_wrong_or_missing_is_refused_naming_the_file() {
         );
     }
 }
+
+/// `https_yaml` with more keys in the frontend's `tls:` block.
+fn https_yaml_tls(certs: &Path, backend: std::net::SocketAddr, tls_extra: &str) -> String {
+    https_yaml(certs, backend, "").replace(
+        "alpn: [http/1.1] }",
+        &format!("alpn: [http/1.1]{tls_extra} }}"),
+    )
+}
+
+/// How many of openssl's `-reconnect` connections (5 per run, `runs`
+/// runs) resumed, and what it printed.
+fn openssl_reconnects(
+    addr: std::net::SocketAddr,
+    ca: &Path,
+    extra: &[&str],
+    runs: usize,
+) -> (usize, usize, String) {
+    let (mut reused, mut total, mut text) = (0, 0, String::new());
+    for _ in 0..runs {
+        let addr = addr.to_string();
+        let mut args = vec![
+            "s_client",
+            "-connect",
+            &addr,
+            "-servername",
+            "api.example.com",
+            "-CAfile",
+            ca.to_str().unwrap(),
+            "-reconnect",
+        ];
+        args.extend_from_slice(extra);
+        let out = Command::new("openssl")
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let lines: Vec<&str> = stdout
+            .lines()
+            .filter(|l| l.starts_with("Reused,") || l.starts_with("New,"))
+            .collect();
+        // The first connection is new; each reconnect counts.
+        total += lines.len().saturating_sub(1);
+        reused += lines
+            .iter()
+            .skip(1)
+            .filter(|l| l.starts_with("Reused,"))
+            .count();
+        text.push_str(&stdout);
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    (reused, total, text)
+}
+
+/// TLS 1.3 with openssl: `-reconnect` never reads the tickets that come
+/// after the handshake, so each of `runs` connections is its own
+/// `s_client` that sends a request, reads the answer (and the tickets
+/// before it) and saves its session for the next (`-sess_in`/`-sess_out`;
+/// a stateful TLS 1.3 ticket resumes once). How many resumed.
+fn openssl_tls13_chain(addr: std::net::SocketAddr, ca: &Path, runs: usize) -> (usize, String) {
+    use std::io::Write as _;
+    let sess = ca.with_file_name("tls13.sess");
+    let (mut reused, mut text) = (0, String::new());
+    for i in 0..=runs {
+        let addr = addr.to_string();
+        let mut cmd = Command::new("openssl");
+        cmd.args([
+            "s_client",
+            "-connect",
+            &addr,
+            "-servername",
+            "api.example.com",
+            "-tls1_3",
+            "-ign_eof",
+            "-CAfile",
+        ])
+        .arg(ca)
+        .arg("-sess_out")
+        .arg(&sess);
+        if i > 0 {
+            cmd.arg("-sess_in").arg(&sess);
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"GET / HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        if i > 0 && stdout.lines().any(|l| l.starts_with("Reused, TLSv1.3")) {
+            reused += 1;
+        }
+        text.push_str(&stdout);
+    }
+    (reused, text)
+}
+
+#[test]
+fn session_ids_resume_on_every_worker_without_tickets() {
+    let s = sites();
+    let app = HttpServer::named("app");
+    // (Not in the certificate directory: corral would load it.)
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca = ca_dir.path().join("ca.pem");
+    std::fs::write(&ca, s.pki.ca_pem()).unwrap();
+    // Tickets off: TLS 1.2 resumes by session id, TLS 1.3 by a stateful
+    // ticket (a key into the session cache). Two workers: the kernel
+    // spreads the connections over both, and each must find the session.
+    let corral = Corral::start(&https_yaml_tls(
+        s.dir.path(),
+        app.addr(),
+        ", tls-tickets: false",
+    ));
+    let addr = corral.addr("https");
+    for (label, client) in [
+        ("TLS 1.3", s.pki.client_versions(&[&rustls::version::TLS13])),
+        ("TLS 1.2", s.pki.client_versions(&[&rustls::version::TLS12])),
+    ] {
+        let mut first = tls::connect(&client, addr, Some("api.example.com")).unwrap();
+        tls::get(&mut first, "/", "api.example.com").unwrap();
+        let mut resumed = 0;
+        for _ in 0..10 {
+            let mut t = tls::connect(&client, addr, Some("api.example.com")).unwrap();
+            assert_eq!(
+                tls::get(&mut t, "/", "api.example.com").unwrap().status,
+                200
+            );
+            if t.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+                resumed += 1;
+            }
+        }
+        println!("rustls client, {label}, tls-tickets: false: resumed {resumed}/10");
+        assert_eq!(resumed, 10, "{label}: every later connection resumes");
+    }
+    if !which("openssl") {
+        println!(
+            "SKIPPED session_ids_resume_on_every_worker_without_tickets (openssl part): openssl not installed"
+        );
+        return;
+    }
+    let (reused, text) = openssl_tls13_chain(addr, &ca, 10);
+    println!("openssl -tls1_3 (-sess_in/-sess_out), tls-tickets: false: {reused}/10");
+    assert_eq!(reused, 10, "{text}");
+    let (reused, total, text) = openssl_reconnects(addr, &ca, &["-tls1_2"], 2);
+    println!("openssl -tls1_2 -reconnect, tls-tickets: false: {reused}/{total}");
+    assert_eq!((reused, total), (10, 10), "{text}");
+    // Tickets on (the default), and a client that refuses them.
+    let corral = Corral::start(&https_yaml(s.dir.path(), app.addr(), ""));
+    let addr = corral.addr("https");
+    let (reused, total, text) = openssl_reconnects(addr, &ca, &["-tls1_2", "-no_ticket"], 2);
+    println!("openssl -tls1_2 -no_ticket -reconnect: {reused}/{total}");
+    assert_eq!((reused, total), (10, 10), "{text}");
+}
+
+#[test]
+fn the_server_picks_the_cipher_suite_not_the_client() {
+    use rustls::crypto::aws_lc_rs::cipher_suite as cs;
+    let s = sites();
+    let app = HttpServer::named("app");
+    let corral = Corral::start(&https_yaml(s.dir.path(), app.addr(), ""));
+    let addr = corral.addr("https");
+    // Each client prefers AES-128 and also offers AES-256, which the
+    // server ranks first: the server's order wins.
+    for (label, suites, version, want) in [
+        (
+            "TLS 1.3",
+            vec![cs::TLS13_AES_128_GCM_SHA256, cs::TLS13_AES_256_GCM_SHA384],
+            &rustls::version::TLS13,
+            cs::TLS13_AES_256_GCM_SHA384,
+        ),
+        (
+            "TLS 1.2",
+            vec![
+                cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+                cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+            ],
+            &rustls::version::TLS12,
+            cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        ),
+    ] {
+        let client = s.pki.client_suites(suites, &[version]);
+        let t = tls::connect(&client, addr, Some("api.example.com")).unwrap();
+        assert_eq!(
+            t.conn.negotiated_cipher_suite().map(|c| c.suite()),
+            Some(want.suite()),
+            "{label}"
+        );
+    }
+    if !which("openssl") {
+        println!(
+            "SKIPPED the_server_picks_the_cipher_suite_not_the_client (openssl part): openssl not installed"
+        );
+        return;
+    }
+    let ca = s.dir.path().join("ca.pem");
+    std::fs::write(&ca, s.pki.ca_pem()).unwrap();
+    for (args, want) in [
+        (
+            [
+                "-tls1_2",
+                "-cipher",
+                "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384",
+            ],
+            "ECDHE-RSA-AES256-GCM-SHA384",
+        ),
+        (
+            [
+                "-tls1_3",
+                "-ciphersuites",
+                "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384",
+            ],
+            "TLS_AES_256_GCM_SHA384",
+        ),
+    ] {
+        let a = addr.to_string();
+        let out = Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &a,
+                "-servername",
+                "api.example.com",
+                "-CAfile",
+            ])
+            .arg(&ca)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&format!("Cipher is {want}")),
+            "openssl {args:?}: want {want}\n{text}"
+        );
+    }
+}

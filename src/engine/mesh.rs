@@ -49,6 +49,9 @@ pub enum MeshMsg {
     /// The runtime API asks for this worker's numbers (and, with
     /// `sessions`, its open connections); answered with `Snapshot`.
     SnapshotRequest { ticket: u64, sessions: bool },
+    /// A TLS session stored or taken by the sender's handshake, for the
+    /// receiver's copy of the session cache.
+    TlsSession(Box<crate::tls::tickets::SharedSession>),
     /// One worker's answer to `SnapshotRequest`.
     Snapshot {
         ticket: u64,

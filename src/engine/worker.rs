@@ -119,12 +119,13 @@ impl Worker {
         let (logs, sets) = Sinks::open(id, &targets)?;
         let mut frontends = Vec::with_capacity(config.frontends.len());
         for (i, (f, log)) in config.frontends.iter().zip(sets).enumerate() {
-            let tls = match &f.tls {
-                None => None,
-                Some(t) => Some(crate::tls::accept::Acceptor::new(t, i).map_err(|e| {
-                    std::io::Error::other(format!("frontends.{}.tls: {e}", f.name))
-                })?),
-            };
+            let tls =
+                match &f.tls {
+                    None => None,
+                    Some(t) => Some(crate::tls::accept::Acceptor::new(t, i, workers).map_err(
+                        |e| std::io::Error::other(format!("frontends.{}.tls: {e}", f.name)),
+                    )?),
+                };
             frontends.push(FrontendState {
                 conns: Cell::new(0),
                 slots: Rc::new(Semaphore::new(u64::from(worker_share(
@@ -293,6 +294,15 @@ impl Worker {
                 }
             }
             MeshMsg::Snapshot { ticket, snapshot } => self.snapshots.deliver(ticket, *snapshot),
+            MeshMsg::TlsSession(change) => {
+                let size = self
+                    .config
+                    .frontends
+                    .get(change.frontend as usize)
+                    .and_then(|f| f.tls.as_ref())
+                    .map_or(0, |t| t.cache_size);
+                crate::tls::tickets::apply_shared(size, *change);
+            }
             MeshMsg::Hello { .. } => {}
         }
     }
@@ -327,6 +337,21 @@ impl Worker {
             return false;
         };
         mesh.send_to(peer, msg).await.is_ok()
+    }
+
+    /// Sends the TLS sessions this worker's handshakes stored or took to
+    /// every other worker (called after each step of a handshake, so a
+    /// session is on its way before the client can come back). Never waits: a change that does not fit in a
+    /// full channel is dropped (that session then resumes only here).
+    pub fn share_tls_sessions(&self) {
+        let Some(mesh) = &self.mesh else { return };
+        for change in crate::tls::tickets::take_outbox() {
+            for peer in 0..mesh.nr_consumers() {
+                if peer != self.mesh_id {
+                    let _ = mesh.try_send_to(peer, MeshMsg::TlsSession(Box::new(change.clone())));
+                }
+            }
+        }
     }
 
     /// The server (1-based id) a sticky key goes to, decided by the key's

@@ -8,9 +8,14 @@
 //! as they go), so what is written is always a valid prefix of the body.
 
 use crate::http::chunked::Chunked;
-use crate::http::conn::{Conn, Deadline, IoFail};
+use crate::http::conn::{Conn, Deadline, IoFail, write_all};
 use crate::http::head::Framing;
+use futures_lite::io::AsyncWrite;
 use std::time::Duration;
+
+/// How many body bytes `forward_until` writes between two questions to
+/// its `pause` (a request body checks whether the server has answered).
+pub const PAUSE_CHECK: u64 = 64 << 10;
 
 /// Why a body could not be copied.
 pub enum BodyFail {
@@ -106,14 +111,38 @@ impl BodyCopy {
 
     /// Streams the rest of the body from `src` to `dst`. Each wait is
     /// bounded by the side's inactivity timeout.
-    pub async fn forward(
+    pub async fn forward<W: AsyncWrite + Unpin>(
         &mut self,
         src: &mut Conn,
-        dst: &mut Conn,
+        dst: &mut W,
         src_idle: Duration,
         dst_idle: Duration,
     ) -> Result<(), BodyFail> {
+        self.forward_until(src, dst, src_idle, dst_idle, || false)
+            .await
+            .map(|_| ())
+    }
+
+    /// Like `forward`, but asks `pause` after every [`PAUSE_CHECK`] bytes
+    /// written whether to stop there, between two writes (the copy can go
+    /// on later from where it stopped): `Ok(true)` when the body is done,
+    /// `Ok(false)` when paused.
+    pub async fn forward_until<W: AsyncWrite + Unpin>(
+        &mut self,
+        src: &mut Conn,
+        dst: &mut W,
+        src_idle: Duration,
+        dst_idle: Duration,
+        mut pause: impl FnMut() -> bool,
+    ) -> Result<bool, BodyFail> {
+        let mut unchecked = 0u64;
         while !self.is_done() {
+            if unchecked >= PAUSE_CHECK {
+                unchecked = 0;
+                if pause() {
+                    return Ok(false);
+                }
+            }
             if src.data().is_empty() {
                 let until_close = matches!(self.state, State::UntilClose);
                 match src.fill(Deadline::After(src_idle)).await {
@@ -130,13 +159,14 @@ impl BodyCopy {
             }
             let (consumed, emit) = self.step(src.data())?;
             if emit > 0 {
-                dst.write_all(&src.data()[..emit], Deadline::After(dst_idle))
+                write_all(dst, &src.data()[..emit], Deadline::After(dst_idle))
                     .await
                     .map_err(BodyFail::Dst)?;
                 self.written += emit as u64;
+                unchecked += emit as u64;
             }
             src.consume(consumed);
         }
-        Ok(())
+        Ok(true)
     }
 }

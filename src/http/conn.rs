@@ -60,6 +60,63 @@ pub async fn until<T>(deadline: Deadline, fut: impl Future<Output = T>) -> Resul
     .await
 }
 
+/// Writes all of `data` to `stream` (and flushes it) by `deadline`.
+pub async fn write_all<W: AsyncWriteExt + Unpin>(
+    stream: &mut W,
+    data: &[u8],
+    deadline: Deadline,
+) -> Result<(), IoFail> {
+    let written = async {
+        stream.write_all(data).await?;
+        // Over TLS, records may wait in the session: send them now.
+        stream.flush().await
+    };
+    until(deadline, written).await?.map_err(IoFail::Error)
+}
+
+/// A connection's read buffer while its stream is elsewhere
+/// ([`Conn::split`]).
+pub struct ReadSide {
+    pub buf: Box<[u8]>,
+    pub start: usize,
+    pub end: usize,
+    pub received: u64,
+}
+
+impl ReadSide {
+    pub fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        self.start += n.min(self.end - self.start);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Reads more bytes from `stream` (no deadline: the caller races it).
+    /// Ok(0) is end of stream; a full buffer is an error.
+    pub async fn fill_from<R: AsyncReadExt + Unpin>(
+        &mut self,
+        stream: &mut R,
+    ) -> io::Result<usize> {
+        if self.end == self.buf.len() && self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            return Err(io::Error::other("buffer full"));
+        }
+        let n = stream.read(&mut self.buf[self.end..]).await?;
+        self.end += n;
+        self.received += n as u64;
+        Ok(n)
+    }
+}
+
 /// A stream and the bytes read from it but not yet used.
 pub struct Conn {
     pub stream: Stream,
@@ -167,18 +224,35 @@ impl Conn {
 
     /// Writes all of `data`.
     pub async fn write_all(&mut self, data: &[u8], deadline: Deadline) -> Result<(), IoFail> {
-        let stream = &mut self.stream;
-        let written = async {
-            stream.write_all(data).await?;
-            // Over TLS, records may wait in the session: send them now.
-            stream.flush().await
-        };
-        until(deadline, written).await?.map_err(IoFail::Error)
+        write_all(&mut self.stream, data, deadline).await
     }
 
     /// Gives back the stream, the buffer, and the unused bytes' range.
     pub fn into_parts(self) -> (Stream, Box<[u8]>, std::ops::Range<usize>) {
         (self.stream, self.buf, self.start..self.end)
+    }
+
+    /// Its read side apart from its stream, while the stream is used
+    /// elsewhere (written and read by two futures at once); `rejoin`
+    /// puts the two together again.
+    pub fn split(self) -> (Stream, ReadSide) {
+        let side = ReadSide {
+            buf: self.buf,
+            start: self.start,
+            end: self.end,
+            received: self.received,
+        };
+        (self.stream, side)
+    }
+
+    pub fn rejoin(stream: Stream, side: ReadSide) -> Conn {
+        Conn {
+            stream,
+            buf: side.buf,
+            start: side.start,
+            end: side.end,
+            received: side.received,
+        }
     }
 
     /// Whether an idle connection is still usable: nothing to read and no

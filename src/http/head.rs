@@ -73,6 +73,8 @@ pub struct ConnectionOpts {
     pub close: bool,
     pub keep_alive: bool,
     pub upgrade: bool,
+    /// Other tokens: the names of hop-by-hop fields of the sender's.
+    pub named: bool,
 }
 
 /// A parsed request or response head.
@@ -224,6 +226,7 @@ impl Head {
         }
         check_target(method.as_bytes(), target.as_bytes())?;
         self.read_connection();
+        self.remove_named_by_connection();
         self.request_semantics()?;
         Ok(Parsed::Complete(len))
     }
@@ -263,6 +266,7 @@ impl Head {
             });
         }
         self.read_connection();
+        self.remove_named_by_connection();
         self.response_semantics(head_request)?;
         Ok(Parsed::Complete(len))
     }
@@ -280,6 +284,8 @@ impl Head {
                     opts.keep_alive = true;
                 } else if t.eq_ignore_ascii_case(b"upgrade") {
                     opts.upgrade = true;
+                } else if !t.is_empty() {
+                    opts.named = true;
                 }
             }
         }
@@ -304,6 +310,7 @@ impl Head {
         {
             return Err(HeadError::Invalid("invalid Host header"));
         }
+        self.absolute_form()?;
         self.framing = self.body_framing(true)?;
         // A body on GET or HEAD has no meaning (RFC 9110 §9.3.1); servers
         // that ignore it would read it as the next request.
@@ -314,6 +321,42 @@ impl Head {
             .values(b"expect")
             .any(|v| trim(v).eq_ignore_ascii_case(b"100-continue"));
         self.expect_continue = expect;
+        Ok(())
+    }
+
+    /// An absolute-form target (`GET http://a.example/x HTTP/1.1`): its
+    /// authority is the request's host (RFC 9112 §3.2.2), and the server
+    /// may read either, so the two must agree, or rules and fetches that
+    /// look at Host would judge a request the server routes elsewhere.
+    /// As HAProxy does, a Host that names another host (compared without
+    /// case, a port equal to the scheme's default as no port) is refused
+    /// with 400; so are an authority with user information or none at
+    /// all. An HTTP/1.0 request without Host gets one from the target.
+    fn absolute_form(&mut self) -> Result<(), HeadError> {
+        let Some((https, authority)) = split_absolute(self.target()) else {
+            return Ok(());
+        };
+        if authority.contains(&b'@') {
+            return Err(HeadError::Invalid("user information in the request target"));
+        }
+        if !valid_host(authority) {
+            return Err(HeadError::Invalid(
+                "invalid authority in the request target",
+            ));
+        }
+        let missing = match self.values(b"host").next() {
+            Some(host) if same_authority(https, authority, trim(host)) => None,
+            Some(_) => {
+                return Err(HeadError::Invalid(
+                    "the Host header differs from the request target's authority",
+                ));
+            }
+            // Rare (HTTP/1.0 and absolute-form): the copy does not matter.
+            None => Some(authority.to_vec()),
+        };
+        if let Some(authority) = missing {
+            self.add(b"Host", &authority);
+        }
         Ok(())
     }
 
@@ -472,43 +515,53 @@ impl Head {
         self.target = self.push_extra(target);
     }
 
-    /// Removes the hop-by-hop fields (RFC 9110 §7.6.1): Connection and
-    /// every field it names, Keep-Alive, Proxy-Connection, TE, Upgrade,
-    /// Trailer stays (it describes the message). `keep_upgrade` keeps
-    /// Upgrade and its Connection token for a protocol switch.
-    pub fn strip_hop_by_hop(&mut self, keep_upgrade: bool) {
-        for i in 0..self.fields.len() {
+    /// Removes the fields the sender's `Connection` header names as its
+    /// own hop-by-hop fields (RFC 9110 §7.6.1). Done when the head is
+    /// parsed, so it touches only what the peer sent: a field corral adds
+    /// later (rules, `option forwardfor`, `unique-id-header`) is never
+    /// removed by a peer's token, and rules and fetches see the head as the
+    /// next hop will. The fields corral manages itself (Connection,
+    /// Keep-Alive, Proxy-Connection, TE, Upgrade) stay visible to rules
+    /// and go in [`Head::strip_hop_by_hop`]; framing fields and Host are
+    /// never removed by a token.
+    fn remove_named_by_connection(&mut self) {
+        if !self.conn.named {
+            return;
+        }
+        let parsed = self.fields.len();
+        for i in 0..parsed {
             let f = self.fields[i];
             if f.removed || !self.get(f.name).eq_ignore_ascii_case(b"connection") {
                 continue;
             }
-            // The value is copied (on the stack: a Connection header is
-            // short) because removing fields needs the head mutably.
-            let mut stack = [0u8; 256];
-            let heap;
-            let src = self.get(f.value);
-            let value: &[u8] = if src.len() <= stack.len() {
-                stack[..src.len()].copy_from_slice(src);
-                &stack[..src.len()]
-            } else {
-                heap = src.to_vec();
-                &heap
-            };
-            for token in value.split(|&b| b == b',') {
-                let t = trim(token);
-                if t.is_empty() || (keep_upgrade && t.eq_ignore_ascii_case(b"upgrade")) {
+            let value = f.value.range();
+            let mut at = value.start;
+            while at < value.end {
+                let end = self.raw[at..value.end]
+                    .iter()
+                    .position(|&b| b == b',')
+                    .map_or(value.end, |p| at + p);
+                let token = trim(&self.raw[at..end]);
+                at = end + 1;
+                if token.is_empty() || kept_token(token) {
                     continue;
                 }
-                // Never let a Connection token remove end-to-end framing.
-                if t.eq_ignore_ascii_case(b"transfer-encoding")
-                    || t.eq_ignore_ascii_case(b"content-length")
-                    || t.eq_ignore_ascii_case(b"host")
-                {
-                    continue;
+                for j in 0..parsed {
+                    let g = self.fields[j];
+                    if !g.removed && self.raw[g.name.range()].eq_ignore_ascii_case(token) {
+                        self.fields[j].removed = true;
+                    }
                 }
-                self.remove(t);
             }
         }
+    }
+
+    /// Removes the hop-by-hop fields corral manages itself before a head
+    /// is forwarded: Connection, Keep-Alive, Proxy-Connection, TE and
+    /// Upgrade (Trailer stays: it describes the message). `keep_upgrade`
+    /// keeps Upgrade for a protocol switch. (The fields a Connection
+    /// header names went when the head was parsed.)
+    pub fn strip_hop_by_hop(&mut self, keep_upgrade: bool) {
         self.remove(b"connection");
         self.remove(b"keep-alive");
         self.remove(b"proxy-connection");
@@ -520,13 +573,19 @@ impl Head {
 
     // ---- writing ----------------------------------------------------------
 
-    /// Writes the request head for the server: the request line in
-    /// HTTP/1.1, live fields, then `connection` (if any), then the blank line.
+    /// Writes the request head for the server: the request line in the
+    /// client's version (an HTTP/1.0 request may have no Host, and a server
+    /// must refuse an HTTP/1.1 one without; HAProxy forwards 1.0 as 1.0
+    /// too), live fields, then `connection` (if any), then the blank line.
     pub fn write_request(&self, out: &mut Vec<u8>, connection: Option<&[u8]>) {
         out.extend_from_slice(self.method());
         out.push(b' ');
         out.extend_from_slice(self.target());
-        out.extend_from_slice(b" HTTP/1.1\r\n");
+        out.extend_from_slice(if self.minor == 0 {
+            b" HTTP/1.0\r\n"
+        } else {
+            b" HTTP/1.1\r\n"
+        });
         self.write_fields(out, connection);
     }
 
@@ -633,6 +692,25 @@ pub fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
+/// Connection tokens that never remove a field at parse time: the
+/// connection options, the hop-by-hop fields corral removes itself when it
+/// forwards, and the fields that frame the message or name its host.
+fn kept_token(t: &[u8]) -> bool {
+    [
+        &b"close"[..],
+        b"keep-alive",
+        b"upgrade",
+        b"connection",
+        b"proxy-connection",
+        b"te",
+        b"transfer-encoding",
+        b"content-length",
+        b"host",
+    ]
+    .iter()
+    .any(|k| t.eq_ignore_ascii_case(k))
+}
+
 /// A Host value: a reg-name, IPv4 or bracketed IPv6, with an optional port.
 fn valid_host(v: &[u8]) -> bool {
     let v = trim(v);
@@ -715,6 +793,50 @@ pub fn trim(v: &[u8]) -> &[u8] {
         .rposition(|&b| b != b' ' && b != b'\t')
         .map_or(start, |e| e + 1);
     &v[start..end]
+}
+
+/// An absolute-form target's scheme (`true` for https) and authority.
+fn split_absolute(t: &[u8]) -> Option<(bool, &[u8])> {
+    let starts = |p: &[u8]| t.len() >= p.len() && t[..p.len()].eq_ignore_ascii_case(p);
+    let (https, rest) = if starts(b"http://") {
+        (false, &t[7..])
+    } else if starts(b"https://") {
+        (true, &t[8..])
+    } else {
+        return None;
+    };
+    let end = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?' || b == b'#')
+        .unwrap_or(rest.len());
+    Some((https, &rest[..end]))
+}
+
+/// Whether two authorities name the same host and port: the host without
+/// case, a missing or empty port as the scheme's default.
+fn same_authority(https: bool, a: &[u8], b: &[u8]) -> bool {
+    let default: &[u8] = if https { b"443" } else { b"80" };
+    let split = |v: &[u8]| -> (usize, usize) {
+        // The host ends at the colon after a bracketed IPv6 address, or at
+        // the first colon of anything else (as `valid_host` reads it).
+        let from = if v.first() == Some(&b'[') {
+            v.iter().position(|&b| b == b']').unwrap_or(0)
+        } else {
+            0
+        };
+        match v[from..].iter().position(|&b| b == b':') {
+            Some(c) => (from + c, from + c + 1),
+            None => (v.len(), v.len()),
+        }
+    };
+    let (ah, ap) = split(a);
+    let (bh, bp) = split(b);
+    let (pa, pb) = (&a[ap..], &b[bp..]);
+    let (pa, pb) = (
+        if pa.is_empty() { default } else { pa },
+        if pb.is_empty() { default } else { pb },
+    );
+    a[..ah].eq_ignore_ascii_case(&b[..bh]) && pa == pb
 }
 
 /// Removes `scheme://authority` from an absolute-form target.
@@ -907,6 +1029,69 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "GET /new?q HTTP/1.1\r\nHost: a\r\nX-Keep: k\r\nX-Client-IP: 10.0.0.1\r\nConnection: keep-alive\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn connection_tokens_remove_only_what_the_peer_sent() {
+        let mut h = req("GET / HTTP/1.1\r\nHost: a\r\nConnection: X-Client-IP, X-Forwarded-For, keep-alive\r\nX-Client-IP: 6.6.6.6\r\nUpgrade: h2c\r\n\r\n").unwrap();
+        // Parsed: the client's own X-Client-IP is gone, Connection and
+        // Upgrade stay visible to rules until the head is forwarded.
+        assert!(!h.has(b"x-client-ip"));
+        assert!(h.has(b"connection") && h.has(b"upgrade"));
+        h.set(b"X-Client-IP", b"10.0.0.1");
+        h.add(b"X-Forwarded-For", b"10.0.0.1");
+        h.strip_hop_by_hop(false);
+        let mut out = Vec::new();
+        h.write_request(&mut out, None);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Client-IP: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n"
+        );
+        // A server's token cannot remove what response rules add either.
+        let mut r = res(
+            "HTTP/1.1 200 OK\r\nConnection: Strict-Transport-Security\r\nContent-Length: 0\r\n\r\n",
+            false,
+        )
+        .unwrap();
+        r.add(b"Strict-Transport-Security", b"max-age=1");
+        r.strip_hop_by_hop(false);
+        assert!(r.has(b"strict-transport-security"));
+    }
+
+    #[test]
+    fn absolute_form_and_host_must_agree() {
+        for ok in [
+            "GET http://admin.test/id.txt HTTP/1.1\r\nHost: admin.test\r\n\r\n",
+            "GET http://ADMIN.test:80/ HTTP/1.1\r\nHost: admin.TEST\r\n\r\n",
+            "GET http://admin.test/ HTTP/1.1\r\nHost: admin.test:80\r\n\r\n",
+            "GET https://admin.test:443/ HTTP/1.1\r\nHost: admin.test\r\n\r\n",
+            "GET http://admin.test:8080?q HTTP/1.1\r\nHost: admin.test:8080\r\n\r\n",
+            "GET http://[::1]:80/ HTTP/1.1\r\nHost: [::1]\r\n\r\n",
+        ] {
+            assert!(req(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            "GET http://admin.test/id.txt HTTP/1.1\r\nHost: public.test\r\n\r\n",
+            "GET http://ADMIN.test:80/ HTTP/1.1\r\nHost: public.test\r\n\r\n",
+            "GET http://admin.test:8080/ HTTP/1.1\r\nHost: admin.test\r\n\r\n",
+            "GET https://admin.test/ HTTP/1.1\r\nHost: admin.test:80\r\n\r\n",
+            "GET http://public.test@admin.test/ HTTP/1.1\r\nHost: public.test\r\n\r\n",
+            "GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET http://admin.test/ HTTP/1.0\r\nHost: public.test\r\n\r\n",
+        ] {
+            assert!(matches!(req(bad), Err(HeadError::Invalid(_))), "{bad:?}");
+        }
+        // HTTP/1.0 without Host: the target's authority becomes the Host.
+        let h = req("GET http://admin.test/x HTTP/1.0\r\n\r\n").unwrap();
+        assert_eq!(h.values(b"host").next(), Some(&b"admin.test"[..]));
+    }
+
+    #[test]
+    fn an_http_1_0_request_goes_out_as_1_0() {
+        let h = req("GET /x HTTP/1.0\r\n\r\n").unwrap();
+        let mut out = Vec::new();
+        h.write_request(&mut out, Some(b"keep-alive"));
+        assert_eq!(out, b"GET /x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     }
 
     #[test]

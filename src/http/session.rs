@@ -39,6 +39,11 @@ use std::time::{Duration, Instant, SystemTime};
 /// interim answer before its body is sent anyway (as curl does).
 const EXPECT_WAIT: Duration = Duration::from_secs(1);
 
+/// How long, after a final answer that came before the whole request body,
+/// the rest of that body is read and dropped before the connection closes
+/// (so the close does not reset the answer away, RFC 9112 §9.6).
+const LINGER: Duration = Duration::from_secs(2);
+
 /// How long a keep-alive connection may wait for its next request inside
 /// its request-processing future; after that the future is freed and the
 /// connection waits in its small task (hundreds of bytes instead of
@@ -288,6 +293,21 @@ enum Next {
     Close,
     /// A protocol switch (WebSocket): relay bytes both ways.
     Tunnel(Conn, Lease, Duration),
+}
+
+/// How sending a request body ended.
+enum Upload {
+    /// The body was sent (or failed on one side).
+    Sent(Result<(), BodyFail>),
+    /// A final response head (in `res`, consumed) came first.
+    Answered,
+    /// The server closed, failed, or sent what is not a response head
+    /// before the body was sent: what it sent is read next.
+    ServerStopped,
+    /// The server's answer in the middle of the body could not be read.
+    Failed(ResFail),
+    /// Passing an interim answer on, the client was gone.
+    ClientGone,
 }
 
 /// Why no usable response head arrived.
@@ -761,7 +781,8 @@ impl<'w> Session<'w> {
         let to_server: Option<&[u8]> = if upgrade {
             Some(b"upgrade")
         } else if mode == ConnMode::KeepAlive {
-            None
+            // An HTTP/1.0 request goes out as 1.0: it asks to be kept.
+            (self.req.minor == 0).then_some(b"keep-alive")
         } else {
             Some(b"close")
         };
@@ -783,6 +804,7 @@ impl<'w> Session<'w> {
         let resendable = !has_body && idempotent(self.req.method());
         let mut reuse = mode == ConnMode::KeepAlive;
         let mut body_skipped = false;
+        let mut upload = BodyCopy::new(self.req.framing, false);
 
         let mut sticky = if bcfg.stick.is_empty() {
             Sticky::default()
@@ -832,23 +854,32 @@ impl<'w> Session<'w> {
             }
             let sent = Instant::now();
 
-            // The request body, after the server's go-ahead if it was asked for.
+            // The request body, after the server's go-ahead if it was asked
+            // for, while the server is watched for an early final answer.
             let mut have_head = false;
             if has_body {
                 if self.req.expect_continue && self.client.data().is_empty() {
                     let wait = Deadline::After(EXPECT_WAIT.min(bcfg.timeout_server));
                     match self.read_response(&mut server, wait, head_request).await {
                         Ok(()) if self.res.status == 100 => {
-                            let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
-                            if self
-                                .client
-                                .write_all(interim, Deadline::After(self.cfg.timeout_client))
-                                .await
-                                .is_err()
-                            {
-                                txn.termination = *b"CH";
-                                self.release(server);
-                                return Next::Close;
+                            // A final answer right behind the 100 (in the
+                            // same read): the body is not wanted after all,
+                            // and the client is not told to send it.
+                            if self.final_buffered(&mut server, head_request) {
+                                have_head = true;
+                                body_skipped = true;
+                            } else {
+                                let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
+                                if self
+                                    .client
+                                    .write_all(interim, Deadline::After(self.cfg.timeout_client))
+                                    .await
+                                    .is_err()
+                                {
+                                    txn.termination = *b"CH";
+                                    self.release(server);
+                                    return Next::Close;
+                                }
                             }
                         }
                         Ok(()) => {
@@ -865,23 +896,19 @@ impl<'w> Session<'w> {
                     }
                 }
                 if !body_skipped {
-                    let res = BodyCopy::new(self.req.framing, false)
-                        .forward(
-                            &mut self.client,
-                            &mut server,
-                            self.cfg.timeout_client,
-                            bcfg.timeout_server,
-                        )
+                    let (res, early) = self
+                        .upload(&mut upload, server, head_request, bcfg.timeout_server)
                         .await;
-                    match res {
-                        Ok(()) => {}
-                        Err(BodyFail::Invalid) => {
+                    server = res;
+                    match early {
+                        Upload::Sent(Ok(())) => {}
+                        Upload::Sent(Err(BodyFail::Invalid)) => {
                             txn.termination = *b"PD";
                             self.release(server);
                             self.send_error(400, Some(b), txn).await;
                             return Next::Close;
                         }
-                        Err(BodyFail::Src(e)) => {
+                        Upload::Sent(Err(BodyFail::Src(e))) => {
                             txn.termination = if matches!(e, IoFail::Timeout) {
                                 *b"cD"
                             } else {
@@ -890,10 +917,26 @@ impl<'w> Session<'w> {
                             self.release(server);
                             return Next::Close;
                         }
-                        Err(BodyFail::Dst(_)) => {
-                            // The server stopped reading: it may have answered
-                            // early (413, 401...); that answer is read below.
+                        Upload::Sent(Err(BodyFail::Dst(_))) | Upload::ServerStopped => {
+                            // The server stopped reading or closed: it may
+                            // have answered early (413, 401...); that
+                            // answer is read below.
                             body_skipped = true;
+                        }
+                        Upload::Answered => {
+                            // A final answer before the whole body: the rest
+                            // is not sent, the answer goes to the client now.
+                            have_head = true;
+                            body_skipped = true;
+                        }
+                        Upload::Failed(fail) => {
+                            self.release(server);
+                            return self.response_failed(fail, b, txn).await;
+                        }
+                        Upload::ClientGone => {
+                            txn.termination = *b"CH";
+                            self.release(server);
+                            return Next::Close;
                         }
                     }
                 }
@@ -1054,7 +1097,7 @@ impl<'w> Session<'w> {
         let result = body
             .forward(
                 &mut server,
-                &mut self.client,
+                &mut self.client.stream,
                 bcfg.timeout_server,
                 self.cfg.timeout_client,
             )
@@ -1098,10 +1141,149 @@ impl<'w> Session<'w> {
             bst.servers[server_index].give_idle(stream, lease.addr_gen());
         }
         txn.lease = Some(lease);
+        if body_skipped && !upload.is_done() {
+            self.linger().await;
+        }
         if body_ok && !client_close {
             Next::KeepAlive
         } else {
             Next::Close
+        }
+    }
+
+    /// Sends the request body to `server` while watching it for an early
+    /// answer: a final response head that arrives first ends the upload at
+    /// once (a server refusing a 100 MB upload with 413 is not sent the
+    /// rest of it). Interim answers that come meanwhile go to the client
+    /// (not 100: the client is already sending).
+    ///
+    /// Two ways of noticing the server, because the body copy may never
+    /// wait (a fast client and a server that reads everything): while the
+    /// copy waits, a second future reads the server (both borrow the
+    /// server's stream one poll at a time); and every `PAUSE_CHECK` bytes
+    /// the copy peeks at a plain server socket (one non-blocking system
+    /// call) and, when something came, stops between two writes so the
+    /// head is read. A body sent within the first poll (every small one)
+    /// costs neither. (Over TLS to the server a readable socket may only
+    /// hold a session ticket, so only the first way is used there.)
+    async fn upload(
+        &mut self,
+        body: &mut BodyCopy,
+        mut server: Conn,
+        head_request: bool,
+        server_idle: Duration,
+    ) -> (Conn, Upload) {
+        use std::os::fd::AsRawFd;
+        use std::task::Poll;
+        let client_idle = self.cfg.timeout_client;
+        loop {
+            self.out.clear();
+            let plain = !server.stream.is_tls();
+            let fd = server.stream.tcp().as_raw_fd();
+            let (stream, mut side) = server.split();
+            let cell = RefCell::new(stream);
+            let outcome = {
+                let mut to_server = relay::Borrowed(&cell);
+                let pause = || plain && readable(fd);
+                let send = body.forward_until(
+                    &mut self.client,
+                    &mut to_server,
+                    client_idle,
+                    server_idle,
+                    pause,
+                );
+                let watch =
+                    watch_answer(&cell, &mut side, &mut self.res, &mut self.out, head_request);
+                let (mut send, mut watch) = (std::pin::pin!(send), std::pin::pin!(watch));
+                std::future::poll_fn(|cx| {
+                    if let Poll::Ready(r) = send.as_mut().poll(cx) {
+                        return Poll::Ready(match r {
+                            Ok(true) => Some(Upload::Sent(Ok(()))),
+                            Ok(false) => None,
+                            Err(e) => Some(Upload::Sent(Err(e))),
+                        });
+                    }
+                    match watch.as_mut().poll(cx) {
+                        Poll::Ready(true) => Poll::Ready(Some(Upload::Answered)),
+                        Poll::Ready(false) => Poll::Ready(Some(Upload::ServerStopped)),
+                        Poll::Pending => Poll::Pending,
+                    }
+                })
+                .await
+            };
+            server = Conn::rejoin(cell.into_inner(), side);
+            if !self.out.is_empty()
+                && self
+                    .client
+                    .write_all(&self.out, Deadline::After(client_idle))
+                    .await
+                    .is_err()
+            {
+                return (server, Upload::ClientGone);
+            }
+            if let Some(outcome) = outcome {
+                return (server, outcome);
+            }
+            // Paused: the server sent something in the middle of the body.
+            match self
+                .read_response(&mut server, Deadline::After(server_idle), head_request)
+                .await
+            {
+                Ok(()) if (100..200).contains(&self.res.status) && self.res.status != 101 => {
+                    if self.res.status != 100 {
+                        self.out.clear();
+                        self.res.strip_hop_by_hop(false);
+                        self.res.write_response(&mut self.out, None);
+                        if self
+                            .client
+                            .write_all(&self.out, Deadline::After(client_idle))
+                            .await
+                            .is_err()
+                        {
+                            return (server, Upload::ClientGone);
+                        }
+                    }
+                }
+                Ok(()) => return (server, Upload::Answered),
+                Err(fail) => return (server, Upload::Failed(fail)),
+            }
+        }
+    }
+
+    /// Whether a final response head is already buffered behind a 100
+    /// (then it is in `self.res`, consumed). A head that is not final, or
+    /// not complete, stays buffered for the next read.
+    fn final_buffered(&mut self, server: &mut Conn, head_request: bool) -> bool {
+        if server.data().is_empty() {
+            return false;
+        }
+        match self.res.parse_response(server.data(), head_request) {
+            Ok(Parsed::Complete(n)) if self.res.status >= 200 => {
+                server.consume(n);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// After a final answer sent before the whole request body arrived:
+    /// the write side is shut (the client sees the end of the answer), and
+    /// what the client still sends is read and dropped for up to `LINGER`,
+    /// so that closing with unread bytes does not reset the connection
+    /// before the client has read the answer (RFC 9112 §9.6).
+    async fn linger(&mut self) {
+        use futures_lite::io::AsyncWriteExt;
+        let deadline = Deadline::At(Instant::now() + LINGER);
+        if until(deadline, self.client.stream.close()).await.is_err() {
+            return;
+        }
+        loop {
+            let n = self.client.data().len();
+            self.client.consume(n);
+            match self.client.fill(deadline).await {
+                Ok(n) if n > 0 => {}
+                _ => return,
+            }
         }
     }
 
@@ -1297,6 +1479,60 @@ impl<'w> Session<'w> {
             httpslog: self.cfg.httpslog,
         };
         w.logs.line(&fst.log, |out| rec.write(out));
+    }
+}
+
+/// Whether a socket has bytes (or an end of stream) to read: one
+/// non-blocking peek.
+fn readable(fd: std::os::fd::RawFd) -> bool {
+    let mut b = [0u8; 1];
+    // SAFETY: a one-byte peek into a local buffer.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            b.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n >= 0
+}
+
+/// Reads from the server while a request body is being sent to it, until
+/// a final response head is complete in `res` (then `true`, the head
+/// consumed from `side`), or the server closes, fails or sends what is not
+/// a response head (`false`). Interim heads are consumed on the way, and
+/// all but 100 are written to `interim` for the client.
+async fn watch_answer(
+    server: &RefCell<Stream>,
+    side: &mut crate::http::conn::ReadSide,
+    res: &mut Head,
+    interim: &mut Vec<u8>,
+    head_request: bool,
+) -> bool {
+    let mut from_server = relay::Borrowed(server);
+    loop {
+        if !side.data().is_empty() {
+            match res.parse_response(side.data(), head_request) {
+                Ok(Parsed::Complete(n)) => {
+                    side.consume(n);
+                    if !(100..200).contains(&res.status) || res.status == 101 {
+                        return true;
+                    }
+                    if res.status != 100 {
+                        res.strip_hop_by_hop(false);
+                        res.write_response(interim, None);
+                    }
+                    continue;
+                }
+                Ok(Parsed::Partial) if side.data().len() < side.buf.len() => {}
+                Ok(Parsed::Partial) | Err(_) => return false,
+            }
+        }
+        match side.fill_from(&mut from_server).await {
+            Ok(n) if n > 0 => {}
+            _ => return false,
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 //! Each worker keeps its own copy of every TLS frontend's rustls
 //! configuration (so the reference count touched by every handshake lives
 //! in this worker's cache, not shared), built over the read-only
-//! certificate set, ticket keys and the thread-local session cache.
+//! certificate set, ticket keys and the thread-local copy of the session
+//! cache.
 //! `replace_certs` swaps the copy: handshakes that already started finish
 //! with the old certificates, new ones use the new. (A configuration
 //! reload starts a new generation instead, with copies of its own.)
@@ -24,6 +25,7 @@ pub fn server_config(
     tls: &FrontendTls,
     fe: usize,
     set: Arc<CertSet>,
+    shared: bool,
 ) -> Result<ServerConfig, String> {
     let versions = super::Version::range(tls.min_version, tls.max_version);
     let mut cfg = ServerConfig::builder_with_provider(tls.provider.clone())
@@ -32,9 +34,13 @@ pub fn server_config(
         .with_no_client_auth()
         .with_cert_resolver(set);
     cfg.alpn_protocols = tls.alpn.clone();
+    // The server's cipher suite order (rustls': the strongest first), not
+    // the client's, picks the suite (HAProxy's `prefer-server-ciphers`).
+    cfg.ignore_client_order = true;
     cfg.session_storage = Arc::new(SessionCache {
         frontend: fe,
         size: tls.cache_size,
+        shared,
     });
     if let Some(t) = &tls.tickets {
         cfg.ticketer = t.clone();
@@ -48,8 +54,9 @@ pub struct Acceptor {
 }
 
 impl Acceptor {
-    pub fn new(tls: &FrontendTls, fe: usize) -> Result<Acceptor, String> {
-        let cfg = server_config(tls, fe, tls.set.clone())?;
+    /// `workers`: how many workers share the session cache.
+    pub fn new(tls: &FrontendTls, fe: usize, workers: usize) -> Result<Acceptor, String> {
+        let cfg = server_config(tls, fe, tls.set.clone(), workers > 1)?;
         Ok(Acceptor {
             config: RefCell::new(Arc::new(cfg)),
         })
@@ -62,11 +69,24 @@ impl Acceptor {
         *self.config.borrow_mut() = Arc::new(cfg);
     }
 
-    /// Runs the server side of a handshake on `tcp` within `timeout`. The
-    /// error says why it failed, for the log.
-    pub async fn accept(&self, tcp: TcpStream, timeout: Duration) -> Result<Stream, String> {
+    /// Runs the server side of a handshake on `tcp` within `timeout`,
+    /// calling `after_step` after each step of it (which sends the
+    /// sessions it stored to the other workers). The error says why it
+    /// failed, for the log.
+    pub async fn accept(
+        &self,
+        tcp: TcpStream,
+        timeout: Duration,
+        after_step: impl Fn(),
+    ) -> Result<Stream, String> {
         let acceptor = futures_rustls::TlsAcceptor::from(self.config.borrow().clone());
-        match until(Deadline::After(timeout), acceptor.accept(tcp)).await {
+        let mut handshake = std::pin::pin!(acceptor.accept(tcp));
+        let stepped = std::future::poll_fn(|cx| {
+            let r = handshake.as_mut().poll(cx);
+            after_step();
+            r
+        });
+        match until(Deadline::After(timeout), stepped).await {
             Ok(Ok(tls)) => Ok(Stream::TlsIn(Box::new(tls))),
             Ok(Err(e)) => Err(handshake_error(&e)),
             Err(IoFail::Timeout) => Err("timeout during the handshake".into()),

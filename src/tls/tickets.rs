@@ -8,8 +8,10 @@
 //!   issued by one worker resumes on any other, and nothing is locked.
 //!   A ticket is accepted during its own period and the next one.
 //! - **The session cache** (TLS 1.2 session ids, and TLS 1.3 when tickets
-//!   are off) is per worker, in thread-local storage: a resumption by
-//!   session id succeeds when the client lands on the same worker again.
+//!   are off) is in thread-local storage, one copy per worker: what one
+//!   worker stores or takes travels to every other worker as a cross-core
+//!   message after the handshake, so a resumption by session id succeeds
+//!   on any worker, and a handshake reads only its own worker's copy.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
@@ -115,16 +117,78 @@ struct Stored {
     maps: HashMap<usize, Sessions>,
 }
 
+/// A change to the session cache that every other worker applies to its
+/// own copy: a session stored (`value`), or taken (`None`: a TLS 1.3
+/// session resumes once).
+#[derive(Debug, Clone)]
+pub struct SharedSession {
+    pub frontend: u32,
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
+
 thread_local! {
     static STORED: RefCell<Stored> = RefCell::new(Stored::default());
+    /// Changes made during handshakes, not yet sent to the other workers
+    /// (rustls stores sessions from inside a synchronous call; the
+    /// connection's task sends them once the handshake has run).
+    static OUTBOX: RefCell<Vec<SharedSession>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Stores a session in this worker's copy, evicting the oldest beyond
+/// `size`.
+fn insert(frontend: usize, size: usize, key: Vec<u8>, value: Vec<u8>) {
+    STORED.with(|s| {
+        let mut s = s.borrow_mut();
+        let (map, order) = s.maps.entry(frontend).or_default();
+        if map.insert(key.clone(), value).is_none() {
+            order.push_back(key);
+        }
+        while map.len() > size {
+            let Some(old) = order.pop_front() else { break };
+            map.remove(&old);
+        }
+    });
+}
+
+fn remove(frontend: usize, key: &[u8]) -> Option<Vec<u8>> {
+    // The key stays in the eviction order until its turn; harmless.
+    STORED.with(|s| s.borrow_mut().maps.get_mut(&frontend)?.0.remove(key))
+}
+
+/// The changes to send to the other workers (empty, without allocating,
+/// when no handshake stored anything).
+pub fn take_outbox() -> Vec<SharedSession> {
+    OUTBOX.with(|o| std::mem::take(&mut *o.borrow_mut()))
+}
+
+/// Applies another worker's change to this worker's copy.
+pub fn apply_shared(size: usize, change: SharedSession) {
+    if size == 0 {
+        return;
+    }
+    let fe = change.frontend as usize;
+    match change.value {
+        Some(v) => insert(fe, size, change.key, v),
+        None => {
+            remove(fe, &change.key);
+        }
+    }
 }
 
 /// The session cache of frontend `frontend`, holding at most `size`
-/// sessions per worker (the oldest goes first).
+/// sessions (the oldest goes first). Every worker keeps a copy of the
+/// whole cache: a session one worker stores or takes is sent to every
+/// other worker over the cross-core channels (`shared`, with more than
+/// one worker), so a client resumes by session id (TLS 1.2) or stateful
+/// ticket (TLS 1.3 with tickets off) on whichever worker the kernel hands
+/// its next connection, and a handshake only ever reads its own worker's
+/// copy: no lock, no wait.
 #[derive(Debug)]
 pub struct SessionCache {
     pub frontend: usize,
     pub size: usize,
+    pub shared: bool,
 }
 
 impl StoresServerSessions for SessionCache {
@@ -132,17 +196,15 @@ impl StoresServerSessions for SessionCache {
         if self.size == 0 {
             return false;
         }
-        STORED.with(|s| {
-            let mut s = s.borrow_mut();
-            let (map, order) = s.maps.entry(self.frontend).or_default();
-            if map.insert(key.clone(), value).is_none() {
-                order.push_back(key);
-            }
-            while map.len() > self.size {
-                let Some(old) = order.pop_front() else { break };
-                map.remove(&old);
-            }
-        });
+        if self.shared {
+            let change = SharedSession {
+                frontend: self.frontend as u32,
+                key: key.clone(),
+                value: Some(value.clone()),
+            };
+            OUTBOX.with(|o| o.borrow_mut().push(change));
+        }
+        insert(self.frontend, self.size, key, value);
         true
     }
 
@@ -154,11 +216,16 @@ impl StoresServerSessions for SessionCache {
     }
 
     fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
-        // The key stays in the eviction order until its turn; harmless.
-        STORED.with(|s| {
-            let mut s = s.borrow_mut();
-            s.maps.get_mut(&self.frontend)?.0.remove(key)
-        })
+        let taken = remove(self.frontend, key)?;
+        if self.shared {
+            let change = SharedSession {
+                frontend: self.frontend as u32,
+                key: key.to_vec(),
+                value: None,
+            };
+            OUTBOX.with(|o| o.borrow_mut().push(change));
+        }
+        Some(taken)
     }
 
     fn can_cache(&self) -> bool {
@@ -211,10 +278,12 @@ mod tests {
         let a = SessionCache {
             frontend: 1,
             size: 2,
+            shared: false,
         };
         let b = SessionCache {
             frontend: 2,
             size: 2,
+            shared: false,
         };
         assert!(a.put(b"k1".to_vec(), b"v1".to_vec()));
         assert!(a.put(b"k2".to_vec(), b"v2".to_vec()));
@@ -224,5 +293,30 @@ mod tests {
         assert_eq!(b.get(b"k2"), None);
         assert_eq!(a.take(b"k3").as_deref(), Some(&b"v3"[..]));
         assert_eq!(a.get(b"k3"), None);
+        assert!(take_outbox().is_empty(), "an unshared cache sends nothing");
+    }
+
+    #[test]
+    fn a_shared_cache_sends_its_changes_and_applies_others() {
+        let a = SessionCache {
+            frontend: 7,
+            size: 4,
+            shared: true,
+        };
+        assert!(a.put(b"id".to_vec(), b"state".to_vec()));
+        assert_eq!(a.take(b"id").as_deref(), Some(&b"state"[..]));
+        let out = take_outbox();
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].value.as_deref(), Some(&b"state"[..]));
+        assert!(out[1].value.is_none());
+        // Another worker's store, then its take, applied here.
+        apply_shared(4, out[0].clone());
+        assert_eq!(a.get(b"id").as_deref(), Some(&b"state"[..]));
+        apply_shared(4, out[1].clone());
+        assert_eq!(a.get(b"id"), None);
+        assert!(
+            take_outbox().is_empty(),
+            "applied changes are not sent again"
+        );
     }
 }

@@ -90,6 +90,24 @@ impl Pki {
         Arc::new(cfg)
     }
 
+    /// A client offering only `suites`, in this order (its preference).
+    pub fn client_suites(
+        &self,
+        suites: Vec<rustls::SupportedCipherSuite>,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Arc<ClientConfig> {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.ca.der().clone()).unwrap();
+        let mut p = rustls::crypto::aws_lc_rs::default_provider();
+        p.cipher_suites = suites;
+        let cfg = ClientConfig::builder_with_provider(Arc::new(p))
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Arc::new(cfg)
+    }
+
     pub fn client_versions(
         &self,
         versions: &[&'static rustls::SupportedProtocolVersion],
