@@ -2,189 +2,171 @@
 //!
 //! Every frontend address has one SO_REUSEPORT socket per worker, made by
 //! the master (`master/groups.rs`); the kernel spreads new connections
-//! over them. A worker takes a slot of its share of `global.maxconn` and
-//! of the frontend's `maxconn` *before* accepting, so beyond the limit
-//! connections wait in the kernel's backlog instead of being refused.
+//! over them. A worker waits until a socket has a connection, then takes
+//! what waits, each connection with a slot of its share of
+//! `global.maxconn` and of the frontend's `maxconn`: at the limit it stops
+//! taking, so connections wait in the kernel's backlog instead of being
+//! refused, and an idle socket holds no slot.
 
 use crate::config::Mode;
 use crate::engine::worker::Worker;
 use crate::stream::Stream;
 use crate::{http, tcp};
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::TcpStream;
 use glommio::timer::Timer;
+use socket2::Socket;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::rc::Rc;
 use std::time::Duration;
 
+/// How long accepting pauses after an error that a retry cannot fix at
+/// once (out of file descriptors or memory).
+const ERROR_PAUSE: Duration = Duration::from_millis(100);
+
 /// Accepts connections for frontend `fe` on listening socket `socket`
-/// (the master's id for it) from the moment the worker is told to go
-/// until it stops; with `tls`, each connection's first step is a TLS
-/// handshake.
+/// from the moment the worker is told to go until it stops; with `tls`,
+/// each connection's first step is a TLS handshake.
 ///
-/// A retiring worker (a newer generation serves) does not drop the accept
-/// it has pending when it stops: glommio submits an io_uring accept, and
-/// dropping it only asks the kernel to cancel it, so a connection that
-/// arrives meanwhile is accepted into a result nobody reads and is lost.
-/// The pending accept is kept instead until it produces a connection,
-/// which goes to the next generation over the master (`hand_off`), or
-/// until the worker abandons it (`ACCEPT_LINGER` after the stop and once
-/// its connections are done, or at once when the process stops for
-/// good).
-pub async fn accept_loop(w: Rc<Worker>, fe: usize, tls: bool, socket: u64, listener: TcpListener) {
+/// The wait is for readiness (a one-shot io_uring poll, see `readable`),
+/// the accept a non-blocking `accept4`. An io_uring accept would be one
+/// system call fewer per wake-up but is wrong for sockets that several
+/// generations share during a reload:
+/// - it waits as an *exclusive* waiter: the kernel wakes one accept per
+///   new connection, and an older generation's accept that is being
+///   cancelled (or that belongs to a process whose ring the kernel has not
+///   torn down yet) can take the wake-up and accept nothing, leaving the
+///   connection queued with this generation's accept asleep behind it;
+/// - cancelling it races with its completion: a connection it accepted
+///   meanwhile lands in a result nobody reads and is reset when the
+///   process exits (`tests/reload.rs` lost 1 request in 60 000 that way).
+///
+/// Poll waiters are not exclusive (every generation polling a socket is
+/// woken) and a cancelled poll takes nothing, so a retiring worker simply
+/// stops waiting: whatever is queued is accepted by the serving
+/// generation, and no connection is ever accepted by a generation that
+/// will not serve it.
+pub async fn accept_loop(w: Rc<Worker>, fe: usize, tls: bool, socket: Socket) {
     if !started(&w).await {
         return;
     }
-    loop {
-        // Slots first: at the limit, stop accepting.
-        let slots = slots(&w, fe).await;
-        let Some(permits) = slots else { break };
-        let mut pending = std::pin::pin!(listener.accept());
-        let accepted = futures_lite::future::or(async { Some(pending.as_mut().await) }, async {
-            w.stopping.wait().await;
-            None
-        })
-        .await;
-        let stream = match accepted {
-            None => {
-                if w.retiring.get() {
-                    let late = futures_lite::future::or(async { Some(pending.await) }, async {
-                        w.abandon.wait().await;
-                        None
-                    })
-                    .await;
-                    if let Some(Ok(s)) = late {
-                        hand_off(&w, socket, s);
-                    }
-                }
-                break;
-            }
-            // Accepted as the stop came: a newer generation takes it.
-            Some(Ok(s)) if w.stopping.is_set() && w.retiring.get() => {
-                hand_off(&w, socket, s);
-                break;
-            }
-            Some(Ok(s)) => s,
-            Some(Err(e)) => {
-                let e = io::Error::from(e);
-                if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
-                    crate::warning!(
-                        "frontend {}: out of file descriptors ({e}); pausing accepts for 100ms (raise LimitNOFILE/ulimit -n or lower maxconn)",
-                        w.config.frontends[fe].name
-                    );
-                    Timer::new(Duration::from_millis(100)).await;
-                }
-                continue;
-            }
-        };
-        if let Err(stream) = start(&w, fe, tls, stream, permits) {
-            // Accepted as the worker began to stop.
-            if w.retiring.get() {
-                hand_off(&w, socket, stream);
-            }
-            break;
-        }
-    }
-}
-
-/// A connection accepted by another generation on one of this worker's
-/// sockets (see `accept_loop`): served like one accepted here, once the
-/// worker has a slot for it. If this worker is itself retiring by then,
-/// the connection moves on to the next generation.
-pub async fn adopt(w: Rc<Worker>, fe: usize, tls: bool, socket: u64, fd: std::os::fd::OwnedFd) {
-    // SAFETY: a connected TCP socket whose ownership moves to glommio.
-    let stream = unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) };
-    let slots = slots(&w, fe).await;
-    let refused = match slots {
-        Some(permits) => start(&w, fe, tls, stream, permits).err(),
-        None => Some(stream),
-    };
-    if let Some(stream) = refused
-        && w.retiring.get()
-    {
-        hand_off(&w, socket, stream);
-    }
-}
-
-/// How often a generation sweeps its listening sockets while an older
-/// generation may still have accepts waiting on them (see `sweep`).
-pub const SWEEP_EVERY: Duration = Duration::from_millis(5);
-/// How long the sweeping goes on after the master said that no older
-/// generation is left: the kernel tears an exited process's io_uring
-/// down in a work queue, after the process is gone.
-pub const SWEEP_GRACE: Duration = Duration::from_secs(3);
-/// The most connections one sweep of one socket takes.
-const SWEEP_BATCH: usize = 64;
-
-/// Takes the connections that wait on a listening socket although an
-/// accept is pending on it, in a generation started by a reload.
-///
-/// The sockets are shared with the older generations, and glommio's
-/// accept is an io_uring accept, which waits on the socket as an
-/// *exclusive* waiter: the kernel wakes only the first waiter for each
-/// new connection. An older generation's waiter that is being cancelled,
-/// or that belongs to a process that has exited but whose ring the
-/// kernel has not torn down yet, can take that wake-up and then accept
-/// nothing: the connection stays queued and this generation's accept,
-/// waiting behind it, is never woken. Under load the next connection
-/// wakes it (and the queue is drained); a lone client waits until its
-/// own timeout (seen in `tests/reload.rs` as a 15 s stall).
-///
-/// So until `SWEEP_GRACE` after the master said no older generation is
-/// left, every `SWEEP_EVERY` this task takes what waits on the socket
-/// with a non-blocking `accept4` (no wake-up needed), each connection as
-/// the accept loop would, slots permitting. A lost wake-up then costs a
-/// client at most `SWEEP_EVERY`. Outside reloads nothing sweeps.
-pub async fn sweep(w: Rc<Worker>, fe: usize, tls: bool, fd: std::os::fd::OwnedFd) {
-    use std::os::fd::AsRawFd;
-    if !started(&w).await {
+    let fd = socket.as_raw_fd();
+    if let Err(e) = socket.set_nonblocking(true) {
+        crate::warning!(
+            "frontend {}: cannot make a listening socket non-blocking ({e}): not accepting on it",
+            w.config.frontends[fe].name
+        );
         return;
     }
     loop {
-        if let Some(since) = w.alone_since.get()
-            && since.elapsed() > SWEEP_GRACE
-        {
-            return;
-        }
-        let stopped = futures_lite::future::or(
+        let ready = futures_lite::future::or(
             async {
-                Timer::new(SWEEP_EVERY).await;
-                false
+                readable(fd).await;
+                true
             },
             async {
                 w.stopping.wait().await;
-                true
+                false
             },
         )
         .await;
-        if stopped {
+        if !ready {
             return;
         }
-        for _ in 0..SWEEP_BATCH {
-            let Some(permits) = try_slots(&w, fe) else {
-                break;
+        // Take what waits, a slot for each connection.
+        loop {
+            let permits = match try_slots(&w, fe) {
+                Some(p) => p,
+                None => match slots(&w, fe).await {
+                    Some(p) => p,
+                    None => return,
+                },
             };
-            // SAFETY: accept4 on a listening socket this task owns a
-            // descriptor of; the result is checked.
-            let conn = unsafe {
-                libc::accept4(
-                    fd.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                )
-            };
-            if conn < 0 {
-                break; // EAGAIN: nothing waits (or an error the accept loop sees too)
+            // Checked with no wait between it and `start`: a stopping
+            // worker accepts nothing, so nothing it accepts is lost.
+            if w.stopping.is_set() {
+                return;
             }
-            // SAFETY: a connected TCP socket whose ownership moves to glommio.
-            let stream = unsafe { TcpStream::from_raw_fd(conn) };
-            if start(&w, fe, tls, stream, permits).is_err() {
-                return; // the worker began to stop (the stream closed)
+            match accept(fd) {
+                Ok((stream, peer)) => {
+                    if start(&w, fe, tls, stream, peer, permits).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => match e.raw_os_error() {
+                    // The connection failed before it was accepted.
+                    Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM | libc::EINTR) => {}
+                    Some(libc::EMFILE | libc::ENFILE) => {
+                        crate::warning!(
+                            "frontend {}: out of file descriptors ({e}); pausing accepts for 100ms (raise LimitNOFILE/ulimit -n or lower maxconn)",
+                            w.config.frontends[fe].name
+                        );
+                        Timer::new(ERROR_PAUSE).await;
+                        break;
+                    }
+                    _ => {
+                        crate::warning!(
+                            "frontend {}: accept failed ({e}); pausing accepts for 100ms",
+                            w.config.frontends[fe].name
+                        );
+                        Timer::new(ERROR_PAUSE).await;
+                        break;
+                    }
+                },
             }
+            glommio::yield_if_needed().await;
         }
     }
+}
+
+/// Waits until listening socket `fd` has a connection to accept (or an
+/// error to report). glommio has no public readiness wait, but a stream
+/// it wraps around a descriptor arms a one-shot io_uring poll for
+/// readability at once and a read waits for that poll: so the wait is a
+/// stream around a duplicate of the socket (closing a duplicate leaves
+/// the socket alone), read into an empty buffer. The read itself fails
+/// (a listening socket has no data): only its waking matters.
+async fn readable(fd: RawFd) {
+    // SAFETY: dup of a descriptor the caller owns; the result is checked.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        // Out of descriptors: accept would fail too; try again later.
+        Timer::new(ERROR_PAUSE).await;
+        return;
+    }
+    // SAFETY: a new descriptor nothing else owns moves into the stream.
+    let mut probe = unsafe { TcpStream::from_raw_fd(dup) };
+    let _ = futures_lite::AsyncReadExt::read(&mut probe, &mut []).await;
+}
+
+/// A non-blocking `accept4` on listening socket `fd`: the connection and
+/// the client's address (no `getpeername` needed).
+fn accept(fd: RawFd) -> io::Result<(TcpStream, SocketAddr)> {
+    // SAFETY: an all-zero sockaddr_storage is valid; accept4 fills at
+    // most `len` bytes of it and the result is checked.
+    let (conn, addr) = unsafe {
+        socket2::SockAddr::init(|storage, len| {
+            let conn = libc::accept4(
+                fd,
+                storage.cast(),
+                len,
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            );
+            if conn < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(conn)
+            }
+        })?
+    };
+    // SAFETY: a connected TCP socket whose ownership moves to glommio.
+    let stream = unsafe { TcpStream::from_raw_fd(conn) };
+    let peer = addr
+        .as_socket()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))?;
+    Ok((stream, peer))
 }
 
 /// Waits until the worker is told to go; false if it stops first.
@@ -233,34 +215,16 @@ async fn slots(
     .await
 }
 
-/// Sends a connection a retiring worker accepted to the next generation
-/// (the main thread passes it to the master). Its descriptor is
-/// duplicated, then glommio's stream closes its own (it does not shut the
-/// connection down).
-fn hand_off(w: &Worker, socket: u64, stream: TcpStream) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: dup of a descriptor we own; the result is checked.
-    let fd = unsafe { libc::fcntl(stream.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
-    drop(stream);
-    if fd >= 0 {
-        // SAFETY: a new descriptor nothing else owns.
-        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-        let _ = w.events.send(crate::engine::Event::Handoff(socket, fd));
-    }
-}
-
-/// Starts serving an accepted connection. When the worker is stopping
-/// (its gate is closing) the connection is given back.
+/// Starts serving an accepted connection from `peer`. When the worker is
+/// stopping (its gate is closing) the connection is given back.
 fn start(
     w: &Rc<Worker>,
     fe: usize,
     tls: bool,
     stream: TcpStream,
+    peer: SocketAddr,
     permits: (glommio::sync::StaticPermit, glommio::sync::StaticPermit),
 ) -> Result<(), TcpStream> {
-    let Ok(peer) = stream.peer_addr() else {
-        return Ok(()); // already gone
-    };
     // The gate pass is taken by hand: glommio's `Gate::spawn` wraps the
     // connection's future in another that holds it twice, doubling the
     // memory of every connection (8 KB instead of 4 for an HTTP one).

@@ -297,8 +297,9 @@ fn twenty_reloads_under_5000_requests_per_second_lose_no_request_and_refuse_no_c
 /// A lone client right after a reload: no connection may wait on a
 /// listening socket because an older generation's accept (an exclusive
 /// io_uring waiter, cancelled or in an exited process) took its wake-up
-/// and accepted nothing (`listener::sweep`). Before the sweep, such a
-/// client waited for its whole timeout.
+/// and accepted nothing. With io_uring accepts, such a client waited for
+/// its whole timeout; workers now wait with a poll, which every
+/// generation's waiter sees (`listener::accept_loop`).
 #[test]
 fn lone_clients_right_after_each_reload_are_answered_at_once() {
     let a = name_server("a");

@@ -7,9 +7,9 @@
 //! `master/`), which hands it its configuration and its listening sockets
 //! and tells it when to retire; `corral demo` runs one in its own process,
 //! without a master. The main thread only starts workers, waits for them to
-//! be ready, and relays: stop requests and handed-over connections to the
-//! workers (a per-worker channel and a byte on its control socket), what
-//! the workers hand over to the master. It never touches a connection.
+//! be ready, and relays: stop requests and the previous generation's state
+//! to the workers (a per-worker channel and a byte on its control socket),
+//! worker 0's state to the master. It never touches a connection.
 
 pub mod carry;
 pub mod mesh;
@@ -38,10 +38,6 @@ use worker::Worker;
 /// How long workers may take to bind and join the mesh.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long a retiring worker keeps an accept that was pending when it
-/// stopped (at most `hard-stop-after`). See `listener::accept_loop`.
-pub const ACCEPT_LINGER: Duration = Duration::from_secs(1);
-
 /// What reaches a generation's main thread.
 pub enum Event {
     Ready,
@@ -53,9 +49,6 @@ pub enum Event {
     /// A message from the master.
     Master(String, Vec<OwnedFd>),
     MasterGone,
-    /// A retiring worker's pending accept produced this connection on
-    /// socket `id`: it goes to the next generation.
-    Handoff(u64, OwnedFd),
     /// A retiring worker 0's state (see `carry.rs`), for the next
     /// generation.
     State(Vec<u8>),
@@ -67,15 +60,10 @@ pub enum ToWorker {
     /// Start accepting: every listening socket listens.
     Go,
     /// Stop accepting and drain. `retire`: a newer generation serves
-    /// (hand over what the pending accepts produce, and worker 0's
-    /// state); otherwise the process is stopping.
+    /// (worker 0 hands it the state); otherwise the process is stopping.
     Stop { retire: bool },
-    /// A connection another generation accepted on socket `id`.
-    Adopt(u64, OwnedFd),
     /// The previous generation's state (worker 0).
     State(Vec<u8>),
-    /// No older generation is left (see `listener::sweep`).
-    Alone,
 }
 
 /// The listening sockets of one bind, as a generation receives them.
@@ -99,7 +87,6 @@ pub enum Supervisor {
 
 /// One listening socket as a worker gets it.
 struct WorkerSocket {
-    id: u64,
     frontend: usize,
     tls: bool,
     socket: Socket,
@@ -318,7 +305,6 @@ pub fn run(mut config: Config, binds: Vec<BindSockets>, sup: Supervisor) -> Resu
     let mut stopping = false;
     let mut retiring = false;
     let (mut exited, mut stopped) = (0, 0);
-    let mut handed = 0usize;
     while exited < n {
         let Ok(ev) = events.recv() else { break };
         match ev {
@@ -347,7 +333,7 @@ pub fn run(mut config: Config, binds: Vec<BindSockets>, sup: Supervisor) -> Resu
                 }
             }
             Event::Master(text, fds) => {
-                let (word, rest) = text.split_once(' ').unwrap_or((&text, ""));
+                let word = text.split_once(' ').map_or(text.as_str(), |(w, _)| w);
                 match word {
                     "retire" | "quit" => {
                         let retire = word == "retire";
@@ -365,13 +351,6 @@ pub fn run(mut config: Config, binds: Vec<BindSockets>, sup: Supervisor) -> Resu
                         retiring |= retire;
                         pool.tell_all(|| ToWorker::Stop { retire });
                     }
-                    "conn" => {
-                        let id = rest.parse::<u64>().unwrap_or(0);
-                        if let (Some(fd), Some(w)) = (fds.into_iter().next(), pool.worker_of(id)) {
-                            pool.tell(w, ToWorker::Adopt(id, fd));
-                        }
-                    }
-                    "alone" => pool.tell_all(|| ToWorker::Alone),
                     "state" => {
                         if let Some(bytes) = fds
                             .into_iter()
@@ -392,12 +371,6 @@ pub fn run(mut config: Config, binds: Vec<BindSockets>, sup: Supervisor) -> Resu
                     stopping = true;
                 }
                 pool.tell_all(|| ToWorker::Stop { retire: false });
-            }
-            Event::Handoff(id, fd) => {
-                handed += 1;
-                if let Some(ch) = &master {
-                    let _ = ch.send(&format!("conn {id}"), &[fd.as_raw_fd()], false);
-                }
             }
             Event::State(bytes) => {
                 if let Some(ch) = &master {
@@ -435,11 +408,6 @@ pub fn run(mut config: Config, binds: Vec<BindSockets>, sup: Supervisor) -> Resu
     for t in pool.threads.drain(..) {
         let _ = t.join();
     }
-    if handed > 0 {
-        crate::notice!(
-            "generation {number}: {handed} connection(s) accepted while retiring were handed to the next generation"
-        );
-    }
     if number > 0 {
         crate::notice!("generation {number} stopped");
     } else {
@@ -454,8 +422,6 @@ struct Pool {
     controls: Vec<StdUnixStream>,
     senders: Vec<mpsc::Sender<ToWorker>>,
     threads: Vec<std::thread::JoinHandle<()>>,
-    /// Socket id → the worker accepting on it.
-    owner: Vec<(u64, usize)>,
 }
 
 impl Pool {
@@ -469,10 +435,6 @@ impl Pool {
         for w in 0..self.senders.len() {
             self.tell(w, msg());
         }
-    }
-
-    fn worker_of(&self, id: u64) -> Option<usize> {
-        self.owner.iter().find(|(s, _)| *s == id).map(|&(_, w)| w)
     }
 }
 
@@ -522,20 +484,17 @@ fn start(
     // keeps a copy of each group to `listen()` the fresh ones in order.
     let mut per_worker: Vec<Vec<WorkerSocket>> = (0..n).map(|_| Vec::new()).collect();
     let mut groups = Vec::new();
-    let mut owner = Vec::new();
     for b in binds {
         let fe = &config.frontends[b.frontend];
         let tls = fe.binds[b.bind].tls;
         let mut copies = Vec::new();
-        for (k, (id, socket)) in b.socks.into_iter().enumerate() {
+        for (k, (_id, socket)) in b.socks.into_iter().enumerate() {
             copies.push(
                 socket
                     .try_clone()
                     .map_err(|e| format!("cannot duplicate a listening socket: {e}"))?,
             );
-            owner.push((id, k % n));
             per_worker[k % n].push(WorkerSocket {
-                id,
                 frontend: b.frontend,
                 tls,
                 socket,
@@ -551,7 +510,6 @@ fn start(
         controls: Vec::with_capacity(n),
         senders: Vec::with_capacity(n),
         threads: Vec::with_capacity(n),
-        owner,
     };
     for (i, socks) in per_worker.into_iter().enumerate() {
         let (main_end, worker_end) =
@@ -660,32 +618,6 @@ async fn serve(
     socks: Vec<WorkerSocket>,
 ) -> Result<(), String> {
     let (control, inbox) = control;
-    // A generation started by a reload shares its sockets with older ones
-    // for a while: it sweeps them (see `listener::sweep`).
-    let sweeps: Vec<_> = if config.generation > 1 {
-        socks
-            .iter()
-            .filter_map(|s| {
-                let dup = s.socket.try_clone().ok()?;
-                // SAFETY: a new descriptor (a dup) nothing else owns.
-                let fd = unsafe { OwnedFd::from_raw_fd(dup.into_raw_fd()) };
-                Some((s.frontend, s.tls, fd))
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let listeners: Vec<_> = socks
-        .into_iter()
-        .map(|s| {
-            // SAFETY: a listening (or soon listening) socket whose
-            // ownership moves to glommio.
-            let l = unsafe { glommio::net::TcpListener::from_raw_fd(s.socket.into_raw_fd()) };
-            (s.id, s.frontend, s.tls, l)
-        })
-        .collect();
-    let sockets: Vec<(u64, usize, bool)> =
-        listeners.iter().map(|(i, f, t, _)| (*i, *f, *t)).collect();
     // The mesh: wait for every other worker to join.
     let (senders, receivers) = match mesh {
         Some(m) => {
@@ -773,13 +705,15 @@ async fn serve(
             }
         })
     };
-    for (f, tls, fd) in sweeps {
-        glommio::spawn_local(listener::sweep(w.clone(), f, tls, fd)).detach();
-    }
-    let accepting: Vec<_> = listeners
+    let accepting: Vec<_> = socks
         .into_iter()
-        .map(|(sid, f, tls, l)| {
-            glommio::spawn_local(listener::accept_loop(w.clone(), f, tls, sid, l))
+        .map(|s| {
+            glommio::spawn_local(listener::accept_loop(
+                w.clone(),
+                s.frontend,
+                s.tls,
+                s.socket,
+            ))
         })
         .collect();
 
@@ -790,7 +724,7 @@ async fn serve(
     let stop_asked = std::rc::Rc::new(crate::local_sync::Flag::default());
     let _control = {
         let (w, stop_asked) = (w.clone(), stop_asked.clone());
-        glommio::spawn_local(control_loop(w, control, inbox, sockets, stop_asked))
+        glommio::spawn_local(control_loop(w, control, inbox, stop_asked))
     };
     stop_asked.wait().await;
 
@@ -800,7 +734,6 @@ async fn serve(
     if retiring && id == 0 {
         let _ = events.send(Event::State(carry::dump(&w)));
     }
-    let stopped_at = std::time::Instant::now();
     w.stopping.set();
     let _ = events.send(Event::Stopped(id));
     let open = w.conns.get();
@@ -821,18 +754,6 @@ async fn serve(
             w.conns.get()
         );
     }
-    if retiring {
-        let linger = ACCEPT_LINGER.min(config.global.hard_stop_after);
-        let until = stopped_at + linger;
-        futures_lite::future::or(
-            async {
-                Timer::new(until.saturating_duration_since(std::time::Instant::now())).await;
-            },
-            w.abandon.wait(),
-        )
-        .await;
-    }
-    w.abandon.set();
     for a in accepting {
         a.await;
     }
@@ -862,7 +783,6 @@ async fn control_loop(
     w: std::rc::Rc<Worker>,
     mut control: UnixStream,
     inbox: mpsc::Receiver<ToWorker>,
-    sockets: Vec<(u64, usize, bool)>,
     stop_asked: std::rc::Rc<crate::local_sync::Flag>,
 ) {
     let mut byte = [0u8; 64];
@@ -871,7 +791,6 @@ async fn control_loop(
             .await
             .unwrap_or(0);
         if n == 0 {
-            w.abandon.set();
             stop_asked.set();
             return;
         }
@@ -883,17 +802,7 @@ async fn control_loop(
                         w.retiring.set(retire);
                         stop_asked.set();
                     }
-                    if !retire {
-                        // Stopping for good: pending accepts end now.
-                        w.abandon.set();
-                    }
                 }
-                ToWorker::Adopt(id, fd) => {
-                    if let Some(&(_, fe, tls)) = sockets.iter().find(|s| s.0 == id) {
-                        glommio::spawn_local(listener::adopt(w.clone(), fe, tls, id, fd)).detach();
-                    }
-                }
-                ToWorker::Alone => w.alone_since.set(Some(std::time::Instant::now())),
                 ToWorker::State(bytes) => {
                     let w = w.clone();
                     glommio::spawn_local(async move { carry::load(&w, &bytes).await }).detach();

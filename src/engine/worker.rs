@@ -54,15 +54,10 @@ pub struct Worker {
     pub go: Flag,
     /// Set when the worker must stop accepting.
     pub stopping: Flag,
-    /// The stop is a retirement: a newer generation serves, and takes
-    /// what the pending accepts still produce.
+    /// The stop is a retirement: a newer generation serves (and worker 0
+    /// hands it the state).
     pub retiring: Cell<bool>,
-    /// Pending accepts are given up (see `listener::accept_loop`).
-    pub abandon: Flag,
-    /// When the master said that no older generation is left (see
-    /// `listener::sweep`).
-    pub alone_since: Cell<Option<std::time::Instant>>,
-    /// To the generation's main thread (connections handed over, state).
+    /// To the generation's main thread (state to hand over).
     pub events: std::sync::mpsc::Sender<super::Event>,
     /// Every connection task passes through this gate, so stopping can
     /// wait for open connections to finish.
@@ -183,8 +178,6 @@ impl Worker {
             go: Flag::default(),
             stopping: Flag::default(),
             retiring: Cell::new(false),
-            abandon: Flag::default(),
-            alone_since: Cell::new(None),
             events,
             gate: Gate::new(),
             mesh_id: mesh.as_ref().map_or(0, |m| m.peer_id()),

@@ -28,9 +28,8 @@ use std::os::fd::{AsRawFd, RawFd};
 
 /// One listening socket of a group.
 pub struct Sock {
-    /// Unique for the master's life: names the socket in messages (a
-    /// connection handed over by a retiring generation says which socket
-    /// accepted it).
+    /// Unique for the master's life: names the socket in the hand-over
+    /// messages.
     pub id: u64,
     pub socket: Socket,
     /// `listen()` was called (by a generation that became ready).
@@ -225,13 +224,6 @@ impl Groups {
     /// now on, once the generations have closed theirs too).
     pub fn close_all(&mut self) {
         self.groups.clear();
-    }
-
-    /// Whether the socket `id` belongs to a group still held.
-    pub fn holds(&self, id: u64) -> bool {
-        self.groups
-            .iter()
-            .any(|g| g.socks.iter().any(|s| s.id == id))
     }
 
     pub fn fds(socks: &[Sock]) -> Vec<RawFd> {

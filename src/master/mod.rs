@@ -80,8 +80,6 @@ struct Generation {
     child: Child,
     chan: Channel,
     phase: Phase,
-    /// Told that no older generation is left (`tell_alone`).
-    alone: bool,
 }
 
 /// A reload waiting for its turn.
@@ -449,7 +447,6 @@ impl Master {
             child,
             chan: mine,
             phase: Phase::Starting,
-            alone: false,
         };
         let handover = || -> std::io::Result<()> {
             let memfd = channel::memfd("corral-config", text.as_bytes())?;
@@ -511,8 +508,7 @@ impl Master {
         self.gens.iter().position(|g| g.number == n)
     }
 
-    /// The newest generation that serves (where handed-over connections
-    /// and state go).
+    /// The newest generation that serves (where handed-over state goes).
     fn serving(&self) -> Option<&Generation> {
         self.gens.iter().rev().find(|g| g.phase == Phase::Serving)
     }
@@ -523,19 +519,12 @@ impl Master {
             "ready" => self.ready(n),
             "retired" => self.retired(n),
             "failed" => return self.start_failed(n, rest),
-            "conn" | "state" => {
-                // A retiring generation hands over a connection its
-                // pending accept produced, or its state: to the newest
-                // serving generation.
+            "state" => {
+                // A retiring generation hands over its state: to the
+                // newest serving generation.
                 let Some(to) = self.serving().filter(|g| g.number != n) else {
-                    return None; // nobody to take it: the fds close here
+                    return None; // nobody to take it: the memfd closes here
                 };
-                if word == "conn" {
-                    let id = rest.parse::<u64>().unwrap_or(0);
-                    if !self.groups.holds(id) {
-                        return None; // its bind was removed
-                    }
-                }
                 let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
                 if let Err(e) = to.chan.send(text, &raw, true) {
                     crate::warning!(
@@ -584,21 +573,6 @@ impl Master {
         self.path = p.path.clone();
         self.hard_stop_after = p.hard_stop_after;
         self.maybe_done();
-        self.tell_alone();
-    }
-
-    /// Tells the serving generation, once, when no older generation is
-    /// left: it may stop sweeping its listening sockets for connections
-    /// whose wake-up an older generation's accept took (see
-    /// `listener::sweep`).
-    fn tell_alone(&mut self) {
-        let oldest = self.gens.iter().map(|g| g.number).min();
-        for g in &mut self.gens {
-            if g.phase == Phase::Serving && !g.alone && Some(g.number) == oldest {
-                g.alone = true;
-                let _ = g.chan.send("alone", &[], true);
-            }
-        }
     }
 
     /// Generation `n` stopped accepting (or exited).
@@ -708,7 +682,6 @@ impl Master {
         let i = self.find(n)?;
         let mut g = self.gens.remove(i);
         let status = g.child.wait().map(|s| s.to_string()).unwrap_or_default();
-        self.tell_alone();
         match g.phase {
             Phase::Starting => {
                 let why = format!("generation {n} exited during start-up ({status})");
