@@ -5,6 +5,7 @@ pub mod acl;
 pub mod backend;
 pub mod balance;
 pub mod client_hello;
+pub mod clock;
 pub mod config;
 pub mod hash;
 pub mod local_sync;

@@ -196,15 +196,18 @@ fn try_slots(
 }
 
 /// A slot in the worker's and in frontend `fe`'s `maxconn` shares, once
-/// both have one; `None` when the worker stops first.
+/// both have one; `None` when the worker stops first. The frontend's
+/// slot comes first: holding it while waiting for the worker's keeps only
+/// this frontend waiting, while the other order would keep a global slot
+/// from every other frontend.
 async fn slots(
     w: &Worker,
     fe: usize,
 ) -> Option<(glommio::sync::StaticPermit, glommio::sync::StaticPermit)> {
     futures_lite::future::or(
         async {
-            let g = w.global_slots.acquire_static_permit(1).await.ok()?;
             let f = w.frontends[fe].slots.acquire_static_permit(1).await.ok()?;
+            let g = w.global_slots.acquire_static_permit(1).await.ok()?;
             Some((g, f))
         },
         async {

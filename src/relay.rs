@@ -9,13 +9,19 @@
 //!   server`, but only when no byte moved in *either* direction for that
 //!   long: a long download does not time out because the client is quiet.
 //!   A write that cannot progress for the receiving side's timeout ends
-//!   the connection too.
+//!   the connection too. Every read and write stamps the connection with
+//!   the worker's coarse clock (no system call); when a stream's timer
+//!   fires and bytes moved since it was armed, it is armed again for just
+//!   what is left of the timeout after the last one, so a timeout fires
+//!   its value after the last byte moved (within the coarse clock's tick),
+//!   not up to twice that.
 //! - An error on either side ends both directions at once.
 //!
 //! Both directions run in the connection's own task; each stream sits in a
 //! `RefCell` that is borrowed only inside a single poll, never across an
 //! await.
 
+use crate::clock::Coarse;
 use crate::stream::Stream;
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use std::cell::{Cell, RefCell};
@@ -73,34 +79,72 @@ pub struct Timeouts {
     pub server: Duration,
 }
 
-/// What each direction has done: counters bumped on every read and every
-/// completed write. A read that times out compares the other direction's
-/// counter with its value when the read began: unchanged means no byte
-/// moved either way for the whole timeout. No clock is read.
-#[derive(Default)]
-struct Activity {
-    up: Cell<u64>,
-    down: Cell<u64>,
+/// When a byte last moved either way, on the worker's coarse clock.
+struct Activity<'c> {
+    clock: &'c Coarse,
+    last_ms: Cell<u64>,
+}
+
+impl Activity<'_> {
+    fn touch(&self) {
+        self.last_ms.set(self.clock.now_ms());
+    }
+
+    /// A stream's timer of `timeout` fired: Ok if bytes moved since and
+    /// the stream's timer is now armed for the rest, else the timeout.
+    fn rearm(&self, stream: &RefCell<Stream>, timeout: Duration, read: bool) -> Result<(), ()> {
+        let left = self.clock.left(self.last_ms.get(), timeout).ok_or(())?;
+        set_timeout(stream, left, read);
+        Ok(())
+    }
+}
+
+fn set_timeout(stream: &RefCell<Stream>, t: Duration, read: bool) {
+    let s = stream.borrow();
+    let _ = if read {
+        s.tcp().set_read_timeout(Some(t))
+    } else {
+        s.tcp().set_write_timeout(Some(t))
+    };
 }
 
 /// Relays until both directions end or one fails. `bufs` are the two
-/// copy buffers (client→server, server→client).
+/// copy buffers (client→server, server→client); `clock` is the worker's.
 pub async fn relay(
     client: &RefCell<Stream>,
     server: &RefCell<Stream>,
     timeouts: Timeouts,
     bufs: (&mut [u8], &mut [u8]),
+    clock: &Coarse,
 ) -> RelayOutcome {
     for (stream, t) in [(client, timeouts.client), (server, timeouts.server)] {
         let s = stream.borrow();
         let _ = s.tcp().set_read_timeout(Some(t));
         let _ = s.tcp().set_write_timeout(Some(t));
     }
-    let activity = Activity::default();
+    let activity = Activity {
+        clock,
+        last_ms: Cell::new(clock.now_ms()),
+    };
     let up_bytes = Cell::new(0u64);
     let down_bytes = Cell::new(0u64);
-    let up = pump(Side::Client, client, server, bufs.0, &up_bytes, &activity);
-    let down = pump(Side::Server, server, client, bufs.1, &down_bytes, &activity);
+    let (tc, ts) = (timeouts.client, timeouts.server);
+    let up = pump(
+        Side::Client,
+        (client, tc),
+        (server, ts),
+        bufs.0,
+        &up_bytes,
+        &activity,
+    );
+    let down = pump(
+        Side::Server,
+        (server, ts),
+        (client, tc),
+        bufs.1,
+        &down_bytes,
+        &activity,
+    );
     let end = both_or_first_error(up, down).await;
     RelayOutcome {
         end,
@@ -110,25 +154,23 @@ pub async fn relay(
 }
 
 /// Copies `from` → `to` until end-of-stream (then shuts down `to`'s
-/// writes) or an error.
+/// writes) or an error. Each stream comes with its side's timeout, which
+/// its read and write timers were set to.
 async fn pump(
     from_side: Side,
-    from: &RefCell<Stream>,
-    to: &RefCell<Stream>,
+    (from, from_timeout): (&RefCell<Stream>, Duration),
+    (to, to_timeout): (&RefCell<Stream>, Duration),
     buf: &mut [u8],
     bytes: &Cell<u64>,
-    activity: &Activity,
+    activity: &Activity<'_>,
 ) -> Result<(), RelayEnd> {
     let to_side = match from_side {
         Side::Client => Side::Server,
         Side::Server => Side::Client,
     };
-    let (mine, other) = match from_side {
-        Side::Client => (&activity.up, &activity.down),
-        Side::Server => (&activity.down, &activity.up),
-    };
+    // Whether a timer was armed for less than the full timeout.
+    let (mut read_short, mut write_short) = (false, false);
     loop {
-        let other_before = other.get();
         let n = match Borrowed(from).read(buf).await {
             Ok(0) => {
                 shutdown_writes(to).await;
@@ -136,30 +178,50 @@ async fn pump(
             }
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                // This side was silent for its whole timeout; the
-                // connection is idle only if the other direction was too.
-                if other.get() != other_before {
-                    continue;
-                }
-                return Err(RelayEnd::Timeout(from_side));
+                // Silent for as long as the timer ran; the connection is
+                // idle only if no byte moved the other way meanwhile.
+                activity
+                    .rearm(from, from_timeout, true)
+                    .map_err(|()| RelayEnd::Timeout(from_side))?;
+                read_short = true;
+                continue;
             }
             Err(_) => return Err(RelayEnd::Abort(from_side)),
         };
-        mine.set(mine.get() + 1);
-        let mut to_stream = Borrowed(to);
-        let written = match to_stream.write_all(&buf[..n]).await {
-            // Over TLS, records may wait in the session: send them now.
-            Ok(()) => to_stream.flush().await,
-            Err(e) => Err(e),
-        };
-        match written {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                return Err(RelayEnd::Timeout(to_side));
-            }
-            Err(_) => return Err(RelayEnd::Abort(to_side)),
+        activity.touch();
+        if read_short {
+            set_timeout(from, from_timeout, true);
+            read_short = false;
         }
-        mine.set(mine.get() + 1);
+        let mut done = 0;
+        // Over TLS, records may wait in the session: flushed after.
+        let mut flushed = false;
+        while !flushed {
+            let r = if done < n {
+                Borrowed(to).write(&buf[done..n]).await
+            } else {
+                Borrowed(to).flush().await.map(|()| 0)
+            };
+            match r {
+                Ok(0) if done < n => return Err(RelayEnd::Abort(to_side)),
+                Ok(k) => {
+                    done += k;
+                    flushed = done == n && k == 0;
+                    activity.touch();
+                }
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    activity
+                        .rearm(to, to_timeout, false)
+                        .map_err(|()| RelayEnd::Timeout(to_side))?;
+                    write_short = true;
+                }
+                Err(_) => return Err(RelayEnd::Abort(to_side)),
+            }
+        }
+        if write_short {
+            set_timeout(to, to_timeout, false);
+            write_short = false;
+        }
         bytes.set(bytes.get() + n as u64);
     }
 }

@@ -180,7 +180,9 @@ pub async fn session(
                 server: bcfg.timeout_server,
             };
             let out = match sent {
-                Ok(()) => relay::relay(&client, &server, timeouts, (&mut up, &mut down)).await,
+                Ok(()) => {
+                    relay::relay(&client, &server, timeouts, (&mut up, &mut down), &w.clock).await
+                }
                 Err(end) => RelayOutcome {
                     end,
                     client_to_server: 0,

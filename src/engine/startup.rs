@@ -107,19 +107,24 @@ pub fn executor_error(e: &GlommioError<()>, io_memory: usize) -> String {
     }
 }
 
-/// Raises the open-files limit to what `maxconn` needs (two descriptors a
-/// connection, plus room for listeners, checks and logs). When the limit
-/// cannot go that high, a `maxconn` left at its default is lowered to fit
-/// (as HAProxy does); a written one is kept, with a warning.
+/// Raises the open-files limit to what `maxconn` needs and, when the hard
+/// limit is too low for it, fits a `maxconn` left at its default to the
+/// limit, as HAProxy does (a written one is kept, with a warning).
+///
+/// A connection costs two descriptors (client and server); the rest of
+/// the limit is kept for what the process holds besides connections
+/// (`reserved_fds`). The soft limit is raised to the hard one (or to what
+/// is needed, if less) first. Never fitted below one connection per
+/// frontend on every worker.
 pub fn fit_nofile(config: &mut Config) {
-    const SPARE: u64 = 1024;
-    let need = u64::from(config.global.maxconn) * 2 + SPARE;
+    let reserved = reserved_fds(config, open_fds());
+    let need = u64::from(config.global.maxconn) * 2 + reserved;
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: plain getrlimit/setrlimit on a local struct.
-    let hard = unsafe {
+    let limit = unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
             return;
         }
@@ -130,21 +135,90 @@ pub fn fit_nofile(config: &mut Config) {
             rlim_cur: need.min(lim.rlim_max),
             rlim_max: lim.rlim_max,
         };
-        libc::setrlimit(libc::RLIMIT_NOFILE, &new);
-        lim.rlim_max
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &new) == 0 {
+            new.rlim_cur
+        } else {
+            lim.rlim_cur
+        }
     };
-    if hard >= need {
+    if limit >= need {
         return;
     }
-    let fits = (hard.saturating_sub(SPARE) / 2).max(1) as u32;
+    let floor = (config.frontends.len().max(1) * config.global.workers.max(1)) as u64;
+    let fits = fitted_maxconn(limit, reserved, floor);
+    let old = config.global.maxconn;
     if config.global.maxconn_written {
         crate::warning!(
-            "global.maxconn {} needs about {need} file descriptors but the limit is {hard}: connections beyond about {fits} will fail; raise `ulimit -n` / `LimitNOFILE=` or lower global.maxconn",
-            config.global.maxconn
+            "global.maxconn {old} needs about {need} file descriptors but the limit is {limit}: connections beyond about {fits} will fail; raise `ulimit -n` / `LimitNOFILE=` or lower global.maxconn",
+        );
+        return;
+    }
+    let fits = fits.min(config.global.maxconn);
+    if u64::from(fits) * 2 + reserved > limit {
+        crate::warning!(
+            "global.maxconn fitted to {fits} (one connection per frontend on each worker), but the open-files limit {limit} is too low even for that ({reserved} descriptors are kept for listeners, workers, logs and checks); raise `ulimit -n` / `LimitNOFILE=`",
         );
     } else {
-        config.global.maxconn = fits;
+        crate::warning!(
+            "global.maxconn fitted to {fits} for the open-files limit {limit} (2 descriptors a connection, {reserved} kept for listeners, workers, logs and checks); raise `ulimit -n` / `LimitNOFILE=` or write global.maxconn to change it",
+        );
     }
+    config.global.maxconn = fits;
+    // A frontend's maxconn left to the global one follows it.
+    for f in &mut config.frontends {
+        if f.maxconn == old {
+            f.maxconn = fits;
+        }
+    }
+}
+
+/// The `maxconn` that fits `limit` descriptors when `reserved` are kept
+/// for other uses: two a connection, at least `floor`.
+pub fn fitted_maxconn(limit: u64, reserved: u64, floor: u64) -> u32 {
+    (limit.saturating_sub(reserved) / 2)
+        .max(floor)
+        .min(u64::from(u32::MAX)) as u32
+}
+
+/// Descriptors the process needs besides its connections' two each:
+/// those open now (standard streams, listening sockets and their copies,
+/// runtime API and control sockets), and those opened later: each
+/// worker's io_uring rings, eventfds and log sockets, one accepted
+/// connection per listening socket that may wait for a slot, a socket per
+/// health-checked server while its check runs, the peers' connections,
+/// and a spare for runtime API clients and reload hand-overs.
+pub fn reserved_fds(config: &Config, open_now: u64) -> u64 {
+    /// io_uring rings (3), eventfds and mesh wake-ups of one worker.
+    const PER_WORKER: u64 = 8;
+    /// Runtime API clients, connections handed over at a reload, files.
+    const SPARE: u64 = 16;
+    let workers = config.global.workers.max(1) as u64;
+    let logs = (config.global.log.len()
+        + config.frontends.iter().map(|f| f.log.len()).sum::<usize>()) as u64;
+    let listening = config
+        .frontends
+        .iter()
+        .map(|f| f.binds.len() as u64)
+        .sum::<u64>()
+        * workers;
+    let checks = config
+        .backends
+        .iter()
+        .flat_map(|b| &b.servers)
+        .filter(|s| s.check.is_some())
+        .count() as u64;
+    let peers = config
+        .peers
+        .iter()
+        .map(|p| p.peers.len() as u64)
+        .sum::<u64>()
+        * 2;
+    open_now + workers * (PER_WORKER + logs) + listening + checks + peers + SPARE
+}
+
+/// How many descriptors the process has open (0 if it cannot tell).
+fn open_fds() -> u64 {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count().saturating_sub(1) as u64)
 }
 
 /// The cores workers are pinned to, in order (worker i on cores[i % len]).
@@ -157,6 +231,17 @@ pub fn cores() -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn maxconn_fits_like_haproxy() {
+        // HAProxy 2.6 fits 497 at 1024 descriptors and 113 at 256 with
+        // two threads, two frontends and a stats socket.
+        let reserved = 54;
+        assert_eq!(fitted_maxconn(1024, reserved, 4), 485);
+        assert_eq!(fitted_maxconn(256, reserved, 4), 101);
+        // Never below one connection per frontend on each worker.
+        assert_eq!(fitted_maxconn(40, reserved, 4), 4);
+    }
 
     #[test]
     fn memlock_message_says_what_to_change() {

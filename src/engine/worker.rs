@@ -84,10 +84,9 @@ pub struct Worker {
     acks: RefCell<Vec<(u64, usize)>>,
     acked: WaitQueue,
     next_seq: Cell<u64>,
-    /// Whole seconds since the worker started, updated by its flusher:
-    /// a clock for rates that costs no system call to read.
-    now_s: Cell<u32>,
-    started: std::time::Instant,
+    /// The worker's coarse clock, moved on by its flusher: rates and
+    /// inactivity timeouts read it without a system call.
+    pub clock: crate::clock::Coarse,
     /// Some frontend serves a stats page: requests are timed for it.
     pub stats_wanted: bool,
     /// Snapshots other workers sent for this worker's current view.
@@ -193,8 +192,7 @@ impl Worker {
             acks: RefCell::new(Vec::new()),
             acked: WaitQueue::default(),
             next_seq: Cell::new(1),
-            now_s: Cell::new(0),
-            started: std::time::Instant::now(),
+            clock: Default::default(),
             stats_wanted,
             stats_gathering: Default::default(),
             stats_sampler: Default::default(),
@@ -313,12 +311,12 @@ impl Worker {
     /// this one). Returns false when it cannot be delivered.
     /// Whole seconds since the worker started (coarse: see `tick`).
     pub fn now_s(&self) -> u32 {
-        self.now_s.get()
+        (self.clock.now_ms() / 1000) as u32
     }
 
     /// Moves the coarse clock on (called by the flusher, every 50 ms).
     pub fn tick(&self) {
-        self.now_s.set(self.started.elapsed().as_secs() as u32);
+        self.clock.tick();
     }
 
     pub async fn send_to_worker(&self, worker: usize, msg: MeshMsg) -> bool {

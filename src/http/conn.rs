@@ -43,6 +43,15 @@ pub async fn until<T>(deadline: Deadline, fut: impl Future<Output = T>) -> Resul
     let mut fut = pin!(fut);
     let mut timer: Option<Timer> = None;
     std::future::poll_fn(|cx: &mut Context<'_>| {
+        // A timer that fired ends the operation without polling it again:
+        // glommio's write tries a `send` on every poll, and the few bytes
+        // a full socket buffer still takes would count as progress (an
+        // inactivity timeout would fire at twice its value).
+        if let Some(t) = timer.as_mut()
+            && Pin::new(t).poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(IoFail::Timeout));
+        }
         if let Poll::Ready(v) = fut.as_mut().poll(cx) {
             return Poll::Ready(Ok(v));
         }
@@ -61,17 +70,27 @@ pub async fn until<T>(deadline: Deadline, fut: impl Future<Output = T>) -> Resul
 }
 
 /// Writes all of `data` to `stream` (and flushes it) by `deadline`.
+///
+/// With `Deadline::After`, the limit counts from the last progress: each
+/// write that moves bytes starts it again, so a slow reader that keeps
+/// reading is never cut off, and one that stops is cut off that long
+/// after its last byte (not that long after the first wait).
 pub async fn write_all<W: AsyncWriteExt + Unpin>(
     stream: &mut W,
-    data: &[u8],
+    mut data: &[u8],
     deadline: Deadline,
 ) -> Result<(), IoFail> {
-    let written = async {
-        stream.write_all(data).await?;
-        // Over TLS, records may wait in the session: send them now.
-        stream.flush().await
-    };
-    until(deadline, written).await?.map_err(IoFail::Error)
+    while !data.is_empty() {
+        match until(deadline, stream.write(data)).await? {
+            Ok(0) => return Err(IoFail::Error(std::io::ErrorKind::WriteZero.into())),
+            Ok(n) => data = &data[n..],
+            Err(e) => return Err(IoFail::Error(e)),
+        }
+    }
+    // Over TLS, records may wait in the session: send them now.
+    until(deadline, stream.flush())
+        .await?
+        .map_err(IoFail::Error)
 }
 
 /// A connection's read buffer while its stream is elsewhere

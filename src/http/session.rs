@@ -1355,7 +1355,14 @@ impl<'w> Session<'w> {
                 client: timeout,
                 server: timeout,
             };
-            relay::relay(&client, &server, timeouts, (&mut cbuf, &mut sbuf)).await;
+            relay::relay(
+                &client,
+                &server,
+                timeouts,
+                (&mut cbuf, &mut sbuf),
+                &self.w.clock,
+            )
+            .await;
         }
         self.w.bufs.give(cbuf);
         self.w.bufs.give(sbuf);
