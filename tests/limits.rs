@@ -11,26 +11,13 @@ use common::{Corral, Server, WAIT, haproxy};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// An HTTP server answering every request `200` with a short body, then
-/// closing.
+/// An HTTP server answering every request `200`, then closing.
 fn ok_server() -> Server {
-    Server::start(Arc::new(|mut s: TcpStream| {
-        let _ = s.set_read_timeout(Some(WAIT));
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-            match s.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        }
-        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-    }))
+    common::http_status_server(Arc::new(std::sync::atomic::AtomicUsize::new(200)))
 }
 
 /// One request on a new connection: the status code, or 0 when there was
@@ -142,16 +129,6 @@ fn maxconn_of(info: &str) -> u32 {
         .unwrap_or_else(|| panic!("no Maxconn in {info:?}"))
 }
 
-fn ask(sock: &Path, line: &str) -> String {
-    let mut s = std::os::unix::net::UnixStream::connect(sock)
-        .unwrap_or_else(|e| panic!("{}: {e}", sock.display()));
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    s.write_all(format!("{line}\n").as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
 /// HAProxy's fitted maxconn under `nofile` descriptors, with the test's
 /// two frontends and a stats socket; None without HAProxy.
 fn haproxy_maxconn(nofile: u64, backend: SocketAddr) -> Option<u32> {
@@ -197,7 +174,7 @@ fn maxconn_is_fitted_to_the_descriptor_limit_as_haproxy_fits_it() {
         );
         let corral = Corral::try_start_with(&yaml, |cmd| with_nofile(cmd, nofile))
             .unwrap_or_else(|e| panic!("corral did not start at nofile {nofile}:\n{e}"));
-        let ours = maxconn_of(&ask(&sock, "show info"));
+        let ours = maxconn_of(&haproxy::cli(&sock, "show info").expect("show info answered"));
         println!("nofile {nofile}: corral Maxconn {ours}, HAProxy {ha:?}");
         let expected = ha.unwrap_or(if nofile == 1024 { 498 } else { 114 });
         let ratio = f64::from(ours) / f64::from(expected);
@@ -216,6 +193,33 @@ fn maxconn_is_fitted_to_the_descriptor_limit_as_haproxy_fits_it() {
         assert_eq!(statuses(corral.addr("web"), 6), vec![200; 6]);
         assert_eq!(corral.stop().code(), Some(0));
     }
+}
+
+/// HAProxy 2.6 with one `listen` section in `mode`, the given client and
+/// server timeouts, and `backend` as its server; None without HAProxy.
+fn haproxy_listen(
+    mode: &str,
+    client: &str,
+    server: &str,
+    backend: SocketAddr,
+) -> Option<(haproxy::Running, SocketAddr)> {
+    if !haproxy::installed() {
+        return None;
+    }
+    let addr: SocketAddr = format!("127.0.0.1:{}", haproxy::free_port())
+        .parse()
+        .unwrap();
+    let cfg = format!(
+        "defaults\n    mode {mode}\n    timeout connect 1s\n    timeout client {client}\n    timeout server {server}\nlisten fe\n    bind {addr}\n    server s1 {backend}\n"
+    );
+    haproxy::start(&cfg, addr).map(|h| (h, addr))
+}
+
+/// corral's equivalent of `haproxy_listen`: frontend `fe`.
+fn corral_listen(mode: &str, client: &str, server: &str, backend: SocketAddr) -> Corral {
+    Corral::start(&format!(
+        "defaults:\n  mode: {mode}\n  timeout: {{ connect: 1s, client: {client}, server: {server} }}\nfrontends:\n  fe:\n    bind: \"127.0.0.1:0\"\n    default_backend: be\nbackends:\n  be:\n    servers:\n      s1: {{ address: \"{backend}\" }}\n"
+    ))
 }
 
 /// The bound every inactivity timeout must hold.
@@ -245,26 +249,14 @@ fn a_tcp_server_timeout_fires_its_value_after_the_last_byte() {
     let silent = common::silent_server();
     let timeout = Duration::from_secs(2);
     let lasts = [300u64, 1500, 1900].map(Duration::from_millis);
-    if haproxy::installed() {
-        let addr: SocketAddr = format!("127.0.0.1:{}", haproxy::free_port())
-            .parse()
-            .unwrap();
-        let cfg = format!(
-            "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 30s\n    timeout server 2s\nlisten fe\n    bind {addr}\n    server s1 {}\n",
-            silent.addr
-        );
-        if let Some(_h) = haproxy::start(&cfg, addr) {
-            let got: Vec<_> = lasts
-                .iter()
-                .map(|&l| tcp_close_after_last_byte(addr, l))
-                .collect();
-            println!("HAProxy 2.6: closed {got:?} after the last byte");
-        }
+    if let Some((_h, addr)) = haproxy_listen("tcp", "30s", "2s", silent.addr) {
+        let got: Vec<_> = lasts
+            .iter()
+            .map(|&l| tcp_close_after_last_byte(addr, l))
+            .collect();
+        println!("HAProxy 2.6: closed {got:?} after the last byte");
     }
-    let corral = Corral::start(&format!(
-        "defaults:\n  mode: tcp\n  timeout: {{ connect: 1s, client: 30s, server: 2s }}\nfrontends:\n  fe:\n    bind: \"127.0.0.1:0\"\n    default_backend: be\nbackends:\n  be:\n    servers:\n      s1: {{ address: \"{}\" }}\n",
-        silent.addr
-    ));
+    let corral = corral_listen("tcp", "30s", "2s", silent.addr);
     let (tx, rx) = mpsc::channel();
     let proxy = corral.addr("fe");
     // The three connections at once: the test takes ~4 s, not ~10.
@@ -346,25 +338,13 @@ fn an_http_client_timeout_fires_its_value_after_the_client_stops_reading() {
     let (tx, failed) = mpsc::channel();
     let server = endless_server(tx);
     let timeout = Duration::from_secs(5);
-    if haproxy::installed() {
-        let addr: SocketAddr = format!("127.0.0.1:{}", haproxy::free_port())
-            .parse()
-            .unwrap();
-        let cfg = format!(
-            "defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 30s\nlisten fe\n    bind {addr}\n    server s1 {}\n",
-            server.addr
+    if let Some((_h, addr)) = haproxy_listen("http", "5s", "30s", server.addr) {
+        println!(
+            "HAProxy 2.6: server connection closed {:?} after the client stopped reading",
+            http_close_after_stall(addr, &failed)
         );
-        if let Some(_h) = haproxy::start(&cfg, addr) {
-            println!(
-                "HAProxy 2.6: server connection closed {:?} after the client stopped reading",
-                http_close_after_stall(addr, &failed)
-            );
-        }
     }
-    let corral = Corral::start(&format!(
-        "defaults:\n  mode: http\n  timeout: {{ connect: 1s, client: 5s, server: 30s }}\nfrontends:\n  fe:\n    bind: \"127.0.0.1:0\"\n    default_backend: be\nbackends:\n  be:\n    servers:\n      s1: {{ address: \"{}\" }}\n",
-        server.addr
-    ));
+    let corral = corral_listen("http", "5s", "30s", server.addr);
     let after = http_close_after_stall(corral.addr("fe"), &failed);
     println!("corral: server connection closed {after:?} after the client stopped reading");
     assert!(within(after, timeout), "closed {after:?} after the stall");
