@@ -1,37 +1,23 @@
 //! corral: a load balancer and reverse proxy in the class of HAProxy,
-//! thread-per-core on io_uring (glommio). See ARCHITECTURE.md.
+//! thread-per-core on io_uring (glommio). See ARCHITECTURE.md for the
+//! layers; each folder below imports only the folders listed after it.
 
-pub mod acl;
-pub mod backend;
 pub mod balance;
-pub mod client_hello;
-pub mod clock;
-pub mod config;
-pub mod hash;
-pub mod local_sync;
-pub mod master;
-pub mod peers;
-#[macro_use]
-pub mod log;
-pub mod demo;
-pub mod engine;
+pub mod cli;
+pub mod control;
 pub mod health;
-pub mod http;
-pub mod import_haproxy;
-pub mod listener;
-pub mod persist;
-pub mod relay;
-pub mod runtime_api;
-pub mod sessions;
-pub mod stats;
-pub mod steer;
+pub mod mesh;
+pub mod peers;
+pub mod process;
+pub mod proxy;
 pub mod stick;
-pub mod stream;
-pub mod summary;
-pub mod tcp;
-pub mod tcp_rules;
-#[cfg(test)]
-mod test_rng;
+pub mod worker;
+#[macro_use]
+pub mod observe;
+pub mod acl;
+pub mod base;
+pub mod config;
+pub mod io;
+pub mod model;
+pub mod rules;
 pub mod tls;
-pub mod upstream;
-pub mod web;

@@ -51,7 +51,7 @@ pub fn prepare_process() -> Result<(), String> {
     // The link-time ring-flag wrapper lives in corral's library (build.rs
     // wraps liburing's ring creation for every binary of the crate); this
     // reference keeps it linked into corral-bench too.
-    std::hint::black_box(corral::engine::ring_setup::ring_counts());
+    std::hint::black_box(corral::io::ring_setup::ring_counts());
     Ok(())
 }
 

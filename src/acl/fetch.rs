@@ -81,7 +81,7 @@ enum Kind {
     SslAlpn,
     /// A stick counter: `sc0_conn_cur`, `sc_http_req_rate(1)`,
     /// `src_get_gpc0(table)`.
-    Stick(crate::stick::Query),
+    Stick(crate::model::table::Query),
 }
 
 /// What a `ssl_fc_*` fetch reads from the TLS session.
@@ -102,10 +102,10 @@ impl TlsField {
             TlsField::Sni => s.server_name().map(|n| Val::Str(n.as_bytes())),
             TlsField::Protocol => s
                 .protocol_version()
-                .map(|v| Val::Str(crate::tls::names::protocol(v).as_bytes())),
+                .map(|v| Val::Str(crate::base::tls_names::protocol(v).as_bytes())),
             TlsField::Cipher => s
                 .negotiated_cipher_suite()
-                .map(|c| Val::Str(crate::tls::names::cipher(c.suite()).as_bytes())),
+                .map(|c| Val::Str(crate::base::tls_names::cipher(c.suite()).as_bytes())),
             TlsField::Alpn => s.alpn_protocol().map(Val::Str),
             TlsField::Resumed => Some(Val::Bool(
                 s.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
@@ -377,7 +377,7 @@ pub(crate) fn is_known_name(expr: &str) -> bool {
     let name = expr.split(['(', ',']).next().unwrap_or(expr);
     FETCHES.contains(&name)
         || derivative(name).is_some()
-        || crate::stick::Query::parse_name(name).is_some()
+        || crate::model::table::Query::parse_name(name).is_some()
 }
 
 /// Splits an ACL derivative name (`hdr_beg`) into its fetch and method.
@@ -533,7 +533,7 @@ fn build(
         "req.fhdr_cnt" => count(false, true),
         "res.hdr_cnt" | "shdr_cnt" => count(true, false),
         "res.fhdr_cnt" => count(true, true),
-        _ => match crate::stick::Query::parse_name(fetch) {
+        _ => match crate::model::table::Query::parse_name(fetch) {
             None => Ok(None),
             Some((scope, data)) => stick_query(name, scope, data, args, base).map(Some),
         },
@@ -543,12 +543,12 @@ fn build(
 /// `sc0_X`, `sc_X(n[,table])`, `src_X([table])`.
 fn stick_query(
     name: &str,
-    scope: crate::stick::Scope,
-    data: crate::stick::Counter,
+    scope: crate::model::table::Scope,
+    data: crate::model::table::Counter,
     args: &[Arg<'_>],
     base: usize,
 ) -> Result<Kind, ParseError> {
-    use crate::stick::{Query, Scope};
+    use crate::model::table::{Query, Scope};
     let mut scope = scope;
     let mut table_arg = args.first();
     if scope == Scope::Sc(u8::MAX) {
@@ -701,7 +701,7 @@ impl Kind {
             Kind::Tls(TlsField::Resumed) => SType::Bool,
             Kind::Tls(_) => SType::Str,
             Kind::Stick(q) => {
-                if q.data == crate::stick::Counter::Tracked {
+                if q.data == crate::model::table::Counter::Tracked {
                     SType::Bool
                 } else {
                     SType::Int
@@ -862,7 +862,7 @@ impl Kind {
             Kind::SslFc => f(Val::Bool(ctx.ssl_fc())),
             Kind::Tls(field) => ctx.tls().and_then(|s| field.read(s)).is_some_and(f),
             Kind::Stick(q) => match ctx.stick_counter(q) {
-                Some(v) if q.data == crate::stick::Counter::Tracked => f(Val::Bool(v != 0)),
+                Some(v) if q.data == crate::model::table::Counter::Tracked => f(Val::Bool(v != 0)),
                 Some(v) => f(Val::Int(v.min(i64::MAX as u64) as i64)),
                 None => false,
             },
@@ -886,7 +886,7 @@ impl Kind {
             Kind::SslVer => ctx
                 .payload()
                 .and_then(|p| p.hello)
-                .filter(|(h, _)| h.hello_type == crate::client_hello::CLIENT_HELLO)
+                .filter(|(h, _)| h.hello_type == crate::base::client_hello::CLIENT_HELLO)
                 .is_some_and(|(h, _)| {
                     let v = i64::from(h.legacy_version);
                     f(Val::Int((v >> 8) << 16 | (v & 0xff)))
@@ -1098,8 +1098,10 @@ mod tests {
 
     #[test]
     fn client_hello_fetches() {
-        let raw =
-            crate::client_hello::tests::rustls_hello("Api.Example.com", &[b"h2", b"http/1.1"]);
+        let raw = crate::base::client_hello::tests::rustls_hello(
+            "Api.Example.com",
+            &[b"h2", b"http/1.1"],
+        );
         let c = MockContext::get("/").payload(&raw);
         assert_eq!(eval("req.len", &c), Some(Sample::Int(raw.len() as i64)));
         assert_eq!(eval("req_len", &c), Some(Sample::Int(raw.len() as i64)));

@@ -20,7 +20,7 @@ pub(crate) struct MockContext {
     pub unique_id: Vec<u8>,
     /// Bytes held by content inspection: their length, the hello parsed
     /// from them and its reassembled message.
-    pub payload: Option<(usize, Option<crate::client_hello::Hello>, Vec<u8>)>,
+    pub payload: Option<(usize, Option<crate::base::client_hello::Hello>, Vec<u8>)>,
 }
 
 impl MockContext {
@@ -108,7 +108,7 @@ impl MockContext {
 
     /// Content inspection read `raw` from the client.
     pub(crate) fn payload(mut self, raw: &[u8]) -> MockContext {
-        use crate::client_hello::{HelloParser, Parsed};
+        use crate::base::client_hello::{HelloParser, Parsed};
         let mut msg = vec![0u8; 16 << 10];
         let hello = match HelloParser::new(16 << 10).feed(raw, &mut msg) {
             Parsed::Hello(h) => Some(h),

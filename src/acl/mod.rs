@@ -93,7 +93,7 @@ pub trait Context {
     /// The value of a stick counter (`sc0_conn_cur`, `src_http_req_rate`);
     /// `None` when nothing is tracked, the key is not in the table or the
     /// table does not store that type (the fetch then finds no value).
-    fn stick_counter(&self, q: &crate::stick::Query) -> Option<u64> {
+    fn stick_counter(&self, q: &crate::model::table::Query) -> Option<u64> {
         let _ = q;
         None
     }
@@ -114,7 +114,7 @@ pub struct Payload<'a> {
     /// The first TLS handshake message, when those bytes hold a complete
     /// and well-formed one, with the reassembled message its positions
     /// refer to.
-    pub hello: Option<(crate::client_hello::Hello, &'a [u8])>,
+    pub hello: Option<(crate::base::client_hello::Hello, &'a [u8])>,
 }
 
 /// A parse error: `offset` is the byte offset of the offending token in the

@@ -284,8 +284,10 @@ mod tests {
 
     #[test]
     fn client_hello_acls() {
-        let raw =
-            crate::client_hello::tests::rustls_hello("API.example.com", &[b"h2", b"http/1.1"]);
+        let raw = crate::base::client_hello::tests::rustls_hello(
+            "API.example.com",
+            &[b"h2", b"http/1.1"],
+        );
         let c = MockContext::get("/").payload(&raw);
         assert!(test("req.ssl_hello_type 1", &c));
         assert!(test("req.ssl_sni -i api.example.com", &c));

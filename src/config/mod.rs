@@ -11,7 +11,6 @@
 mod error;
 pub mod position;
 mod raw;
-pub mod units;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
@@ -47,7 +46,7 @@ pub struct StickTable {
     /// The section's name: what `table <name>` and peers call it.
     pub name: String,
     /// `type`: `ip` (default), `ipv6`, `integer`, `string` (`len`, default 32).
-    pub key_type: crate::stick::KeyType,
+    pub key_type: crate::model::table::KeyType,
     /// `size`: the most entries (k/m suffixes); the least recently used
     /// entry makes room for a new one.
     pub size: usize,
@@ -56,7 +55,7 @@ pub struct StickTable {
     pub expire: Duration,
     /// `store`: the data types kept (`server_id` is added when `stick`
     /// rules use the table).
-    pub layout: crate::stick::Layout,
+    pub layout: crate::model::table::Layout,
     /// `peers`: index into `Config::peers` of the section that replicates it.
     pub peers: Option<usize>,
 }
@@ -326,7 +325,7 @@ pub struct Frontend {
     /// HTTP settings (`mode: http`).
     pub http: Option<HttpFrontend>,
     /// `tcp-request: [ "connection ..." ]` rules, in order.
-    pub tcp_rules: Vec<crate::tcp_rules::TcpRule>,
+    pub tcp_rules: Vec<crate::rules::tcp::TcpRule>,
     /// `tcp-request: [ "inspect-delay 5s" ]` (tcp mode): content rules wait
     /// up to this long for the client's first bytes (a TLS ClientHello)
     /// before they run. None: they run at accept, on no data.
@@ -397,11 +396,11 @@ pub struct HttpFrontend {
     /// `acl: { name: "criterion [flags] patterns" | [ ... ] }`.
     pub acls: crate::acl::AclSet,
     /// `http-request: [ "action ... [if|unless condition]" ]`.
-    pub request_rules: Vec<crate::http::rules::Rule>,
+    pub request_rules: Vec<crate::rules::http::Rule>,
     /// `http-response: [ ... ]`.
-    pub response_rules: Vec<crate::http::rules::Rule>,
+    pub response_rules: Vec<crate::rules::http::Rule>,
     /// `errorfiles: { 503: /path/503.http }` (and inherited from defaults).
-    pub errors: crate::http::errors::ErrorPages,
+    pub errors: crate::model::errors::ErrorPages,
     /// `timeout.http-request`: the whole request head must arrive within
     /// it, else 408 (default: `timeout.client`).
     pub timeout_request: std::time::Duration,
@@ -445,9 +444,9 @@ pub struct StatsPage {
 #[derive(Debug, Clone)]
 pub struct HttpBackend {
     pub acls: crate::acl::AclSet,
-    pub request_rules: Vec<crate::http::rules::Rule>,
-    pub response_rules: Vec<crate::http::rules::Rule>,
-    pub errors: crate::http::errors::ErrorPages,
+    pub request_rules: Vec<crate::rules::http::Rule>,
+    pub response_rules: Vec<crate::rules::http::Rule>,
+    pub errors: crate::model::errors::ErrorPages,
     pub forwardfor: Option<ForwardFor>,
     pub conn_mode: ConnMode,
     /// `timeout.tunnel`: inactivity timeout of a WebSocket (or other
@@ -517,7 +516,7 @@ pub struct Backend {
     /// `stick-table:` of this backend: index into `Config::tables`.
     pub table: Option<usize>,
     /// `stick: [ "on src", ... ]` rules, in order.
-    pub stick: Vec<crate::stick::rules::StickRule>,
+    pub stick: Vec<crate::rules::stick::StickRule>,
 }
 
 /// `backends.NAME.servers.NAME:` one server.

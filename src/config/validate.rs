@@ -5,8 +5,8 @@
 use super::error::{Collector, ConfigErrors};
 use super::position::{PositionIndex, child, item};
 use super::raw::{OrderedMap, RawBackend, RawConfig, RawFrontend, RawServer, RawTimeouts};
-use super::units::{parse_duration, parse_size};
 use super::*;
+use crate::base::units::{parse_duration, parse_size};
 use serde_yaml::Value;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 
@@ -168,7 +168,7 @@ struct Validator<'a> {
 
 /// Settings from `defaults:` that sections inherit.
 struct Defaults {
-    errors: crate::http::errors::ErrorPages,
+    errors: crate::model::errors::ErrorPages,
     mode: Mode,
     retries: u32,
     maxconn: Option<u32>,
@@ -462,7 +462,7 @@ impl<'a> Validator<'a> {
             None => self.acls(f.acl.as_ref(), &p("acl")),
         };
         let names = std::mem::take(&mut self.table_names);
-        let refs = crate::stick::rules::TableRefs {
+        let refs = crate::rules::stick::TableRefs {
             names: &names,
             own: table,
         };
@@ -636,7 +636,7 @@ impl<'a> Validator<'a> {
             None => self.acls(b.acl.as_ref(), &p("acl")),
         };
         let names = std::mem::take(&mut self.table_names);
-        let refs = crate::stick::rules::TableRefs {
+        let refs = crate::rules::stick::TableRefs {
             names: &names,
             own: table,
         };
@@ -1139,11 +1139,11 @@ impl<'a> Validator<'a> {
         });
         let mut problems = Vec::new();
         for cap in re.captures_iter(text) {
-            let Some((scope, _)) = crate::stick::Query::parse_name(&cap[1]) else {
+            let Some((scope, _)) = crate::model::table::Query::parse_name(&cap[1]) else {
                 continue;
             };
             let args = cap.get(2).expect("group 2 always matches");
-            let index = usize::from(scope == crate::stick::Scope::Sc(u8::MAX));
+            let index = usize::from(scope == crate::model::table::Scope::Sc(u8::MAX));
             let mut at = args.start();
             for (i, arg) in args.as_str().split(',').enumerate() {
                 let name = arg.trim();

@@ -25,11 +25,11 @@
 
 use super::wire::{self, Decoded, Decoder, Encoder, Message, TableDef, Update, Value};
 use crate::config::{Config, PeersSection, StickTable};
-use crate::engine::mesh::MeshMsg;
-use crate::engine::worker::Worker;
-use crate::stick::data::{Data, EVENT_LIST, FreqCtr};
+use crate::mesh::MeshMsg;
+use crate::model::table::{Data, EVENT_LIST, FreqCtr};
 use crate::stick::store::{Commit, now_ms};
 use crate::stick::{DataType, Key, KeyType, StickMsg};
+use crate::worker::Worker;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::timer::Timer;
@@ -374,7 +374,7 @@ fn table_definition(def: &StickTable, t: usize) -> TableDef {
     };
     let expire = def.expire.as_millis().min(u128::from(u32::MAX)) as u32;
     let mut out = TableDef::new(t as u32 + 1, def.name.clone(), key_type, expire);
-    for (dt, name) in crate::stick::data::ALL {
+    for (dt, name) in crate::model::table::ALL {
         if !def.layout.has(*dt) {
             continue;
         }

@@ -2,31 +2,8 @@
 //! fetch gives, converted the way HAProxy converts samples to keys.
 
 use crate::acl::Sample;
+use crate::model::table::KeyType;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-/// `stick-table.type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyType {
-    /// IPv4 addresses (an IPv4-mapped IPv6 client becomes its IPv4 form).
-    Ip,
-    /// IPv6 addresses (IPv4 clients are stored mapped, `::ffff:a.b.c.d`).
-    Ipv6,
-    /// 32-bit unsigned integers.
-    Integer,
-    /// Byte strings, truncated to `len` (default 32).
-    String { len: usize },
-}
-
-impl KeyType {
-    pub fn name(self) -> &'static str {
-        match self {
-            KeyType::Ip => "ip",
-            KeyType::Ipv6 => "ipv6",
-            KeyType::Integer => "integer",
-            KeyType::String { .. } => "string",
-        }
-    }
-}
 
 /// A key. Addresses and integers are stored inline; only string keys
 /// allocate.
@@ -87,10 +64,12 @@ impl Key {
             return 0;
         }
         match self {
-            Key::V4(a) => crate::steer::owner(IpAddr::V4(Ipv4Addr::from(*a)), workers),
-            Key::V6(a) => crate::steer::owner(IpAddr::V6(Ipv6Addr::from(*a)), workers),
-            Key::Int(i) => (crate::hash::hash_bytes(&i.to_be_bytes()) % workers as u64) as usize,
-            Key::Str(s) => (crate::hash::hash_bytes(s) % workers as u64) as usize,
+            Key::V4(a) => crate::base::hash::owner(IpAddr::V4(Ipv4Addr::from(*a)), workers),
+            Key::V6(a) => crate::base::hash::owner(IpAddr::V6(Ipv6Addr::from(*a)), workers),
+            Key::Int(i) => {
+                (crate::base::hash::hash_bytes(&i.to_be_bytes()) % workers as u64) as usize
+            }
+            Key::Str(s) => (crate::base::hash::hash_bytes(s) % workers as u64) as usize,
         }
     }
 }

@@ -20,10 +20,10 @@
 //! copy within one flush interval ([`FLUSH_EVERY`]) and in every replica
 //! within two (plus the time a worker takes to run its flush task).
 
-use super::data::{Data, Delta, Event};
 use super::key::Key;
 use super::table::Table;
 use crate::config::StickTable;
+use crate::model::table::{Data, Delta, Event};
 use std::cell::{Cell, RefCell};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -107,7 +107,7 @@ pub struct Store {
     dirty: RefCell<Vec<(u16, Key)>>,
     /// Claims sent, waiting for answers.
     claims: RefCell<Vec<Claim>>,
-    claim_answered: crate::local_sync::WaitQueue,
+    claim_answered: crate::base::local_sync::WaitQueue,
     next_ticket: Cell<u64>,
     /// Entries committed here (or received) that peer nodes must learn,
     /// drained by the peers task when there is one.

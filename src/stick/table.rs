@@ -6,8 +6,8 @@
 //! so the least recently used entry is also the first to expire: both
 //! eviction and expiry take entries from the tail of one list.
 
-use super::data::{Data, Delta};
 use super::key::Key;
+use crate::model::table::{Data, Delta};
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
@@ -44,7 +44,7 @@ impl std::hash::Hasher for KeyHasher {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        self.0 = crate::hash::combine(self.0, crate::hash::hash_bytes(bytes));
+        self.0 = crate::base::hash::combine(self.0, crate::base::hash::hash_bytes(bytes));
     }
 }
 

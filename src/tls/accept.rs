@@ -12,8 +12,8 @@
 use super::FrontendTls;
 use super::certs::CertSet;
 use super::tickets::SessionCache;
-use crate::http::conn::{Deadline, IoFail, until};
-use crate::stream::Stream;
+use crate::io::conn::{Deadline, IoFail, until};
+use crate::io::stream::Stream;
 use glommio::net::TcpStream;
 use rustls::ServerConfig;
 use std::cell::RefCell;

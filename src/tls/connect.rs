@@ -7,7 +7,7 @@
 //! as HAProxy does without `verifyhost`. `verify: none` accepts any
 //! certificate but still checks the handshake's signatures.
 
-use crate::stream::Stream;
+use crate::io::stream::Stream;
 use glommio::net::TcpStream;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};

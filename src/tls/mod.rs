@@ -15,7 +15,6 @@
 pub mod accept;
 pub mod certs;
 pub mod connect;
-pub mod names;
 pub mod tickets;
 
 use rustls::crypto::CryptoProvider;

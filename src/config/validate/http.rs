@@ -5,8 +5,8 @@
 
 use super::*;
 use crate::acl::{AclSet, LogFormat};
-use crate::http::errors::{ErrorPages, STATUSES};
-use crate::http::rules::{self, Rule, Side};
+use crate::model::errors::{ErrorPages, STATUSES};
+use crate::rules::http::{self as rules, Rule, Side};
 
 /// The HTTP-only keys a frontend wrote.
 pub(super) fn frontend_keys(f: &RawFrontend) -> Vec<(&'static str, bool)> {
@@ -289,7 +289,7 @@ impl Validator<'_> {
         let Some(v) = v else { return Vec::new() };
         let mut out = Vec::new();
         let names = std::mem::take(&mut self.table_names);
-        let refs = crate::stick::rules::TableRefs {
+        let refs = crate::rules::stick::TableRefs {
             names: &names,
             own: table,
         };
@@ -375,7 +375,7 @@ impl Validator<'_> {
     }
 
     fn header_name(&mut self, name: &str, path: &str) -> bool {
-        let ok = !name.is_empty() && name.bytes().all(crate::http::head::is_tchar);
+        let ok = !name.is_empty() && name.bytes().all(crate::base::tchar::is_tchar);
         if !ok {
             self.c
                 .at(path, format!("`{name}` is not a valid header name"));

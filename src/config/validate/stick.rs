@@ -3,9 +3,9 @@
 
 use super::*;
 use crate::config::raw::{RawPeers, RawStickTable};
-use crate::stick::rules::{StickRule, TableRefs};
+use crate::rules::stick::{StickRule, TableRefs};
+use crate::rules::tcp::TcpRule;
 use crate::stick::{DataType, KeyType, Layout};
-use crate::tcp_rules::TcpRule;
 
 /// "Never": HAProxy's tables without `expire` keep entries until evicted.
 const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -199,7 +199,7 @@ impl Validator<'_> {
             None => (text.trim(), None),
         };
         let Some(t) = DataType::by_name(name) else {
-            let names: Vec<&str> = crate::stick::data::ALL.iter().map(|(_, n)| *n).collect();
+            let names: Vec<&str> = crate::model::table::ALL.iter().map(|(_, n)| *n).collect();
             self.c.at(
                 path,
                 format!("unknown data type `{name}` (valid: {})", names.join(", ")),
@@ -245,7 +245,7 @@ impl Validator<'_> {
         let Some(v) = v else { return Vec::new() };
         let mut out = Vec::new();
         for (text, p) in self.strings(v, path) {
-            match crate::stick::rules::parse_rule(&text, acls, refs) {
+            match crate::rules::stick::parse_rule(&text, acls, refs) {
                 Ok(r) => out.push(r),
                 Err((at, msg)) => self.c.at_offset(&p, &text, at, msg),
             }
@@ -268,9 +268,9 @@ impl Validator<'_> {
         let mut out = Vec::new();
         let mut delay: Option<(Duration, String)> = None;
         for (text, p) in self.strings(v, path) {
-            match crate::tcp_rules::parse(&text, acls, refs) {
-                Ok(crate::tcp_rules::TcpRequest::Rule(r)) => out.push(r),
-                Ok(crate::tcp_rules::TcpRequest::InspectDelay(d)) => {
+            match crate::rules::tcp::parse(&text, acls, refs) {
+                Ok(crate::rules::tcp::TcpRequest::Rule(r)) => out.push(r),
+                Ok(crate::rules::tcp::TcpRequest::InspectDelay(d)) => {
                     if let Some((_, first)) = &delay {
                         self.c.at(
                             &p,

@@ -690,7 +690,7 @@ fn data_type_table_matches_haproxy_2_6() {
     assert_eq!(KeyType::from_wire(0, 4), None);
 }
 
-use crate::test_rng::Rng;
+use crate::base::test_rng::Rng;
 
 #[test]
 fn random_and_mutated_input_never_panics() {

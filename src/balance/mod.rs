@@ -1,0 +1,7 @@
+//! Backends as one worker sees them (servers' health and administrative
+//! state, connection counts, queues, idle server connections) and the
+//! algorithms that pick a server. Imports nothing from the data path,
+//! the worker or the process.
+
+pub mod backend;
+pub mod pick;

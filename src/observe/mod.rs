@@ -1,0 +1,9 @@
+//! What the data path writes and operators read: per-worker traffic
+//! counters, the open-connection slots behind `show sess`, connection logs
+//! and operational messages with their sinks. Written by the layers above,
+//! read by the control plane; imports only the configuration and below.
+
+pub mod counters;
+#[macro_use]
+pub mod log;
+pub mod sessions;
