@@ -56,7 +56,10 @@ type Module = Vec<String>;
 fn module_of(rel: &str) -> Module {
     let rel = rel.strip_suffix(".rs").unwrap_or(rel);
     let mut parts: Vec<String> = rel.split('/').map(str::to_string).collect();
-    if matches!(parts.last().map(String::as_str), Some("mod" | "lib" | "main")) {
+    if matches!(
+        parts.last().map(String::as_str),
+        Some("mod" | "lib" | "main")
+    ) {
         parts.pop();
     }
     parts
@@ -254,7 +257,10 @@ fn check_tree(files: &[(String, String)]) -> Vec<String> {
             continue; // lib.rs and main.rs sit above every layer
         }
         let Some(own) = layer_of(&m) else {
-            problems.push(format!("src/{rel}: `{}` is in no layer of tests/layers.rs", m.join("::")));
+            problems.push(format!(
+                "src/{rel}: `{}` is in no layer of tests/layers.rs",
+                m.join("::")
+            ));
             continue;
         };
         let code = strip_comments(text);
@@ -265,7 +271,10 @@ fn check_tree(files: &[(String, String)]) -> Vec<String> {
                 continue;
             }
             let Some(theirs) = layer_of(&t) else {
-                problems.push(format!("src/{rel}: names `{}`, which is in no layer", r.join("::")));
+                problems.push(format!(
+                    "src/{rel}: names `{}`, which is in no layer",
+                    r.join("::")
+                ));
                 continue;
             };
             if theirs < own {
@@ -319,7 +328,11 @@ fn circles(edges: &BTreeMap<Module, BTreeMap<Module, String>>) -> Vec<String> {
         if !from_n.contains(n) {
             continue;
         }
-        let set: Vec<Module> = from_n.iter().filter(|m| reach(m).contains(n)).cloned().collect();
+        let set: Vec<Module> = from_n
+            .iter()
+            .filter(|m| reach(m).contains(n))
+            .cloned()
+            .collect();
         let mut why = Vec::new();
         for a in &set {
             for (b, how) in edges.get(a).into_iter().flatten() {
@@ -328,8 +341,15 @@ fn circles(edges: &BTreeMap<Module, BTreeMap<Module, String>>) -> Vec<String> {
                 }
             }
         }
-        let names: Vec<String> = set.iter().map(|m| format!("src/{}/", m.join("/"))).collect();
-        out.push(format!("an import circle spans {}: {}", names.join(", "), why.join("; ")));
+        let names: Vec<String> = set
+            .iter()
+            .map(|m| format!("src/{}/", m.join("/")))
+            .collect();
+        out.push(format!(
+            "an import circle spans {}: {}",
+            names.join(", "),
+            why.join("; ")
+        ));
         reported.extend(set);
     }
     out
@@ -354,7 +374,11 @@ fn every_import_runs_down_the_layers_and_no_circle_spans_two_folders() {
     let mut files = Vec::new();
     read_src(&root, &root, &mut files);
     files.sort();
-    assert!(files.len() > 100, "found only {} files under src/", files.len());
+    assert!(
+        files.len() > 100,
+        "found only {} files under src/",
+        files.len()
+    );
     let problems = check_tree(&files);
     assert!(
         problems.is_empty(),
@@ -364,15 +388,24 @@ fn every_import_runs_down_the_layers_and_no_circle_spans_two_folders() {
 }
 
 fn tree(files: &[(&str, &str)]) -> Vec<(String, String)> {
-    files.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect()
+    files
+        .iter()
+        .map(|(p, t)| (p.to_string(), t.to_string()))
+        .collect()
 }
 
 #[test]
 fn the_check_fails_on_an_import_that_runs_up_a_layer() {
     let files = tree(&[
-        ("config/mod.rs", "use crate::proxy::http::session::Session;\n"),
+        (
+            "config/mod.rs",
+            "use crate::proxy::http::session::Session;\n",
+        ),
         ("proxy/http/session.rs", "pub struct Session;\n"),
-        ("acl/mod.rs", "use crate::model::table::Query; // crate::worker in a comment\n"),
+        (
+            "acl/mod.rs",
+            "use crate::model::table::Query; // crate::worker in a comment\n",
+        ),
         ("model/table.rs", "pub struct Query;\n"),
     ]);
     let problems = check_tree(&files);
@@ -388,7 +421,10 @@ fn the_check_fails_on_an_import_that_runs_up_a_layer() {
 #[test]
 fn the_check_reads_grouped_imports_super_paths_and_log_macros() {
     let files = tree(&[
-        ("base/hash.rs", "use crate::{model::table, io::{stream::Stream, conn}};\n"),
+        (
+            "base/hash.rs",
+            "use crate::{model::table, io::{stream::Stream, conn}};\n",
+        ),
         ("model/table.rs", "fn f() { warning!(\"x\"); }\n"),
         ("io/stream.rs", "pub struct Stream;\n"),
         ("io/conn.rs", "use super::super::tls::Acceptor;\n"),
@@ -396,7 +432,10 @@ fn the_check_reads_grouped_imports_super_paths_and_log_macros() {
         ("observe/log.rs", "\n"),
     ]);
     let problems = check_tree(&files);
-    let firsts: Vec<&str> = problems.iter().map(|p| &p[..p.find(':').unwrap()]).collect();
+    let firsts: Vec<&str> = problems
+        .iter()
+        .map(|p| &p[..p.find(':').unwrap()])
+        .collect();
     assert_eq!(
         firsts,
         [
@@ -413,10 +452,20 @@ fn the_check_reads_grouped_imports_super_paths_and_log_macros() {
 #[test]
 fn the_check_finds_a_circle_between_two_folders_of_one_layer() {
     let files = tree(&[
-        ("cli/mod.rs", "use crate::cli::import::convert;\npub fn report() {}\n"),
-        ("cli/import/mod.rs", "use crate::cli::report;\npub fn convert() {}\n"),
+        (
+            "cli/mod.rs",
+            "use crate::cli::import::convert;\npub fn report() {}\n",
+        ),
+        (
+            "cli/import/mod.rs",
+            "use crate::cli::report;\npub fn convert() {}\n",
+        ),
     ]);
     let problems = check_tree(&files);
     assert_eq!(problems.len(), 1, "{problems:#?}");
-    assert!(problems[0].starts_with("an import circle spans src/cli/, src/cli/import/"), "{}", problems[0]);
+    assert!(
+        problems[0].starts_with("an import circle spans src/cli/, src/cli/import/"),
+        "{}",
+        problems[0]
+    );
 }

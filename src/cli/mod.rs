@@ -173,10 +173,12 @@ pub fn main() -> ExitCode {
 }
 
 fn load(path: &Path) -> Result<Config, ExitCode> {
-    Config::load(path).map_err(|errors| {
+    let config = Config::load(path).map_err(|errors| {
         report(path, &errors, "nothing was started");
         ExitCode::FAILURE
-    })
+    })?;
+    crate::observe::log::config_warnings(&config);
+    Ok(config)
 }
 
 fn run(path: &Path, peer_name: Option<String>, control: Option<PathBuf>) -> ExitCode {
@@ -189,7 +191,10 @@ fn run(path: &Path, peer_name: Option<String>, control: Option<PathBuf>) -> Exit
         }
     };
     let mut config = match Config::parse(path, &text) {
-        Ok(c) => c,
+        Ok(c) => {
+            crate::observe::log::config_warnings(&c);
+            c
+        }
         Err(errors) => {
             report(path, &errors, "nothing was started");
             return ExitCode::FAILURE;
@@ -254,13 +259,16 @@ fn reload(config: Option<&Path>, control: Option<&Path>) -> ExitCode {
             }
         }
     };
-    if let Err(errors) = Config::load(&path) {
-        report(
-            &path,
-            &errors,
-            "reload not requested, the running configuration stays",
-        );
-        return ExitCode::FAILURE;
+    match Config::load(&path) {
+        Ok(config) => crate::observe::log::config_warnings(&config),
+        Err(errors) => {
+            report(
+                &path,
+                &errors,
+                "reload not requested, the running configuration stays",
+            );
+            return ExitCode::FAILURE;
+        }
     }
     match master::control::ask(&socket, &format!("reload {}", path.display())) {
         Ok((true, text)) => {

@@ -38,6 +38,10 @@ pub struct Config {
     /// at start-up. A later generation takes over sockets the one it
     /// replaces still holds (the runtime API's).
     pub generation: u64,
+    /// What validation found valid but likely not meant (e.g. a target
+    /// that receives no connection logs). Validation prints nothing:
+    /// whoever loads the configuration reports these.
+    pub warnings: Vec<String>,
 }
 
 /// A stick table.

@@ -68,6 +68,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         table_names: Vec::new(),
         known_tables: None,
         provider: crate::tls::Provider::AwsLcRs,
+        warnings: Vec::new(),
     };
     let config = v.config(file, raw);
     let errors = v.c.finish();
@@ -164,6 +165,9 @@ struct Validator<'a> {
     known_tables: Option<Vec<String>>,
     /// `global.ssl-provider`, for loading keys and building TLS settings.
     provider: crate::tls::Provider,
+    /// What is valid but likely not meant, in the order found: handed to
+    /// whoever loads the configuration (`Config::warnings`) to report.
+    warnings: Vec<String>,
 }
 
 /// Settings from `defaults:` that sections inherit.
@@ -214,9 +218,9 @@ impl<'a> Validator<'a> {
         self.duplicate_binds(&frontends);
         stick::complete_tables(&mut tables, &backends);
         if global.steer && tables.is_empty() {
-            crate::warning!(
+            self.warnings.push(format!(
                 "global.steer is `source` but no section has a stick-table: steering only helps stick tables"
-            );
+            ));
         }
         Config {
             file: file.to_path_buf(),
@@ -226,6 +230,7 @@ impl<'a> Validator<'a> {
             tables,
             peers,
             generation: 0,
+            warnings: std::mem::take(&mut self.warnings),
         }
     }
 
@@ -488,9 +493,9 @@ impl<'a> Validator<'a> {
                 .into_iter()
                 .any(|v| v.as_ref().is_some_and(reads_payload))
         {
-            crate::warning!(
+            self.warnings.push(format!(
                 "{base}: `req.len` and `req.ssl_*` read the client's first bytes, which only `tcp-request inspect-delay` waits for: without it they have no value (add e.g. `inspect-delay 5s` to `tcp-request`)"
-            );
+            ));
         }
         Frontend {
             name: name.to_string(),

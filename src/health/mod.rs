@@ -58,7 +58,7 @@ async fn check_loop(w: Rc<Worker>, b: usize, s: usize, mut check: Check) {
     let mut up = w.backends[b].servers[s].up.get();
     // Consecutive results against the current state.
     let mut streak = 0u32;
-    while !w.stopping.is_set() {
+    while !w.life.stopping.is_set() {
         // The state may have been set from outside (carried over from the
         // previous generation): count from there.
         let now_up = w.backends[b].servers[s].up.get();
@@ -104,6 +104,7 @@ async fn check_loop(w: Rc<Worker>, b: usize, s: usize, mut check: Check) {
             up = !up;
             streak = 0;
             let acked = w
+                .mesh
                 .broadcast_new(|seq| MeshMsg::ServerState {
                     backend: b as u32,
                     server: s as u32,
@@ -118,7 +119,7 @@ async fn check_loop(w: Rc<Worker>, b: usize, s: usize, mut check: Check) {
         }
         let wait = check.inter.saturating_sub(took);
         futures_lite::future::or(Timer::new(wait), async {
-            w.stopping.wait().await;
+            w.life.stopping.wait().await;
             Instant::now()
         })
         .await;

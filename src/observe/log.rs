@@ -40,6 +40,14 @@ impl Level {
     }
 }
 
+/// Reports what validation of `config` found valid but likely not meant,
+/// as warnings (validation itself prints nothing).
+pub fn config_warnings(config: &crate::config::Config) {
+    for w in &config.warnings {
+        crate::warning!("{w}");
+    }
+}
+
 /// Writes an operational message to stderr, `[LEVEL] (pid) : message`,
 /// and to each syslog target of [`send_ops_to`] whose level takes it.
 pub fn ops(level: Level, args: fmt::Arguments) {

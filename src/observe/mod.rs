@@ -7,3 +7,5 @@ pub mod counters;
 #[macro_use]
 pub mod log;
 pub mod sessions;
+pub mod snapshot;
+pub mod worker_snapshot;

@@ -164,7 +164,7 @@ pub fn spawn(w: &Rc<Worker>) {
 /// Hands worker 0's committed entries of this section's tables to every
 /// live session.
 async fn distribute(node: Rc<Node>) {
-    while !node.w.stopping.is_set() {
+    while !node.w.life.stopping.is_set() {
         Timer::new(POLL).await;
         let items: Vec<Commit> = std::mem::take(&mut *node.w.stick.to_peers.borrow_mut());
         let items: Vec<Commit> = items
@@ -183,7 +183,7 @@ async fn distribute(node: Rc<Node>) {
 }
 
 async fn accept_loop(node: Rc<Node>, listener: TcpListener) {
-    while !node.w.stopping.is_set() {
+    while !node.w.life.stopping.is_set() {
         let Ok(stream) = listener.accept().await else {
             continue;
         };
@@ -274,7 +274,7 @@ async fn incoming(node: &Rc<Node>, mut stream: TcpStream, from: SocketAddr) -> R
 async fn connect_loop(node: Rc<Node>, remote: Rc<Remote>) {
     let mut backoff = BACKOFF_MIN;
     let section = node.w.config.peers[node.section].name.clone();
-    while !node.w.stopping.is_set() {
+    while !node.w.life.stopping.is_set() {
         if remote.incoming.get() > 0 {
             Timer::new(POLL * 10).await;
             continue;
@@ -621,7 +621,7 @@ async fn session(
     encode(&mut encoder, &Message::ResyncRequest, &mut out)?;
     teach(node, &mut encoder, &mut defined, &mut update_ids, &mut out)?;
     loop {
-        if w.stopping.is_set() {
+        if w.life.stopping.is_set() {
             return Ok(());
         }
         // Two sessions with one peer: keep the one the first name started.
@@ -738,8 +738,9 @@ async fn session(
                 .into_iter()
                 .map(|(t, key, data)| (t as u16, key, data, now))
                 .collect();
-            let seq = w.seq();
-            w.broadcast(MeshMsg::Stick(StickMsg::Learned { items, seq }), seq)
+            let seq = w.mesh.seq();
+            w.mesh
+                .broadcast(MeshMsg::Stick(StickMsg::Learned { items, seq }), seq)
                 .await;
         }
         if let Some(peer_done) = resync_done.take() {

@@ -33,10 +33,10 @@ impl Validator<'_> {
             match parse_log_target(&text) {
                 Ok(t) => {
                     if !t.takes_connection_logs() {
-                        crate::warning!(
+                        self.warnings.push(format!(
                             "{p}: `{text}` sends only messages at level `{}` or more important; connection logs are `info`, so this target receives none",
                             LEVELS[usize::from(t.level)]
-                        );
+                        ));
                     }
                     out.push(t);
                 }

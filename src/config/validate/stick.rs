@@ -3,9 +3,9 @@
 
 use super::*;
 use crate::config::raw::{RawPeers, RawStickTable};
+use crate::model::table::{DataType, KeyType, Layout};
 use crate::rules::stick::{StickRule, TableRefs};
 use crate::rules::tcp::TcpRule;
-use crate::stick::{DataType, KeyType, Layout};
 
 /// "Never": HAProxy's tables without `expire` keep entries until evicted.
 const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);

@@ -163,10 +163,10 @@ impl Validator<'_> {
             }
         };
         for l in set.loaded.iter().filter(|l| l.expired) {
-            crate::warning!(
+            self.warnings.push(format!(
                 "{path}.certs: `{}` is outside its validity period (clients will refuse it)",
                 l.file.display()
-            );
+            ));
         }
         let tickets = if tickets {
             match Tickets::new() {

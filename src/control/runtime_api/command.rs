@@ -537,6 +537,7 @@ async fn with_server(w: &Worker, args: &[&str], r: &mut Reply, change: AdminChan
     let st = &w.backends[b].servers[s];
     let (old_state, old_addr) = (st.admin.get(), st.addr.get());
     let acked = w
+        .mesh
         .broadcast_new(|seq| MeshMsg::ServerAdmin {
             backend: b as u32,
             server: s as u32,
@@ -684,13 +685,13 @@ async fn clear_table(w: &Rc<Worker>, args: &[&str], r: &mut Reply) {
     } else {
         None
     };
-    let seq = w.seq();
+    let seq = w.mesh.seq();
     let msg = MeshMsg::ClearTable {
         table: t as u16,
         keys,
         seq,
     };
-    if !w.broadcast(msg, seq).await {
+    if !w.mesh.broadcast(msg, seq).await {
         r.msg(
             WARNING,
             "not every worker acknowledged within 1s; the entries go as each receives it\n",

@@ -113,7 +113,7 @@ async fn take_over_tcp(w: &Worker, addr: std::net::SocketAddr) -> Option<TcpList
     let step = Duration::from_millis(20);
     let tries = TAKEOVER_LIMIT.as_millis() / step.as_millis();
     for _ in 0..tries {
-        if w.stopping.is_set() {
+        if w.life.stopping.is_set() {
             return None;
         }
         match bind_tcp(addr) {
@@ -238,7 +238,7 @@ async fn accept_loop(w: Rc<Worker>, listener: Listener, level: ApiLevel, addr: A
                 })
             },
             async {
-                w.stopping.wait().await;
+                w.life.stopping.wait().await;
                 None
             },
         )

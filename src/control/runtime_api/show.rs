@@ -56,7 +56,7 @@ pub fn info(w: &Worker, snap: &WorkerSnapshot) -> String {
     line("Hard_maxconn", &g.maxconn);
     line("CurrConns", &snap.conns);
     line("CumConns", &snap.accepted);
-    line("Stopping", &u8::from(w.stopping.is_set()));
+    line("Stopping", &u8::from(w.life.stopping.is_set()));
     line("Jobs", &snap.conns);
     line("node", &crate::peers::node::host_name());
     line("description", &"");
@@ -274,7 +274,14 @@ pub fn stat(w: &Worker, snap: &WorkerSnapshot) -> String {
             .set("svname", "FRONTEND")
             .set("slim", fe.maxconn)
             .counters(c)
-            .set("status", if w.stopping.is_set() { "STOP" } else { "OPEN" })
+            .set(
+                "status",
+                if w.life.stopping.is_set() {
+                    "STOP"
+                } else {
+                    "OPEN"
+                },
+            )
             .set("pid", 1)
             .set("iid", f + 1)
             .set("sid", 0)

@@ -170,22 +170,24 @@ pub async fn load(w: &Rc<Worker>, bytes: &[u8]) {
         }
     }
     for (b, s, change) in admin {
-        w.broadcast_new(|seq| MeshMsg::ServerAdmin {
-            backend: b as u32,
-            server: s as u32,
-            change,
-            seq,
-        })
-        .await;
+        w.mesh
+            .broadcast_new(|seq| MeshMsg::ServerAdmin {
+                backend: b as u32,
+                server: s as u32,
+                change,
+                seq,
+            })
+            .await;
     }
     for (b, s, up) in changes {
-        w.broadcast_new(|seq| MeshMsg::ServerState {
-            backend: b as u32,
-            server: s as u32,
-            up,
-            seq,
-        })
-        .await;
+        w.mesh
+            .broadcast_new(|seq| MeshMsg::ServerState {
+                backend: b as u32,
+                server: s as u32,
+                up,
+                seq,
+            })
+            .await;
     }
     let mut entries = 0;
     if let Some(len) = tables.filter(|&l| l > 0 && l <= rest.len()) {
@@ -195,7 +197,10 @@ pub async fn load(w: &Rc<Worker>, bytes: &[u8]) {
                 let mut items = items.into_iter().peekable();
                 while items.peek().is_some() {
                     let batch: Vec<_> = items.by_ref().take(BATCH).collect();
-                    w.broadcast_new(|seq| MeshMsg::Stick(StickMsg::Learned { items: batch, seq }))
+                    w.mesh
+                        .broadcast_new(|seq| {
+                            MeshMsg::Stick(StickMsg::Learned { items: batch, seq })
+                        })
                         .await;
                 }
             }

@@ -12,6 +12,7 @@
 //! worker 0's state to the master. It never touches a connection.
 
 pub mod carry;
+pub mod dispatch;
 
 use crate::config::Config;
 use crate::mesh::MeshMsg;
@@ -645,6 +646,7 @@ async fn serve(
         }
     }
     let w = Worker::new(id, config.clone(), senders, mesh_of).map_err(|e| e.to_string())?;
+    w.mesh.set_handler(dispatch::handler(&w));
     // Worker 0 listens for peer nodes and runtime API clients before the
     // process says it is ready.
     let mut api = Vec::new();
@@ -658,7 +660,7 @@ async fn serve(
         let w = w.clone();
         glommio::spawn_local(async move {
             while let Some(msg) = rx.recv().await {
-                w.receive(from, msg).await;
+                dispatch::receive(&w, from, msg).await;
             }
         })
         .detach();
@@ -667,13 +669,13 @@ async fn serve(
         let w = w.clone();
         glommio::spawn_local(async move {
             let mut rounds = 0u32;
-            while !w.stopping.is_set() {
+            while !w.life.stopping.is_set() {
                 futures_lite::future::or(Timer::new(crate::stick::store::FLUSH_EVERY), async {
-                    w.stopping.wait().await;
+                    w.life.stopping.wait().await;
                     std::time::Instant::now()
                 })
                 .await;
-                w.flush_stick().await;
+                w.mesh.flush_stick(&w.stick, &w.config.tables).await;
                 rounds += 1;
                 if rounds.is_multiple_of(100) {
                     w.stick.expire();
@@ -686,9 +688,9 @@ async fn serve(
     let flusher = {
         let w = w.clone();
         glommio::spawn_local(async move {
-            while !w.stopping.is_set() {
+            while !w.life.stopping.is_set() {
                 futures_lite::future::or(Timer::new(crate::observe::log::FLUSH_EVERY), async {
-                    w.stopping.wait().await;
+                    w.life.stopping.wait().await;
                     std::time::Instant::now()
                 })
                 .await;
@@ -724,16 +726,16 @@ async fn serve(
 
     // Drain. A retiring worker 0 first hands its state to the next
     // generation.
-    let retiring = w.retiring.get();
+    let retiring = w.life.retiring.get();
     if retiring && id == 0 {
         let _ = events.send(Event::State(carry::dump(&w)));
     }
-    w.stopping.set();
+    w.life.stopping.set();
     let _ = events.send(Event::Stopped(id));
     let open = w.conns.get();
     let drained = futures_lite::future::or(
         async {
-            let _ = w.gate.close().await;
+            let _ = w.life.gate.close().await;
             true
         },
         async {
@@ -790,10 +792,10 @@ async fn control_loop(
         }
         while let Ok(msg) = inbox.try_recv() {
             match msg {
-                ToWorker::Go => w.go.set(),
+                ToWorker::Go => w.life.go.set(),
                 ToWorker::Stop { retire } => {
                     if !stop_asked.is_set() {
-                        w.retiring.set(retire);
+                        w.life.retiring.set(retire);
                         stop_asked.set();
                     }
                 }

@@ -335,7 +335,10 @@ impl Master {
             .map_err(|e| format!("{}: cannot read the configuration: {e}", path.display()))
             .and_then(|text| {
                 Config::parse(&path, &text)
-                    .map(|c| (c, text))
+                    .map(|c| {
+                        crate::observe::log::config_warnings(&c);
+                        (c, text)
+                    })
                     .map_err(|errors| {
                         let n = errors.errors.len();
                         format!(

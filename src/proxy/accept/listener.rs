@@ -67,7 +67,7 @@ pub async fn accept_loop(w: Rc<Worker>, fe: usize, tls: bool, socket: Socket) {
                 true
             },
             async {
-                w.stopping.wait().await;
+                w.life.stopping.wait().await;
                 false
             },
         )
@@ -86,7 +86,7 @@ pub async fn accept_loop(w: Rc<Worker>, fe: usize, tls: bool, socket: Socket) {
             };
             // Checked with no wait between it and `start`: a stopping
             // worker accepts nothing, so nothing it accepts is lost.
-            if w.stopping.is_set() {
+            if w.life.stopping.is_set() {
                 return;
             }
             match accept(fd) {
@@ -174,11 +174,11 @@ fn accept(fd: RawFd) -> io::Result<(TcpStream, SocketAddr)> {
 async fn started(w: &Worker) -> bool {
     futures_lite::future::or(
         async {
-            w.go.wait().await;
+            w.life.go.wait().await;
             true
         },
         async {
-            w.stopping.wait().await;
+            w.life.stopping.wait().await;
             false
         },
     )
@@ -212,7 +212,7 @@ async fn slots(
             Some((g, f))
         },
         async {
-            w.stopping.wait().await;
+            w.life.stopping.wait().await;
             None
         },
     )
@@ -232,7 +232,7 @@ fn start(
     // The gate pass is taken by hand: glommio's `Gate::spawn` wraps the
     // connection's future in another that holds it twice, doubling the
     // memory of every connection (8 KB instead of 4 for an HTTP one).
-    let Ok(pass) = w.gate.enter() else {
+    let Ok(pass) = w.life.gate.enter() else {
         return Err(stream); // the gate is closing: the worker is stopping
     };
     let guard = ConnGuard::new(w.clone(), fe, peer, pass, permits);
@@ -289,7 +289,7 @@ async fn handshake(w: &Worker, fe: usize, tcp: TcpStream, peer: SocketAddr) -> O
         .map_or(fcfg.timeout_client, |h| h.timeout_request);
     let date = std::time::SystemTime::now();
     match acceptor
-        .accept(tcp, timeout, || w.share_tls_sessions())
+        .accept(tcp, timeout, || w.mesh.share_tls_sessions())
         .await
     {
         Ok(s) => Some(s),

@@ -709,7 +709,7 @@ impl<'w> Session<'w> {
     /// unread request body cannot be left on it.
     fn local_reply_closes(&self) -> bool {
         self.req.wants_close()
-            || self.w.stopping.is_set()
+            || self.w.life.stopping.is_set()
             || self.req.framing != Framing::None
             || self.http.conn_mode == ConnMode::Close
     }
@@ -1058,7 +1058,7 @@ impl<'w> Session<'w> {
         // request opens a new connection, which the serving generation
         // accepts.
         let client_close = self.req.wants_close()
-            || self.w.stopping.is_set()
+            || self.w.life.stopping.is_set()
             || mode == ConnMode::Close
             || framing == Framing::UntilClose
             || body_skipped

@@ -83,7 +83,16 @@ pub async fn before_connect(w: &Worker, backend: usize, ctx: &dyn Context) -> St
                         continue;
                     }
                 };
-                let id = w.stick_claim(rule.table, &key, candidate as u32 + 1).await;
+                let id = w
+                    .mesh
+                    .stick_claim(
+                        &w.stick,
+                        &w.config.tables,
+                        rule.table,
+                        &key,
+                        candidate as u32 + 1,
+                    )
+                    .await;
                 match usable(id) {
                     Some(i) => out.prefer = Some(i),
                     None => out.remember(rule.table, key),
