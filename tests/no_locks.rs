@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// Files allowed to use a lock or an atomic, and why.
 const ALLOWED: &[(&str, &str)] = &[(
-    "src/engine/ring_setup.rs",
+    "src/io/ring_setup.rs",
     "counts rings at executor creation, before serving",
 )];
 

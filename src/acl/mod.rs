@@ -19,6 +19,9 @@
 //! - `set.rs`: [`AclSet`] and the predefined ACLs;
 //! - `expr.rs`: [`Condition`];
 //! - `logformat.rs`: [`LogFormat`].
+//!
+//! Must not touch: the configuration and every runtime module; it imports
+//! only `model` and `base` (callers hand it a [`Context`]).
 
 mod convert;
 mod expr;

@@ -15,6 +15,8 @@
 //! does not end its record make the hello [`Parsed::Malformed`]. A hello
 //! that cannot fit the limit (the frontend's `tune.bufsize`, as in
 //! HAProxy) is [`Parsed::TooLarge`]. No input makes the parser panic.
+//!
+//! Imports nothing from the crate.
 
 /// TLS record content type of handshake records.
 const HANDSHAKE: u8 = 0x16;

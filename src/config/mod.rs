@@ -7,6 +7,10 @@
 //!
 //! The doc comment of each field is the configuration reference: its key,
 //! what it does and its default.
+//!
+//! Must not touch: any runtime module. Validation prints nothing and
+//! starts nothing; the types it needs come from `rules`, `tls`, `acl`, `model`
+//! and `base`.
 
 mod error;
 pub mod position;

@@ -1,6 +1,8 @@
 //! One validation pass from the raw file types into the typed `Config`.
 //! Every problem is collected (not just the first), each with its key path
 //! and position, and says what was expected.
+//!
+//! Warnings go to `Config::warnings`; nothing here prints.
 
 use super::error::{Collector, ConfigErrors};
 use super::position::{PositionIndex, child, item};

@@ -4,9 +4,12 @@
 //! sends it to every other worker over the mesh.
 //!
 //! A server starts UP (as in HAProxy), or in the state the previous
-//! generation left it in (`engine/carry.rs`). `fall` consecutive failures mark it
+//! generation left it in (`process/generation/carry.rs`). `fall` consecutive failures mark it
 //! DOWN; `rise` consecutive successes bring it back. A DOWN server gets no
 //! new connections.
+//!
+//! Must not touch: sessions; it reads the worker's backends and broadcasts
+//! health changes over the mesh.
 
 use crate::config::{Check, CheckKind};
 use crate::io::conn::{Deadline, until};

@@ -413,7 +413,7 @@ fn entries_with_lifetime(w: &Worker, t: usize, now: u64) -> Vec<(Commit, u32)> {
 /// Every entry of every stick table this worker holds (worker 0 holds a
 /// full replica), in the peers protocol: each table's definition, then
 /// its entries with their remaining lifetime. A retiring generation hands
-/// this to the next one (`engine/carry.rs`), which reads it with
+/// this to the next one (`process/generation/carry.rs`), which reads it with
 /// [`decode_tables`]: tables are matched by name and key type, and only
 /// the data types the new definition stores are kept, exactly as between
 /// two peers.

@@ -22,6 +22,8 @@
 //! bytes big-endian. [`Decoder`] and [`Encoder`] hold the per-connection
 //! state (defined tables, current table, last update ids, dictionary
 //! cache); use one of each per connection.
+//!
+//! Pure: no I/O, no worker, no configuration.
 
 pub mod handshake;
 pub mod varint;

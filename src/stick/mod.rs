@@ -9,8 +9,11 @@
 //! - `table.rs`: one worker's copy of one table (LRU, expiry);
 //! - `store.rs`: a worker's tables, owners, replication between workers,
 //!   and a connection's tracked entries;
-//! - `crate::rules::stick::stick` (a layer below) parses `track-scN`/`sc-inc-gpc0`
+//! - `rules::stick` (a layer below) parses `track-scN`/`sc-inc-gpc0`
 //!   actions and backend `stick` rules at load.
+//!
+//! Must not touch: workers, the mesh or sessions: a [`Store`] returns what
+//! must be sent (`StickMsg`) and the caller sends it.
 
 pub mod key;
 pub mod store;

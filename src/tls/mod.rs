@@ -11,6 +11,9 @@
 //! Everything read during a handshake is either the worker's own (its
 //! `ServerConfig` copy, the thread-local session cache) or built once and
 //! then only read (certificates, the ticket secret): nothing is locked.
+//!
+//! Must not touch: HTTP, sessions or workers; it sees connections only as
+//! `io` streams.
 
 pub mod accept;
 pub mod certs;

@@ -8,6 +8,9 @@
 //! is never dropped silently: it is reported (file, line, directive,
 //! reason) and left as a `# NOT CONVERTED (line N): ...` comment where it
 //! stood. Comments of the file are kept beside what they described.
+//!
+//! Must not touch: any runtime module: it writes YAML and checks it with
+//! `config`.
 
 mod bind;
 mod builder;

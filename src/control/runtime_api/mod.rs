@@ -18,6 +18,9 @@
 //! over the old one (clients never see the path missing), and the retiring
 //! generation removes the path only while it is still its own socket; a
 //! TCP address is bound as soon as the retiring generation has closed it.
+//!
+//! Must not touch: the data path; it reads and steers workers through
+//! `worker` and `mesh`.
 
 mod command;
 mod show;

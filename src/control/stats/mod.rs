@@ -7,6 +7,9 @@
 //! (`StatsRequest` → `Stats`), adds them up and renders; the proxying path
 //! never waits for it. Worker 0 also samples the totals every
 //! [`SAMPLE_EVERY`] for the page's charts.
+//!
+//! Must not touch: the data path (the HTTP session calls in here to serve
+//! the page, never the other way round).
 
 pub mod page;
 pub mod prometheus;

@@ -10,6 +10,9 @@
 //! be ready, and relays: stop requests and the previous generation's state
 //! to the workers (a per-worker channel and a byte on its control socket),
 //! worker 0's state to the master. It never touches a connection.
+//!
+//! Must not touch: the master's code; it speaks to the master only through
+//! `process::channel`.
 
 pub mod carry;
 pub mod dispatch;

@@ -23,6 +23,9 @@
 //!
 //! SIGTERM/SIGINT: every generation is told to `quit` (stop accepting and
 //! drain), the master closes its sockets and exits once they have exited.
+//!
+//! Must not touch: connections or the generation's code; it speaks to
+//! generations only through `process::channel`.
 
 pub mod control;
 pub mod notify;

@@ -9,8 +9,9 @@
 //! - [`program`]: the same computation as a classic-BPF program.
 //! - [`attach`]: installs it on a `SO_REUSEPORT` group
 //!   (`SO_ATTACH_REUSEPORT_CBPF`).
-//! - [`bind_group`]: binds and listens the per-worker sockets in the order
-//!   the program's return value refers to.
+//! - `bind_group` (in tests): binds and listens the per-worker sockets in
+//!   the order the program's return value refers to, as `process::groups`
+//!   does for real.
 //!
 //! # The hash
 //!
@@ -376,10 +377,12 @@ pub fn detach(fd: RawFd) {
 /// accept queue; from its return on, every connection lands on its owner.
 ///
 /// On error the sockets created so far are closed.
+#[cfg(test)]
 pub fn bind_group(addr: SocketAddr, workers: usize, backlog: i32) -> io::Result<Vec<Socket>> {
     bind_group_with(addr, workers, backlog, true, true)
 }
 
+#[cfg(test)]
 fn bind_group_with(
     addr: SocketAddr,
     workers: usize,

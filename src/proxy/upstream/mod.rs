@@ -1,6 +1,8 @@
 //! Reaching a server of a backend: pick (balance), wait in the queue when
 //! every eligible server is at its `maxconn`, connect within `timeout
 //! connect`, and on failure retry on another server (`retries`).
+//!
+//! Must not touch: the sessions that call it.
 
 pub mod persist;
 
