@@ -1,23 +1,33 @@
 //! corral: a load balancer and reverse proxy in the class of HAProxy,
 //! thread-per-core on io_uring (glommio). See ARCHITECTURE.md for the
-//! layers; each folder below imports only the folders listed after it.
+//! layers (each folder imports only the layers below it, checked by
+//! tests/layers.rs). The library's surface is what the binary, the
+//! integration tests and the load generator use, re-exported here.
 
-pub mod balance;
-pub mod cli;
-pub mod control;
-pub mod health;
-pub mod mesh;
-pub mod peers;
-pub mod process;
-pub mod proxy;
-pub mod stick;
-pub mod worker;
+pub(crate) mod balance;
+pub(crate) mod cli;
+pub(crate) mod control;
+pub(crate) mod health;
+pub(crate) mod mesh;
+pub(crate) mod peers;
+pub(crate) mod process;
+pub(crate) mod proxy;
+pub(crate) mod stick;
+pub(crate) mod worker;
 #[macro_use]
-pub mod observe;
-pub mod acl;
-pub mod base;
-pub mod config;
-pub mod io;
-pub mod model;
-pub mod rules;
-pub mod tls;
+pub(crate) mod observe;
+pub(crate) mod acl;
+pub(crate) mod base;
+pub(crate) mod config;
+pub(crate) mod io;
+pub(crate) mod model;
+pub(crate) mod rules;
+pub(crate) mod tls;
+
+pub use cli::main;
+/// The peers protocol codec (tests/peers_haproxy_wire.rs speaks it to HAProxy).
+pub use peers::wire;
+/// How many io_uring rings this process has set up (read by corral-bench).
+pub use io::ring_setup::ring_counts;
+/// TLS client settings as corral builds them for servers (the tests' clients).
+pub use tls::connect::client_config;

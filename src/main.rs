@@ -1,5 +1,5 @@
 //! The `corral` command: everything is in `corral::cli`.
 
 fn main() -> std::process::ExitCode {
-    corral::cli::main()
+    corral::main()
 }

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use corral::peers::wire::{
+use corral::wire::{
     DataType, Decoded, Decoder, Encoder, FreqCtr, Hello, HelloParser, Key, KeyType, Message, Parse,
     Status, TableDef, Update, Value, hello, hello_with_version, parse_status,
 };

@@ -27,7 +27,7 @@ const BUDGET: u32 = 32;
 const RECONNECT_PAUSE: Duration = Duration::from_millis(10);
 
 /// Runs connection `global`'s transfer (slot `slot` of this thread).
-pub async fn run(ctx: Rc<Ctx>, slot: usize, global: usize) {
+pub(crate) async fn run(ctx: Rc<Ctx>, slot: usize, global: usize) {
     let plan = ctx.plan.clone();
     let target = &plan.targets[global % plan.targets.len()];
     let watch = &ctx.slots[slot];

@@ -31,11 +31,11 @@ enum State {
 
 /// A chunked body that is not framed correctly.
 #[derive(Debug, PartialEq, Eq)]
-pub struct ChunkError;
+pub(crate) struct ChunkError;
 
 /// Skips a chunked body fed to it in pieces.
 #[derive(Clone, Debug)]
-pub struct Chunked {
+pub(crate) struct Chunked {
     state: State,
 }
 
@@ -52,13 +52,13 @@ impl Default for Chunked {
 
 impl Chunked {
     /// True once the final empty line has been consumed.
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.state == State::Done
     }
 
     /// Consumes what it can of `data` and returns how many bytes it took;
     /// it stops at the end of the body (the rest belongs to what follows).
-    pub fn feed(&mut self, data: &[u8]) -> Result<usize, ChunkError> {
+    pub(crate) fn feed(&mut self, data: &[u8]) -> Result<usize, ChunkError> {
         let mut i = 0;
         while i < data.len() {
             if let State::Data(left) = self.state {

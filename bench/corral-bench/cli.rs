@@ -13,7 +13,7 @@ use std::time::Duration;
     version,
     about = "Latency benchmarking: a thread-per-core load generator (closed or open loop, with coordinated-omission correction), a static backend, and percentile plots"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -24,7 +24,7 @@ pub struct Cli {
 // nothing worth a Box.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Send load to one or more targets and report throughput, latency
     /// percentiles and errors.
     Run(RunArgs),
@@ -38,7 +38,7 @@ pub enum Command {
 
 /// How a load run talks to its targets.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LoadMode {
+pub(crate) enum LoadMode {
     /// HTTP/1.1 keep-alive, one request outstanding per connection.
     Http,
     /// A new connection per HTTP request (connect time counts in latency).
@@ -51,7 +51,7 @@ pub enum LoadMode {
 
 impl LoadMode {
     /// The mode's name as written on the command line.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             LoadMode::Http => "http",
             LoadMode::HttpClose => "http-close",
@@ -63,7 +63,7 @@ impl LoadMode {
 
 /// A TLS version the client offers.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TlsVersion {
+pub(crate) enum TlsVersion {
     /// TLS 1.2 only.
     #[value(name = "1.2")]
     V12,
@@ -74,7 +74,7 @@ pub enum TlsVersion {
 
 /// The rustls crypto provider of the load generator's TLS client.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TlsProvider {
+pub(crate) enum TlsProvider {
     /// aws-lc-rs (AWS-LC): the default, the cheaper of the two per handshake.
     #[value(name = "aws-lc-rs")]
     AwsLcRs,
@@ -84,7 +84,7 @@ pub enum TlsProvider {
 
 impl TlsProvider {
     /// The provider's name as written on the command line.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             TlsProvider::AwsLcRs => "aws-lc-rs",
             TlsProvider::Ring => "ring",
@@ -94,7 +94,7 @@ impl TlsProvider {
 
 /// `corral-bench run`.
 #[derive(Args, Debug)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Where to send load, as host:port; with several, connections are
     /// given targets round-robin.
     #[arg(required = true, value_name = "TARGET")]
@@ -226,7 +226,7 @@ pub struct RunArgs {
 /// `corral-bench serve`.
 #[derive(Args, Debug)]
 #[command(subcommand_value_name = "MODE", subcommand_help_heading = "Modes")]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Address to listen on, host:port (port 0 picks a free one; the
     /// `listening on` line gives it).
     #[arg(long)]
@@ -251,7 +251,7 @@ pub struct ServeArgs {
 
 /// What `serve` answers.
 #[derive(Subcommand, Debug, Clone)]
-pub enum ServeMode {
+pub(crate) enum ServeMode {
     /// Keep-alive HTTP/1.1: every request gets the same response.
     Http {
         /// Response body size in bytes (k/m/g suffixes); the default 13 is
@@ -278,7 +278,7 @@ pub enum ServeMode {
 
 /// `corral-bench plot`.
 #[derive(Args, Debug)]
-pub struct PlotArgs {
+pub(crate) struct PlotArgs {
     /// Output file: .svg, or .html for a page holding the SVG.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -299,7 +299,7 @@ pub struct PlotArgs {
 
 /// Parses a duration: a number with a unit (`us`, `ms`, `s`, `m`, `h`),
 /// or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("expected a duration such as 10s, 500ms, 1.5s or 2m, got `{text}`");
     let t = text.trim();
     let split = t
@@ -323,7 +323,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Like [`parse_duration`], refusing zero.
-pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     let d = parse_duration(text)?;
     if d.is_zero() {
         return Err(format!("expected a duration above zero, got `{text}`"));
@@ -333,7 +333,7 @@ pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
 
 /// Parses a byte count with an optional k/m/g suffix (powers of 1024),
 /// at least 1.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let n = parse_size_or_zero(text)?;
     if n == 0 {
         return Err(format!("expected a size of at least 1 byte, got `{text}`"));
@@ -342,7 +342,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 /// Parses a byte count with an optional k/m/g suffix (powers of 1024).
-pub fn parse_size_or_zero(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size_or_zero(text: &str) -> Result<u64, String> {
     let bad = || format!("expected a byte count such as 64, 16k, 512m or 2g, got `{text}`");
     let t = text.trim().to_ascii_lowercase();
     let t = t
@@ -361,10 +361,10 @@ pub fn parse_size_or_zero(text: &str) -> Result<u64, String> {
 
 /// A `--cpus` list, in the order given.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CpuList(pub Vec<usize>);
+pub(crate) struct CpuList(pub Vec<usize>);
 
 /// Parses a CPU list: `1`, `0,2`, `0-3`, `0-1,4`.
-pub fn parse_cpus(text: &str) -> Result<CpuList, String> {
+pub(crate) fn parse_cpus(text: &str) -> Result<CpuList, String> {
     let bad = || format!("expected a CPU list such as 1, 0,2 or 0-3, got `{text}`");
     let mut cpus = Vec::new();
     for part in text.split(',') {
@@ -384,7 +384,7 @@ pub fn parse_cpus(text: &str) -> Result<CpuList, String> {
 }
 
 /// Parses a request rate (requests per second, above zero).
-pub fn parse_rate(text: &str) -> Result<f64, String> {
+pub(crate) fn parse_rate(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
         _ => Err(format!(
@@ -394,7 +394,7 @@ pub fn parse_rate(text: &str) -> Result<f64, String> {
 }
 
 /// Parses `Name: value`.
-pub fn parse_header(text: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_header(text: &str) -> Result<(String, String), String> {
     let Some((name, value)) = text.split_once(':') else {
         return Err(format!("expected `Name: value`, got `{text}`"));
     };

@@ -32,7 +32,7 @@ const RECONNECT_PAUSE: Duration = Duration::from_millis(10);
 const RX_BUFFER: usize = 64 << 10;
 
 /// A completed exchange.
-pub struct Done {
+pub(crate) struct Done {
     /// Bytes of the response.
     pub bytes: u64,
     /// Whether the connection can carry the next request.
@@ -42,7 +42,7 @@ pub struct Done {
 }
 
 /// Opens a connection with the run's timeout on the connect itself.
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ErrorKind> {
+pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ErrorKind> {
     let stream = TcpStream::connect_timeout(addr, timeout)
         .await
         .map_err(|_| ErrorKind::Connect)?;
@@ -77,7 +77,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// Runs connection `global` (slot `slot` of this thread) until the run
 /// stops.
-pub async fn run(ctx: Rc<Ctx>, slot: usize, global: usize) {
+pub(crate) async fn run(ctx: Rc<Ctx>, slot: usize, global: usize) {
     let plan = ctx.plan.clone();
     let target = &plan.targets[global % plan.targets.len()];
     let watch = &ctx.slots[slot];

@@ -14,7 +14,7 @@ const MIN_MEMLOCK: u64 = 512 << 10;
 
 /// Checks a `--cpus` list against the CPUs this process may run on and
 /// returns it.
-pub fn check_cpus(list: &[usize]) -> Result<Vec<usize>, String> {
+pub(crate) fn check_cpus(list: &[usize]) -> Result<Vec<usize>, String> {
     let available: Vec<usize> = core_affinity::get_core_ids()
         .map(|ids| ids.into_iter().map(|c| c.id).collect())
         .unwrap_or_default();
@@ -33,7 +33,7 @@ pub fn check_cpus(list: &[usize]) -> Result<Vec<usize>, String> {
 /// Checks what glommio would otherwise fail on late (or panic on): the
 /// locked-memory limit. Also raises the open-files limit to its maximum,
 /// since each connection is a descriptor.
-pub fn prepare_process() -> Result<(), String> {
+pub(crate) fn prepare_process() -> Result<(), String> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -51,7 +51,7 @@ pub fn prepare_process() -> Result<(), String> {
     // The link-time ring-flag wrapper lives in corral's library (build.rs
     // wraps liburing's ring creation for every binary of the crate); this
     // reference keeps it linked into corral-bench too.
-    std::hint::black_box(corral::io::ring_setup::ring_counts());
+    std::hint::black_box(corral::ring_counts());
     Ok(())
 }
 
@@ -63,7 +63,7 @@ fn memlock_message(have: u64) -> String {
 
 /// Builds the executor of thread `index`, pinned to `cpu` if given. Call
 /// it on the thread that will run it.
-pub fn build(name: &str, index: usize, cpu: Option<usize>) -> Result<LocalExecutor, String> {
+pub(crate) fn build(name: &str, index: usize, cpu: Option<usize>) -> Result<LocalExecutor, String> {
     let placement = cpu.map_or(Placement::Unbound, Placement::Fixed);
     LocalExecutorBuilder::new(placement)
         .name(&format!("{name}-{index}"))

@@ -12,7 +12,7 @@ const TICKS_PER_HALF: u32 = 5;
 const US_PER_MS: f64 = 1000.0;
 
 /// The distribution of `h` (microseconds) as `.hgrm` text.
-pub fn render(h: &Histogram<u64>) -> String {
+pub(crate) fn render(h: &Histogram<u64>) -> String {
     let mut o = String::new();
     let _ = write!(
         o,

@@ -16,7 +16,7 @@ const MAX_HEADERS: usize = 64;
 
 /// What the client needs from a response head.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Head {
+pub(crate) struct Head {
     /// Bytes of the head, blank line included.
     pub len: usize,
     /// Status code.
@@ -31,7 +31,7 @@ pub struct Head {
 
 /// Parses a response head at the start of `data`: Ok(None) when more
 /// bytes are needed, Err for a malformed head.
-pub fn parse_head(data: &[u8]) -> Result<Option<Head>, ()> {
+pub(crate) fn parse_head(data: &[u8]) -> Result<Option<Head>, ()> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut res = httparse::Response::new(&mut headers);
     let len = match res.parse(data) {
@@ -118,7 +118,7 @@ async fn until_end<S: AsyncRead + Unpin>(
 /// method was HEAD. `close_mode`: the request asked the server to close;
 /// once the response is complete, the end of the stream is awaited too
 /// (so the server, which closes first, keeps the TIME_WAIT).
-pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     rx: &mut RxBuf,
     request: &[u8],

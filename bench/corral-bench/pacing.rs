@@ -15,7 +15,7 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 /// The due times of one connection.
-pub struct Pacer {
+pub(crate) struct Pacer {
     start: Instant,
     offset_s: f64,
     interval_s: f64,
@@ -25,7 +25,7 @@ pub struct Pacer {
 impl Pacer {
     /// The timeline of connection `global` of `connections`, at `rate`
     /// requests per second in total, starting at `start`.
-    pub fn new(start: Instant, global: usize, connections: usize, rate: f64) -> Pacer {
+    pub(crate) fn new(start: Instant, global: usize, connections: usize, rate: f64) -> Pacer {
         Pacer {
             start,
             offset_s: global as f64 / rate,
@@ -36,7 +36,7 @@ impl Pacer {
 
     /// The next due time (computed from the start each time, so rounding
     /// never accumulates).
-    pub fn next_due(&mut self) -> Instant {
+    pub(crate) fn next_due(&mut self) -> Instant {
         let at = self.offset_s + self.next as f64 * self.interval_s;
         self.next += 1;
         self.start + Duration::from_secs_f64(at)
@@ -47,7 +47,7 @@ impl Pacer {
 const SLICE: Duration = Duration::from_millis(50);
 
 /// Sleeps until `at`; returns false early if `stop` is set.
-pub async fn sleep_until(at: Instant, stop: &Cell<bool>) -> bool {
+pub(crate) async fn sleep_until(at: Instant, stop: &Cell<bool>) -> bool {
     loop {
         if stop.get() {
             return false;

@@ -13,7 +13,7 @@ use std::time::Duration;
 const MAX_REQUEST: u64 = 1 << 30;
 
 /// One target and the bytes of the request sent to it.
-pub struct Target {
+pub(crate) struct Target {
     /// As written on the command line.
     pub text: String,
     /// Where it resolved to.
@@ -26,7 +26,7 @@ pub struct Target {
 }
 
 /// Everything a load thread needs to know, shared read-only.
-pub struct Plan {
+pub(crate) struct Plan {
     /// The protocol.
     pub mode: LoadMode,
     /// Targets; connection `g` uses `targets[g % len]`.
@@ -59,7 +59,7 @@ pub struct Plan {
 
 impl Plan {
     /// Checks the arguments and builds the plan.
-    pub fn from_args(args: &RunArgs) -> Result<Plan, String> {
+    pub(crate) fn from_args(args: &RunArgs) -> Result<Plan, String> {
         if args.threads == 0 {
             return Err("--threads 0: expected at least 1 thread".into());
         }
@@ -164,7 +164,7 @@ impl Plan {
 
     /// Thread `t`'s connections: (first global index, count). Counts
     /// differ by at most one.
-    pub fn share(&self, t: usize) -> (usize, usize) {
+    pub(crate) fn share(&self, t: usize) -> (usize, usize) {
         let base = self.connections / self.threads;
         let extra = self.connections % self.threads;
         let first = t * base + t.min(extra);
@@ -172,12 +172,12 @@ impl Plan {
     }
 
     /// The CPU thread `t` is pinned to, if any.
-    pub fn cpu_of(&self, t: usize) -> Option<usize> {
+    pub(crate) fn cpu_of(&self, t: usize) -> Option<usize> {
         (!self.cpus.is_empty()).then(|| self.cpus[t % self.cpus.len()])
     }
 
     /// The targets as one string, comma-separated.
-    pub fn target_text(&self) -> String {
+    pub(crate) fn target_text(&self) -> String {
         let names: Vec<&str> = self.targets.iter().map(|t| t.text.as_str()).collect();
         names.join(",")
     }

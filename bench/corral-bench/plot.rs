@@ -24,7 +24,7 @@ const COLOURS: [&str; 8] = [
 const TICKS_PER_HALF: u32 = 10;
 
 /// One run's line: (decades of 1/(1-p), latency in ms) points.
-pub struct Curve {
+pub(crate) struct Curve {
     /// Legend text.
     pub label: String,
     /// Points in increasing percentile; the 100% point is at x = infinity
@@ -36,7 +36,7 @@ pub struct Curve {
 
 impl Curve {
     /// The curve of a latency histogram in microseconds.
-    pub fn new(label: String, h: &Histogram<u64>) -> Curve {
+    pub(crate) fn new(label: String, h: &Histogram<u64>) -> Curve {
         let mut points = Vec::new();
         if !h.is_empty() {
             for v in h.iter_quantiles(TICKS_PER_HALF) {
@@ -58,7 +58,7 @@ impl Curve {
 }
 
 /// `corral-bench plot`.
-pub fn command(args: &PlotArgs) -> Result<(), String> {
+pub(crate) fn command(args: &PlotArgs) -> Result<(), String> {
     check_out(&args.out, "--out")?;
     if args.labels.len() > args.runs.len() {
         return Err(format!(
@@ -81,7 +81,7 @@ pub fn command(args: &PlotArgs) -> Result<(), String> {
 }
 
 /// Checks that `path` (given with `flag`) names an .svg or .html file.
-pub fn check_out(path: &Path, flag: &str) -> Result<(), String> {
+pub(crate) fn check_out(path: &Path, flag: &str) -> Result<(), String> {
     let lower = path.to_string_lossy().to_ascii_lowercase();
     if [".svg", ".html", ".htm"].iter().any(|e| lower.ends_with(e)) {
         Ok(())
@@ -115,7 +115,7 @@ fn load_run(path: &Path) -> Result<(Option<String>, Histogram<u64>), String> {
 }
 
 /// Writes the chart to `path`: SVG, or an HTML page if it ends in .html.
-pub fn write(path: &Path, curves: &[Curve], title: &str) -> Result<(), String> {
+pub(crate) fn write(path: &Path, curves: &[Curve], title: &str) -> Result<(), String> {
     let svg = render_svg(curves, title);
     let lower = path.to_string_lossy().to_ascii_lowercase();
     let text = if lower.ends_with(".html") || lower.ends_with(".htm") {
@@ -130,7 +130,7 @@ pub fn write(path: &Path, curves: &[Curve], title: &str) -> Result<(), String> {
 }
 
 /// The chart as an SVG document.
-pub fn render_svg(curves: &[Curve], title: &str) -> String {
+pub(crate) fn render_svg(curves: &[Curve], title: &str) -> String {
     let count = curves.iter().map(|c| c.count).max().unwrap_or(0).max(1);
     // Decades shown: enough for the largest run's rarest sample, 2 to 6.
     let decades = ((count as f64).log10().ceil()).clamp(2.0, 6.0);

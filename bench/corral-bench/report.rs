@@ -14,7 +14,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 /// The percentiles reported, as (JSON key, label, quantile).
-pub const PERCENTILES: [(&str, &str, f64); 5] = [
+pub(crate) const PERCENTILES: [(&str, &str, f64); 5] = [
     ("p50", "50%", 0.5),
     ("p90", "90%", 0.9),
     ("p99", "99%", 0.99),
@@ -23,7 +23,7 @@ pub const PERCENTILES: [(&str, &str, f64); 5] = [
 ];
 
 /// A finished run.
-pub struct Summary<'a> {
+pub(crate) struct Summary<'a> {
     /// What was run.
     pub plan: &'a Plan,
     /// All threads' counts, merged.
@@ -40,19 +40,19 @@ impl Summary<'_> {
     }
 
     /// Successful requests per second.
-    pub fn rps(&self) -> f64 {
+    pub(crate) fn rps(&self) -> f64 {
         self.stats.requests as f64 / self.secs()
     }
 
     /// Open loop: complete responses (any status) per second.
-    pub fn achieved_rate(&self) -> Option<f64> {
+    pub(crate) fn achieved_rate(&self) -> Option<f64> {
         self.plan.rate.map(|_| {
             (self.stats.requests + self.stats.errors_of(ErrorKind::Status)) as f64 / self.secs()
         })
     }
 
     /// Bulk: payload that completed the round trip, in Gbit/s.
-    pub fn gbit_s(&self) -> Option<f64> {
+    pub(crate) fn gbit_s(&self) -> Option<f64> {
         (self.plan.mode == LoadMode::Bulk)
             .then(|| self.stats.bytes as f64 * 8.0 / self.secs() / 1e9)
     }
@@ -84,7 +84,7 @@ impl Summary<'_> {
     }
 
     /// The JSON object printed by `--json`.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let mut latency = serde_json::Map::new();
         for (key, _, v) in self.latency() {
             latency.insert(key.into(), json!(v));
@@ -144,7 +144,7 @@ impl Summary<'_> {
     }
 
     /// The human report.
-    pub fn human(&self) -> String {
+    pub(crate) fn human(&self) -> String {
         let p = self.plan;
         let mut o = String::new();
         let pacing = match p.rate {
@@ -260,7 +260,7 @@ fn round3(v: f64) -> f64 {
 }
 
 /// A time in microseconds as wrk writes it: 2 decimals, in us, ms or s.
-pub fn time_text(us: f64) -> String {
+pub(crate) fn time_text(us: f64) -> String {
     if us < 1000.0 {
         format!("{us:.2}us")
     } else if us < 1_000_000.0 {
@@ -271,7 +271,7 @@ pub fn time_text(us: f64) -> String {
 }
 
 /// A byte count with a binary unit.
-pub fn bytes_text(b: u64) -> String {
+pub(crate) fn bytes_text(b: u64) -> String {
     let b = b as f64;
     if b < 1024.0 {
         format!("{b:.0}B")
@@ -285,7 +285,7 @@ pub fn bytes_text(b: u64) -> String {
 }
 
 /// A histogram in HdrHistogram's V2 encoding, base64.
-pub fn encode_histogram(h: &Histogram<u64>) -> String {
+pub(crate) fn encode_histogram(h: &Histogram<u64>) -> String {
     let mut bytes = Vec::new();
     V2Serializer::new()
         .serialize(h, &mut bytes)
@@ -294,7 +294,7 @@ pub fn encode_histogram(h: &Histogram<u64>) -> String {
 }
 
 /// The histogram of [`encode_histogram`] back.
-pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, String> {
+pub(crate) fn decode_histogram(text: &str) -> Result<Histogram<u64>, String> {
     let bytes = STANDARD
         .decode(text.trim())
         .map_err(|e| format!("not base64: {e}"))?;

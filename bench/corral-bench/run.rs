@@ -28,7 +28,7 @@ enum Msg {
 }
 
 /// Runs the load described by `args` and reports it.
-pub fn command(args: &RunArgs) -> Result<(), String> {
+pub(crate) fn command(args: &RunArgs) -> Result<(), String> {
     let plan = Arc::new(Plan::from_args(args)?);
     if let Some(path) = &args.plot {
         plot::check_out(path, "--plot")?;

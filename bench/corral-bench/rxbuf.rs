@@ -9,7 +9,7 @@ use futures_lite::io::{AsyncRead, AsyncReadExt};
 use std::io;
 
 /// Bytes read from a stream and not yet used.
-pub struct RxBuf {
+pub(crate) struct RxBuf {
     buf: Box<[u8]>,
     start: usize,
     end: usize,
@@ -17,7 +17,7 @@ pub struct RxBuf {
 
 impl RxBuf {
     /// An empty buffer of `capacity` bytes.
-    pub fn new(capacity: usize) -> RxBuf {
+    pub(crate) fn new(capacity: usize) -> RxBuf {
         RxBuf {
             buf: vec![0; capacity].into_boxed_slice(),
             start: 0,
@@ -26,22 +26,22 @@ impl RxBuf {
     }
 
     /// The unused bytes.
-    pub fn data(&self) -> &[u8] {
+    pub(crate) fn data(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
 
     /// How many unused bytes there are.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.end - self.start
     }
 
     /// True when no unused byte is left.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.start == self.end
     }
 
     /// Marks `n` bytes from the front as used.
-    pub fn consume(&mut self, n: usize) {
+    pub(crate) fn consume(&mut self, n: usize) {
         self.start += n.min(self.len());
         if self.start == self.end {
             self.start = 0;
@@ -50,20 +50,20 @@ impl RxBuf {
     }
 
     /// Forgets all unused bytes (a new connection).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.start = 0;
         self.end = 0;
     }
 
     /// True when unused bytes fill the whole buffer (nothing more can be
     /// read until some are consumed).
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         self.len() == self.buf.len()
     }
 
     /// Reads once from `stream`, after the unused bytes. Ok(0) is the end
     /// of the stream (or a full buffer: check `is_full` first).
-    pub async fn fill<S: AsyncRead + Unpin>(&mut self, stream: &mut S) -> io::Result<usize> {
+    pub(crate) async fn fill<S: AsyncRead + Unpin>(&mut self, stream: &mut S) -> io::Result<usize> {
         if self.end == self.buf.len() && self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;

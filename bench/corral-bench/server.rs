@@ -35,7 +35,7 @@ const STREAM_BUFFER: usize = 64 << 10;
 
 /// One thread's counts.
 #[derive(Default)]
-pub struct ServerStats {
+pub(crate) struct ServerStats {
     /// Requests answered (http: parsed heads; tcp: request-size units).
     pub requests: Cell<u64>,
     /// Connections accepted.
@@ -63,7 +63,7 @@ enum Msg {
 }
 
 /// Runs the server until SIGTERM or SIGINT.
-pub fn command(args: &ServeArgs) -> Result<(), String> {
+pub(crate) fn command(args: &ServeArgs) -> Result<(), String> {
     if args.threads == 0 {
         return Err("--threads 0: expected at least 1 thread".into());
     }

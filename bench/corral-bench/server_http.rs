@@ -64,7 +64,7 @@ impl Response {
 
 /// The three forms of the configured response.
 #[derive(Clone)]
-pub struct HttpResponses {
+pub(crate) struct HttpResponses {
     /// HTTP/1.1, connection kept.
     keep: Response,
     /// HTTP/1.0 client that asked for keep-alive.
@@ -76,7 +76,7 @@ pub struct HttpResponses {
 impl HttpResponses {
     /// Responses with `status` and a body of `body_size` bytes ("hello
     /// world!\n" repeated and cut to size).
-    pub fn new(status: u16, body_size: usize) -> HttpResponses {
+    pub(crate) fn new(status: u16, body_size: usize) -> HttpResponses {
         let body: Vec<u8> = HELLO.iter().copied().cycle().take(body_size).collect();
         HttpResponses {
             keep: Response::new(status, None, &body),
@@ -188,7 +188,7 @@ fn parse_request(data: &[u8]) -> Result<Option<Request>, ()> {
 }
 
 /// Serves one connection until the client closes it (or asks to).
-pub async fn handle(mut stream: TcpStream, responses: &HttpResponses, stats: &ServerStats) {
+pub(crate) async fn handle(mut stream: TcpStream, responses: &HttpResponses, stats: &ServerStats) {
     let _ = stream.set_nodelay(true);
     let mut rx = RxBuf::new(RX_BUFFER);
     let mut out: Vec<u8> = Vec::with_capacity(4096);

@@ -6,16 +6,16 @@ use hdrhistogram::Histogram;
 use std::time::Duration;
 
 /// Lowest latency the histograms track, in microseconds.
-pub const LOWEST_US: u64 = 1;
+pub(crate) const LOWEST_US: u64 = 1;
 /// Highest latency the histograms track, in microseconds (60 s); longer
 /// ones are recorded as 60 s.
-pub const HIGHEST_US: u64 = 60_000_000;
+pub(crate) const HIGHEST_US: u64 = 60_000_000;
 /// Significant decimal digits kept by the histograms.
-pub const SIGFIG: u8 = 3;
+pub(crate) const SIGFIG: u8 = 3;
 
 /// Why a request did not complete (or completed with a bad status).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorKind {
+pub(crate) enum ErrorKind {
     /// The connection could not be made (refused, unreachable, timed out).
     Connect,
     /// Reading the response failed (reset...).
@@ -36,7 +36,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in reporting order.
-    pub const ALL: [ErrorKind; 8] = [
+    pub(crate) const ALL: [ErrorKind; 8] = [
         ErrorKind::Connect,
         ErrorKind::Read,
         ErrorKind::Write,
@@ -48,7 +48,7 @@ impl ErrorKind {
     ];
 
     /// The kind's name in reports and JSON.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             ErrorKind::Connect => "connect",
             ErrorKind::Read => "read",
@@ -67,14 +67,14 @@ impl ErrorKind {
 }
 
 /// A new, empty latency histogram (µs, 1 µs .. 60 s, 3 digits).
-pub fn new_histogram() -> Histogram<u64> {
+pub(crate) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(LOWEST_US, HIGHEST_US, SIGFIG)
         .expect("constant histogram bounds are valid")
 }
 
 /// One thread's counts.
 #[derive(Clone)]
-pub struct Stats {
+pub(crate) struct Stats {
     /// Latency of each completed request, in microseconds (bulk mode: the
     /// completion time of each connection's transfer).
     pub hist: Histogram<u64>,
@@ -103,7 +103,7 @@ impl Default for Stats {
 
 impl Stats {
     /// Counts a completed request that took `latency` and brought `bytes`.
-    pub fn record(&mut self, latency: Duration, bytes: u64) {
+    pub(crate) fn record(&mut self, latency: Duration, bytes: u64) {
         let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         self.hist.saturating_record(us.clamp(LOWEST_US, HIGHEST_US));
         self.requests += 1;
@@ -111,22 +111,22 @@ impl Stats {
     }
 
     /// Counts one error.
-    pub fn error(&mut self, kind: ErrorKind) {
+    pub(crate) fn error(&mut self, kind: ErrorKind) {
         self.errors[kind.index()] += 1;
     }
 
     /// Errors of one kind.
-    pub fn errors_of(&self, kind: ErrorKind) -> u64 {
+    pub(crate) fn errors_of(&self, kind: ErrorKind) -> u64 {
         self.errors[kind.index()]
     }
 
     /// All errors.
-    pub fn errors_total(&self) -> u64 {
+    pub(crate) fn errors_total(&self) -> u64 {
         self.errors.iter().sum()
     }
 
     /// Forgets everything (end of the warm-up).
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.hist.reset();
         self.requests = 0;
         self.bytes = 0;
@@ -135,7 +135,7 @@ impl Stats {
     }
 
     /// Adds another thread's counts to these.
-    pub fn merge(&mut self, other: &Stats) {
+    pub(crate) fn merge(&mut self, other: &Stats) {
         self.hist
             .add(&other.hist)
             .expect("histograms with the same bounds add");

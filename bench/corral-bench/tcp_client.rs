@@ -7,7 +7,7 @@ use crate::stats::ErrorKind;
 use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// Sends `request` and reads `response_size` bytes.
-pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     rx: &mut RxBuf,
     request: &[u8],

@@ -31,7 +31,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use std::sync::Arc;
 
 /// What `--tls` asked for, checked.
-pub struct TlsPlan {
+pub(crate) struct TlsPlan {
     /// The client's configuration, shared by every connection.
     pub config: Arc<ClientConfig>,
     /// `--sni`, if given.
@@ -48,7 +48,7 @@ pub struct TlsPlan {
 
 impl TlsPlan {
     /// Builds the client.
-    pub fn new(
+    pub(crate) fn new(
         sni: Option<&str>,
         version: TlsVersion,
         alpn: Option<&str>,
@@ -101,7 +101,7 @@ impl TlsPlan {
 
     /// The server name for target `text` (`host:port`): `--sni` if given,
     /// else the host, a DNS name (sent as SNI) or an IP address (no SNI).
-    pub fn server_name(&self, text: &str) -> Result<ServerName<'static>, String> {
+    pub(crate) fn server_name(&self, text: &str) -> Result<ServerName<'static>, String> {
         if let Some(name) = &self.sni {
             return sni_name(name);
         }
@@ -113,7 +113,7 @@ impl TlsPlan {
     }
 
     /// The version offered, as written in reports.
-    pub fn version_name(&self) -> &'static str {
+    pub(crate) fn version_name(&self) -> &'static str {
         match self.version {
             TlsVersion::V12 => "1.2",
             TlsVersion::V13 => "1.3",
@@ -146,7 +146,7 @@ fn crypto_provider(provider: TlsProvider) -> CryptoProvider {
 /// What a connection negotiated (recorded once per thread, for the
 /// report: every contestant of a comparison should show the same).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Negotiated {
+pub(crate) struct Negotiated {
     /// `TLSv1_3`...
     pub version: String,
     /// `TLS13_AES_256_GCM_SHA384`...
@@ -158,7 +158,7 @@ pub struct Negotiated {
 /// Runs the client handshake over `tcp` with `server_name`. An I/O or
 /// protocol failure is a `Tls` error (the caller decides whether the
 /// watchdog's expiry or the end of the run caused it).
-pub async fn handshake(
+pub(crate) async fn handshake(
     plan: &TlsPlan,
     server_name: &ServerName<'static>,
     tcp: TcpStream,
@@ -171,7 +171,7 @@ pub async fn handshake(
 }
 
 /// What `stream` negotiated.
-pub fn negotiated(stream: &TlsStream<TcpStream>) -> Negotiated {
+pub(crate) fn negotiated(stream: &TlsStream<TcpStream>) -> Negotiated {
     let (_, conn) = stream.get_ref();
     let name = |s: Option<&'static str>, d: &dyn std::fmt::Debug| {
         s.map(str::to_string).unwrap_or_else(|| format!("{d:?}"))
@@ -199,7 +199,7 @@ pub fn negotiated(stream: &TlsStream<TcpStream>) -> Negotiated {
 /// point of a load generator, and makes the connection insecure, which
 /// does not matter on loopback against one's own test certificate.
 #[derive(Debug)]
-pub struct NoVerification;
+pub(crate) struct NoVerification;
 
 /// The handshake signature schemes offered: SHA-256 only, so that every
 /// server signs with the same algorithm for the same key type.

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// A connection's state as the watchdog sees it.
-pub struct Slot {
+pub(crate) struct Slot {
     fd: Cell<RawFd>,
     deadline: Cell<Option<Instant>>,
     expired: Cell<bool>,
@@ -41,22 +41,22 @@ impl Slot {
     }
 
     /// The connection's socket is now `fd` (-1: none).
-    pub fn set_fd(&self, fd: RawFd) {
+    pub(crate) fn set_fd(&self, fd: RawFd) {
         self.fd.set(fd);
     }
 
     /// Starts (or extends) the time allowed for the current operation.
-    pub fn arm(&self, deadline: Instant) {
+    pub(crate) fn arm(&self, deadline: Instant) {
         self.deadline.set(Some(deadline));
     }
 
     /// The current operation is over.
-    pub fn disarm(&self) {
+    pub(crate) fn disarm(&self) {
         self.deadline.set(None);
     }
 
     /// Whether the watchdog expired the operation; clears the mark.
-    pub fn take_expired(&self) -> bool {
+    pub(crate) fn take_expired(&self) -> bool {
         self.expired.replace(false)
     }
 
@@ -71,7 +71,7 @@ impl Slot {
 }
 
 /// What a thread's tasks share (all on one thread: Cells, no locks).
-pub struct Ctx {
+pub(crate) struct Ctx {
     /// The run's plan.
     pub plan: Arc<Plan>,
     /// The start of the timeline (warm-up included), common to all threads.
@@ -87,7 +87,7 @@ pub struct Ctx {
 }
 
 /// What a thread reports at the end.
-pub struct ThreadResult {
+pub(crate) struct ThreadResult {
     /// Counts of the measured period.
     pub stats: Stats,
     /// How long the measured period lasted on this thread.
@@ -100,7 +100,7 @@ pub struct ThreadResult {
 /// the timeline. `interrupted` (set on SIGINT/SIGTERM) ends the run early;
 /// only this controller reads it, a few times a second, never the
 /// connections.
-pub async fn run(
+pub(crate) async fn run(
     plan: Arc<Plan>,
     index: usize,
     start: Instant,

@@ -20,7 +20,7 @@ struct Term {
 /// Named ACLs are copied in at parse time, so defining more ACLs later does
 /// not change a parsed condition.
 #[derive(Debug, Clone)]
-pub struct Condition {
+pub(crate) struct Condition {
     /// `unless`: the result is negated.
     negated: bool,
     /// Alternatives (ORed), each a list of terms (ANDed).
@@ -35,7 +35,7 @@ impl Condition {
     ///
     /// Braces of an anonymous ACL are separate words, as in HAProxy; `!` may
     /// be a word of its own or stuck to the name or to `{`.
-    pub fn parse(text: &str, acls: &AclSet) -> Result<Condition, ParseError> {
+    pub(crate) fn parse(text: &str, acls: &AclSet) -> Result<Condition, ParseError> {
         let words = lex(text)?;
         let Some(first) = words.first() else {
             return Err(ParseError::new(
@@ -169,7 +169,7 @@ impl Condition {
     }
 
     /// Evaluates the condition for the current request.
-    pub fn eval(&self, ctx: &dyn Context) -> bool {
+    pub(crate) fn eval(&self, ctx: &dyn Context) -> bool {
         let any = self
             .groups
             .iter()

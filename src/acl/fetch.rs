@@ -193,7 +193,7 @@ struct Arg<'a> {
 /// A sample fetch expression with optional converters, e.g. `src`,
 /// `hdr(x-user)`, `req.hdr(host,1)`, `url_param(id)`, `path,lower`.
 #[derive(Debug, Clone)]
-pub struct Fetch {
+pub(crate) struct Fetch {
     name: String,
     kind: Kind,
     convs: Vec<Conv>,
@@ -203,7 +203,7 @@ impl Fetch {
     /// Parses a fetch expression: a fetch name, optional arguments in
     /// parentheses, then `,converter`s. Surrounding spaces are ignored.
     /// Offsets in errors are byte offsets into `text`.
-    pub fn parse(text: &str) -> Result<Fetch, ParseError> {
+    pub(crate) fn parse(text: &str) -> Result<Fetch, ParseError> {
         let start = text.len() - text.trim_start().len();
         let trimmed = text.trim();
         parse_expr(trimmed, start, false).map(|(fetch, _)| fetch)
@@ -218,13 +218,14 @@ impl Fetch {
     /// [`Context::req_header`]'s callback, whose slices cannot outlive the
     /// call, so header fetches (and `base`) return an owned copy; rendering
     /// a [`LogFormat`](super::LogFormat) does not need that copy.
-    pub fn eval<'c>(&self, ctx: &'c dyn Context) -> Option<Sample<'c>> {
+    pub(crate) fn eval<'c>(&self, ctx: &'c dyn Context) -> Option<Sample<'c>> {
         let raw = self.kind.eval(ctx)?;
         Some(convert::apply_sample(&self.convs, raw))
     }
 
     /// The fetch's name as written, for messages ("hdr").
-    pub fn name(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 

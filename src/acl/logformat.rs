@@ -40,7 +40,7 @@ enum Node {
 /// `%ci %cp %fi %fp %ID %pid %Ts %%`, optional `%{+Q}` quoting flag before a
 /// sample. Used for set-header values, redirect locations, return bodies.
 #[derive(Debug, Clone)]
-pub struct LogFormat {
+pub(crate) struct LogFormat {
     nodes: Vec<Node>,
 }
 
@@ -48,7 +48,7 @@ impl LogFormat {
     /// Parses `text`. `%%` is a literal `%`; any other `%` must start a
     /// variable, `%[fetch]` or a `%{+Q}` flag; errors give the offset of
     /// the offending `%` (or of the bad part inside `%[...]`).
-    pub fn parse(text: &str) -> Result<LogFormat, ParseError> {
+    pub(crate) fn parse(text: &str) -> Result<LogFormat, ParseError> {
         let b = text.as_bytes();
         let mut nodes = Vec::new();
         let mut lit = Vec::new();
@@ -159,7 +159,7 @@ impl LogFormat {
     ///
     /// A `%{+Q}` sample is wrapped in double quotes, also when absent (`""`,
     /// as HAProxy does); its content is not escaped.
-    pub fn render(&self, ctx: &dyn Context, out: &mut Vec<u8>) {
+    pub(crate) fn render(&self, ctx: &dyn Context, out: &mut Vec<u8>) {
         for node in &self.nodes {
             match node {
                 Node::Text(t) => out.extend_from_slice(t),
@@ -199,13 +199,14 @@ impl LogFormat {
 
     /// True when the format is only literal text (no samples), so the
     /// caller can skip rendering per request.
-    pub fn is_literal(&self) -> bool {
+    pub(crate) fn is_literal(&self) -> bool {
         self.nodes.iter().all(|n| matches!(n, Node::Text(_)))
     }
 
     /// The text of a literal format (with `%%` already turned into `%`);
     /// `None` when the format has samples or variables.
-    pub fn as_literal(&self) -> Option<&[u8]> {
+    #[cfg(test)]
+    pub(crate) fn as_literal(&self) -> Option<&[u8]> {
         match self.nodes.as_slice() {
             [] => Some(b""),
             [Node::Text(t)] => Some(t),

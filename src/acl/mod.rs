@@ -42,15 +42,15 @@ use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-pub use expr::Condition;
-pub use fetch::Fetch;
-pub use logformat::LogFormat;
-pub use set::AclSet;
-pub use words::{split_condition, split_words};
+pub(crate) use expr::Condition;
+pub(crate) use fetch::Fetch;
+pub(crate) use logformat::LogFormat;
+pub(crate) use set::AclSet;
+pub(crate) use words::{split_condition, split_words};
 
 /// Everything a fetch can read about the current request (and, in
 /// http-response rules, its response). Implemented by the HTTP engine.
-pub trait Context {
+pub(crate) trait Context {
     /// The client's address.
     fn src(&self) -> SocketAddr;
     /// The address the client connected to.
@@ -111,7 +111,7 @@ pub trait Context {
 
 /// What content inspection read from a client before choosing a backend.
 #[derive(Debug, Clone, Copy)]
-pub struct Payload<'a> {
+pub(crate) struct Payload<'a> {
     /// Bytes buffered (`req.len`).
     pub len: usize,
     /// The first TLS handshake message, when those bytes hold a complete
@@ -124,7 +124,7 @@ pub struct Payload<'a> {
 /// text that was parsed, `token` that token, `message` what is wrong and
 /// what was expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError {
+pub(crate) struct ParseError {
     /// Byte offset of `token` in the text given to the parse function.
     pub offset: usize,
     /// The offending word (empty when the problem is a missing word at the
@@ -136,7 +136,7 @@ pub struct ParseError {
 
 impl ParseError {
     /// Builds an error at `offset` about `token`.
-    pub fn new(offset: usize, token: impl Into<String>, message: impl Into<String>) -> ParseError {
+    pub(crate) fn new(offset: usize, token: impl Into<String>, message: impl Into<String>) -> ParseError {
         ParseError {
             offset,
             token: token.into(),
@@ -162,7 +162,7 @@ impl std::error::Error for ParseError {}
 
 /// A value produced by a sample fetch.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Sample<'a> {
+pub(crate) enum Sample<'a> {
     /// A string (bytes; HTTP data need not be UTF-8).
     Str(Cow<'a, [u8]>),
     /// An integer (ports, status, counts, lengths).
@@ -177,12 +177,13 @@ impl Sample<'_> {
     /// Appends the sample's text form to `out`: strings as they are,
     /// integers in decimal, addresses in their usual notation, booleans as
     /// `1`/`0` (as HAProxy prints them).
-    pub fn write_to(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write_to(&self, out: &mut Vec<u8>) {
         value::write_val(self.as_val(), out);
     }
 
     /// Converts the sample to an owned one (no borrow of the context).
-    pub fn into_owned(self) -> Sample<'static> {
+    #[cfg(test)]
+    pub(crate) fn into_owned(self) -> Sample<'static> {
         match self {
             Sample::Str(s) => Sample::Str(Cow::Owned(s.into_owned())),
             Sample::Int(i) => Sample::Int(i),

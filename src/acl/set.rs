@@ -8,7 +8,7 @@ use super::words::lex;
 
 /// Named ACLs of one section (frontend or backend).
 #[derive(Debug, Default, Clone)]
-pub struct AclSet {
+pub(crate) struct AclSet {
     acls: HashMap<String, Acl>,
 }
 
@@ -53,7 +53,7 @@ fn valid_name(name: &str) -> bool {
 
 impl AclSet {
     /// An empty set.
-    pub fn new() -> AclSet {
+    pub(crate) fn new() -> AclSet {
         AclSet::default()
     }
 
@@ -65,7 +65,7 @@ impl AclSet {
     /// An invalid `name` (allowed: letters, digits, `-_.:`) is reported at
     /// offset 0 with the name as token, since the name is not in `text`.
     /// A user ACL may shadow a predefined one of the same name.
-    pub fn define(&mut self, name: &str, text: &str) -> Result<(), ParseError> {
+    pub(crate) fn define(&mut self, name: &str, text: &str) -> Result<(), ParseError> {
         if !valid_name(name) {
             return Err(ParseError::new(
                 0,
@@ -90,17 +90,20 @@ impl AclSet {
 
     /// Whether `name` was defined in this set (predefined ACLs are not
     /// listed here, though conditions can use them).
-    pub fn contains(&self, name: &str) -> bool {
+    #[cfg(test)]
+    pub(crate) fn contains(&self, name: &str) -> bool {
         self.acls.contains_key(name)
     }
 
     /// The number of named ACLs defined.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.acls.len()
     }
 
     /// Whether no ACL is defined.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.acls.is_empty()
     }
 

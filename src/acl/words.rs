@@ -195,7 +195,7 @@ pub(crate) fn lex(text: &str) -> Result<Vec<Word>, ParseError> {
 /// other backslash is kept as written. `#` does not start a comment (the
 /// text comes from YAML, which has its own comments). Line breaks separate
 /// words like spaces.
-pub fn split_words(text: &str) -> Result<Vec<(String, usize)>, ParseError> {
+pub(crate) fn split_words(text: &str) -> Result<Vec<(String, usize)>, ParseError> {
     Ok(lex(text)?.into_iter().map(|w| (w.text, w.offset)).collect())
 }
 
@@ -208,7 +208,7 @@ pub fn split_words(text: &str) -> Result<Vec<(String, usize)>, ParseError> {
 /// [`Condition::parse`](super::Condition::parse) expects) and has its
 /// trailing spaces trimmed. A line with an unterminated quote is only
 /// searched up to that quote; the error surfaces when the parts are parsed.
-pub fn split_condition(line: &str) -> (&str, Option<(&str, usize)>) {
+pub(crate) fn split_condition(line: &str) -> (&str, Option<(&str, usize)>) {
     let mut lexer = Lexer::new(line);
     let mut depth = 0usize;
     while let Some(Ok(word)) = lexer.next_word() {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 const TRUST_IDLE_FOR: Duration = Duration::from_millis(100);
 
 /// An idle keep-alive connection to a server, kept for the next request.
-pub struct IdleConn {
+pub(crate) struct IdleConn {
     pub stream: Stream,
     pub since: Instant,
 }
@@ -30,7 +30,7 @@ pub struct IdleConn {
 /// B/S state`, `disable server`, `enable server`) and applied by every
 /// worker (`MeshMsg::ServerAdmin`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdminState {
+pub(crate) enum AdminState {
     /// Normal: takes traffic while it is up.
     Ready,
     /// No new connections from the balancer; clients stuck to it by a
@@ -41,7 +41,7 @@ pub enum AdminState {
 }
 
 impl AdminState {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             AdminState::Ready => "ready",
             AdminState::Drain => "drain",
@@ -52,14 +52,14 @@ impl AdminState {
 
 /// A change of a server's administrative settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdminChange {
+pub(crate) enum AdminChange {
     State(AdminState),
     Weight(u32),
     Addr(SocketAddr),
 }
 
 /// One server, from this worker's point of view.
-pub struct ServerState {
+pub(crate) struct ServerState {
     /// Last known health (servers start UP, as in HAProxy).
     pub up: Cell<bool>,
     /// Administrative state (starts `Ready`).
@@ -100,20 +100,20 @@ pub struct ServerState {
 }
 
 impl ServerState {
-    pub fn has_slot(&self) -> bool {
+    pub(crate) fn has_slot(&self) -> bool {
         self.conns.get() < self.slots
     }
 
     /// Whether the balancer may give it new connections: up, ready and
     /// with a weight.
-    pub fn balanced(&self) -> bool {
+    pub(crate) fn balanced(&self) -> bool {
         self.up.get() && self.admin.get() == AdminState::Ready && self.weight.get() > 0
     }
 
     /// Whether a client stuck to it (stick table) may still reach it: up
     /// and not in maintenance (drained servers and weight 0 keep their
     /// persistent clients, as in HAProxy).
-    pub fn takes_persistent(&self) -> bool {
+    pub(crate) fn takes_persistent(&self) -> bool {
         self.up.get() && self.admin.get() != AdminState::Maint
     }
 
@@ -123,7 +123,7 @@ impl ServerState {
     /// longer is first checked with a non-blocking peek (the server may
     /// have closed it). A dead one that slips through costs a bodyless
     /// idempotent request nothing: it is sent again on a new connection.
-    pub fn take_idle(&self) -> Option<Stream> {
+    pub(crate) fn take_idle(&self) -> Option<Stream> {
         let mut idle = self.idle.borrow_mut();
         while let Some(c) = idle.pop() {
             let age = c.since.elapsed();
@@ -140,7 +140,7 @@ impl ServerState {
     /// Keeps a connection for reuse, if there is room and it goes to the
     /// server's current address (`addr_gen`: the generation its lease was
     /// taken under).
-    pub fn give_idle(&self, stream: Stream, addr_gen: u32) {
+    pub(crate) fn give_idle(&self, stream: Stream, addr_gen: u32) {
         let mut idle = self.idle.borrow_mut();
         if idle.len() < self.idle_max && addr_gen == self.addr_gen.get() {
             idle.push(IdleConn {
@@ -151,7 +151,7 @@ impl ServerState {
     }
 
     /// Closes idle connections kept longer than `pool-purge-delay`.
-    pub fn purge_idle(&self) {
+    pub(crate) fn purge_idle(&self) {
         let idle_for = self.idle_for;
         self.idle
             .borrow_mut()
@@ -160,7 +160,7 @@ impl ServerState {
 }
 
 /// One backend, from this worker's point of view.
-pub struct BackendState {
+pub(crate) struct BackendState {
     pub servers: Vec<ServerState>,
     /// Connections this worker has open through this backend.
     pub conns: Cell<u32>,
@@ -175,7 +175,7 @@ pub struct BackendState {
 }
 
 impl BackendState {
-    pub fn new(cfg: &Backend, worker: usize, workers: usize) -> Rc<BackendState> {
+    pub(crate) fn new(cfg: &Backend, worker: usize, workers: usize) -> Rc<BackendState> {
         Rc::new(BackendState {
             servers: cfg
                 .servers
@@ -191,7 +191,7 @@ impl BackendState {
     }
 
     /// Takes a slot on `server`; the slot is given back when the lease drops.
-    pub fn lease(self: &Rc<Self>, server: usize) -> Lease {
+    pub(crate) fn lease(self: &Rc<Self>, server: usize) -> Lease {
         let s = &self.servers[server];
         s.conns.set(s.conns.get() + 1);
         s.total.set(s.total.get() + 1);
@@ -204,7 +204,7 @@ impl BackendState {
 
     /// Records a health change seen by this worker and lets queued
     /// connections look again.
-    pub fn set_up(&self, server: usize, up: bool) {
+    pub(crate) fn set_up(&self, server: usize, up: bool) {
         let s = &self.servers[server];
         if s.up.get() != up {
             if !s.up.get() {
@@ -220,7 +220,7 @@ impl BackendState {
 
     /// Applies a change of administrative settings. A new address empties
     /// the idle pool: those connections go to the old one.
-    pub fn set_admin(&self, server: usize, change: AdminChange) {
+    pub(crate) fn set_admin(&self, server: usize, change: AdminChange) {
         let s = &self.servers[server];
         match change {
             AdminChange::State(a) => {
@@ -240,7 +240,7 @@ impl BackendState {
     }
 
     /// Normal and backup servers that are up and not in maintenance.
-    pub fn usable_counts(&self, cfg: &Backend) -> (usize, usize) {
+    pub(crate) fn usable_counts(&self, cfg: &Backend) -> (usize, usize) {
         let mut counts = (0, 0);
         for (s, st) in cfg.servers.iter().zip(&self.servers) {
             if st.takes_persistent() {
@@ -286,7 +286,7 @@ impl ServerState {
 /// Splits a process-wide limit into per-worker shares that add up to it;
 /// every worker gets at least one (so a limit smaller than the number of
 /// workers can be exceeded by at most `workers - limit`).
-pub fn worker_share(limit: u32, worker: usize, workers: usize) -> u32 {
+pub(crate) fn worker_share(limit: u32, worker: usize, workers: usize) -> u32 {
     let workers = workers.max(1) as u32;
     let base = limit / workers;
     let extra = u32::from((worker as u32) < limit % workers);
@@ -294,7 +294,7 @@ pub fn worker_share(limit: u32, worker: usize, workers: usize) -> u32 {
 }
 
 /// A connection slot on a server, held while the connection is open.
-pub struct Lease {
+pub(crate) struct Lease {
     backend: Rc<BackendState>,
     /// u32 with `addr_gen` beside it: a lease stays two words (it lives in
     /// every connection's future).
@@ -304,13 +304,13 @@ pub struct Lease {
 }
 
 impl Lease {
-    pub fn server(&self) -> usize {
+    pub(crate) fn server(&self) -> usize {
         self.server as usize
     }
 
     /// The server's address generation when the slot was taken (see
     /// `ServerState::give_idle`).
-    pub fn addr_gen(&self) -> u32 {
+    pub(crate) fn addr_gen(&self) -> u32 {
         self.addr_gen
     }
 }

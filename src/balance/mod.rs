@@ -3,5 +3,5 @@
 //! algorithms that pick a server. Imports nothing from the data path,
 //! the worker or the process.
 
-pub mod backend;
-pub mod pick;
+pub(crate) mod backend;
+pub(crate) mod pick;

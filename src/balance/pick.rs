@@ -14,7 +14,7 @@ use std::net::IpAddr;
 
 /// What the balancer decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pick {
+pub(crate) enum Pick {
     /// Connect to this server (index in the backend).
     Server(usize),
     /// Servers are up but every eligible one is at its `maxconn`: queue.
@@ -24,7 +24,7 @@ pub enum Pick {
 }
 
 /// Picks a server for a connection from `client`, avoiding `tried`.
-pub fn pick(cfg: &Backend, st: &BackendState, client: IpAddr, tried: &[usize]) -> Pick {
+pub(crate) fn pick(cfg: &Backend, st: &BackendState, client: IpAddr, tried: &[usize]) -> Pick {
     let mut buf = [0usize; 64];
     let candidates = candidates(cfg, st, tried, &mut buf);
     if candidates.is_empty() {

@@ -21,7 +21,7 @@
 /// TLS record content type of handshake records.
 const HANDSHAKE: u8 = 0x16;
 /// Handshake message type of a ClientHello.
-pub const CLIENT_HELLO: u8 = 1;
+pub(crate) const CLIENT_HELLO: u8 = 1;
 /// The largest record fragment TLS allows (2^14).
 const MAX_FRAGMENT: usize = 1 << 14;
 /// Record header: type, version (2), length (2).
@@ -35,7 +35,7 @@ const EXT_SUPPORTED_VERSIONS: u16 = 43;
 
 /// What the bytes read so far are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Parsed {
+pub(crate) enum Parsed {
     /// A TLS handshake so far; more bytes are needed.
     NeedMore,
     /// The first bytes cannot start a TLS handshake record (`GET /`, SSH,
@@ -53,7 +53,7 @@ pub enum Parsed {
 /// protocols are kept as positions in the reassembled message (see
 /// [`Hello::sni`]), so the value is small and copied freely.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Hello {
+pub(crate) struct Hello {
     /// The handshake message type: 1 for a ClientHello (`req.ssl_hello_type`).
     pub hello_type: u8,
     /// The version in the first record's header (0x0301 for TLS 1.0...).
@@ -73,13 +73,13 @@ pub struct Hello {
 impl Hello {
     /// The server name the client asked for, as sent (not lowercased).
     /// `msg` is the reassembled message the parser wrote.
-    pub fn sni<'m>(&self, msg: &'m [u8]) -> Option<&'m [u8]> {
+    pub(crate) fn sni<'m>(&self, msg: &'m [u8]) -> Option<&'m [u8]> {
         let (start, end) = self.sni?;
         msg.get(start as usize..end as usize)
     }
 
     /// The ALPN protocol names, in the client's order of preference.
-    pub fn alpn<'m>(&self, msg: &'m [u8]) -> Alpn<'m> {
+    pub(crate) fn alpn<'m>(&self, msg: &'m [u8]) -> Alpn<'m> {
         let list = self
             .alpn
             .and_then(|(start, end)| msg.get(start as usize..end as usize))
@@ -90,7 +90,7 @@ impl Hello {
 
 /// The protocol names of an ALPN extension (already checked well formed).
 #[derive(Debug, Clone, Copy)]
-pub struct Alpn<'m>(&'m [u8]);
+pub(crate) struct Alpn<'m>(&'m [u8]);
 
 impl<'m> Iterator for Alpn<'m> {
     type Item = &'m [u8];
@@ -108,7 +108,7 @@ impl<'m> Iterator for Alpn<'m> {
 /// bytes. Feed it the whole buffer each time more bytes arrived; a result
 /// other than `NeedMore` is final and returned again by later calls.
 #[derive(Debug, Clone)]
-pub struct HelloParser {
+pub(crate) struct HelloParser {
     limit: usize,
     /// Client bytes consumed: record headers and fragments copied.
     pos: usize,
@@ -125,7 +125,7 @@ pub struct HelloParser {
 
 impl HelloParser {
     /// A parser for a hello of at most `limit` bytes of records.
-    pub fn new(limit: usize) -> HelloParser {
+    pub(crate) fn new(limit: usize) -> HelloParser {
         HelloParser {
             limit,
             pos: 0,
@@ -141,7 +141,7 @@ impl HelloParser {
     /// bytes of earlier calls unchanged in front). The handshake message is
     /// assembled into `msg`, which must stay the same buffer between calls;
     /// positions in a [`Hello`] refer to it.
-    pub fn feed(&mut self, raw: &[u8], msg: &mut [u8]) -> Parsed {
+    pub(crate) fn feed(&mut self, raw: &[u8], msg: &mut [u8]) -> Parsed {
         if let Some(done) = self.done {
             return done;
         }

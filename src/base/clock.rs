@@ -6,7 +6,7 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-pub struct Coarse {
+pub(crate) struct Coarse {
     started: Instant,
     ms: Cell<u64>,
 }
@@ -23,12 +23,12 @@ impl Default for Coarse {
 impl Coarse {
     /// Milliseconds since the start, as of the last `tick` (at most one
     /// tick behind the real clock, and never ahead of it).
-    pub fn now_ms(&self) -> u64 {
+    pub(crate) fn now_ms(&self) -> u64 {
         self.ms.get()
     }
 
     /// Reads the real clock and moves the coarse one on to it.
-    pub fn tick(&self) -> u64 {
+    pub(crate) fn tick(&self) -> u64 {
         let ms = self.started.elapsed().as_millis() as u64;
         self.ms.set(ms);
         ms
@@ -38,7 +38,7 @@ impl Coarse {
     /// moved at `last_ms` (coarse): how long is left before the connection
     /// has really been idle for `timeout`, or None when it has been.
     /// Reads the real clock (once per fired timer, never per byte).
-    pub fn left(&self, last_ms: u64, timeout: Duration) -> Option<Duration> {
+    pub(crate) fn left(&self, last_ms: u64, timeout: Duration) -> Option<Duration> {
         let idle = Duration::from_millis(self.tick().saturating_sub(last_ms));
         // Within a millisecond counts as reached: the stamp is coarse.
         timeout

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 /// FNV-1a over the bytes, finished with the murmur3 64-bit mixer so that
 /// nearby inputs (127.0.1.1, 127.0.1.2) land far apart.
-pub fn hash_bytes(bytes: &[u8]) -> u64 {
+pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in bytes {
         h ^= u64::from(b);
@@ -19,7 +19,7 @@ pub fn hash_bytes(bytes: &[u8]) -> u64 {
 
 /// The full client address, never a prefix. An IPv4-mapped IPv6 address
 /// hashes as its IPv4 form, so dual-stack listeners agree.
-pub fn hash_ip(ip: IpAddr) -> u64 {
+pub(crate) fn hash_ip(ip: IpAddr) -> u64 {
     match ip {
         IpAddr::V4(v4) => hash_bytes(&v4.octets()),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -30,7 +30,7 @@ pub fn hash_ip(ip: IpAddr) -> u64 {
 }
 
 /// Combines two hashes into one (order matters).
-pub fn combine(a: u64, b: u64) -> u64 {
+pub(crate) fn combine(a: u64, b: u64) -> u64 {
     fmix64(a ^ b.rotate_left(29).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
@@ -80,13 +80,13 @@ pub(crate) const GOLDEN: u32 = 0x9E37_79B9;
 /// bijection of the running value).
 pub(crate) const V6_MUL: u32 = 0x85EB_CA6B;
 /// Largest worker count: `(owner_hash >> 16) * workers` must fit 32 bits.
-pub const MAX_WORKERS: usize = u16::MAX as usize;
+pub(crate) const MAX_WORKERS: usize = u16::MAX as usize;
 
 /// The 32-bit hash of a client address that the BPF program computes (see
 /// the module documentation for the definition). An IPv4-mapped IPv6
 /// address hashes as its IPv4 form. Its high bits are the mixed ones:
 /// reduce it with [`owner`], not with `%`.
-pub fn owner_hash(ip: IpAddr) -> u32 {
+pub(crate) fn owner_hash(ip: IpAddr) -> u32 {
     let x = match ip {
         IpAddr::V4(v4) => u32::from(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -109,7 +109,7 @@ pub fn owner_hash(ip: IpAddr) -> u32 {
 /// built by `program(workers)` sends a connection from `ip` to:
 /// `((owner_hash(ip) >> 16) * workers) >> 16`, in `0..workers`.
 /// Panics if `workers` is 0 or above [`MAX_WORKERS`].
-pub fn owner(ip: IpAddr, workers: usize) -> usize {
+pub(crate) fn owner(ip: IpAddr, workers: usize) -> usize {
     assert!(
         (1..=MAX_WORKERS).contains(&workers),
         "hash::owner: workers must be in 1..={MAX_WORKERS}, not {workers}"

@@ -10,21 +10,21 @@ use std::task::{Context, Poll, Waker};
 /// server slot freed, a server came up). Every waiter is woken, in arrival
 /// order; each re-checks its own condition.
 #[derive(Default)]
-pub struct WaitQueue {
+pub(crate) struct WaitQueue {
     generation: Cell<u64>,
     waiters: RefCell<Vec<Waker>>,
 }
 
 impl WaitQueue {
     /// Resolves at the next `wake_all` after this call.
-    pub fn wait(&self) -> Wait<'_> {
+    pub(crate) fn wait(&self) -> Wait<'_> {
         Wait {
             queue: self,
             generation: self.generation.get(),
         }
     }
 
-    pub fn wake_all(&self) {
+    pub(crate) fn wake_all(&self) {
         self.generation.set(self.generation.get().wrapping_add(1));
         let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
         for w in waiters {
@@ -32,12 +32,13 @@ impl WaitQueue {
         }
     }
 
-    pub fn has_waiters(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn has_waiters(&self) -> bool {
         !self.waiters.borrow().is_empty()
     }
 }
 
-pub struct Wait<'a> {
+pub(crate) struct Wait<'a> {
     queue: &'a WaitQueue,
     generation: u64,
 }
@@ -58,23 +59,23 @@ impl Future for Wait<'_> {
 
 /// A one-way switch (e.g. "stop accepting") that tasks can await.
 #[derive(Default)]
-pub struct Flag {
+pub(crate) struct Flag {
     set: Cell<bool>,
     queue: WaitQueue,
 }
 
 impl Flag {
-    pub fn set(&self) {
+    pub(crate) fn set(&self) {
         if !self.set.replace(true) {
             self.queue.wake_all();
         }
     }
 
-    pub fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         self.set.get()
     }
 
-    pub async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         while !self.set.get() {
             self.queue.wait().await;
         }

@@ -3,12 +3,12 @@
 //! worker-local wake-ups, units, the TLS ClientHello reader and the names
 //! of TLS values. Imports nothing from the crate.
 
-pub mod client_hello;
-pub mod clock;
-pub mod hash;
-pub mod local_sync;
-pub mod tchar;
+pub(crate) mod client_hello;
+pub(crate) mod clock;
+pub(crate) mod hash;
+pub(crate) mod local_sync;
+pub(crate) mod tchar;
 #[cfg(test)]
-pub mod test_rng;
-pub mod tls_names;
-pub mod units;
+pub(crate) mod test_rng;
+pub(crate) mod tls_names;
+pub(crate) mod units;

@@ -2,6 +2,6 @@
 //! the configuration's header-name checks.
 
 /// RFC 9110 token characters.
-pub fn is_tchar(b: u8) -> bool {
+pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }

@@ -1,10 +1,10 @@
 //! A deterministic pseudo-random source for unit tests that feed decoders
 //! bounded random and mutated input (xorshift64*; no dependency).
 
-pub struct Rng(pub u64);
+pub(crate) struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;

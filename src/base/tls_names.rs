@@ -4,7 +4,7 @@
 use rustls::{CipherSuite, ProtocolVersion};
 
 /// `TLSv1.2`, `TLSv1.3`.
-pub fn protocol(v: ProtocolVersion) -> &'static str {
+pub(crate) fn protocol(v: ProtocolVersion) -> &'static str {
     match v {
         ProtocolVersion::TLSv1_3 => "TLSv1.3",
         ProtocolVersion::TLSv1_2 => "TLSv1.2",
@@ -16,7 +16,7 @@ pub fn protocol(v: ProtocolVersion) -> &'static str {
 
 /// The OpenSSL name of a cipher suite (TLS 1.3 suites keep their IANA
 /// names, as in OpenSSL).
-pub fn cipher(s: CipherSuite) -> &'static str {
+pub(crate) fn cipher(s: CipherSuite) -> &'static str {
     match s {
         CipherSuite::TLS13_AES_128_GCM_SHA256 => "TLS_AES_128_GCM_SHA256",
         CipherSuite::TLS13_AES_256_GCM_SHA384 => "TLS_AES_256_GCM_SHA384",

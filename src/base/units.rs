@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// Parses a HAProxy duration: a number followed by `us`, `ms`, `s`, `m`,
 /// `h` or `d`. A bare number is milliseconds, as in HAProxy.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -41,7 +41,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Parses a size or count with an optional `k`, `m` or `g` suffix (powers
 /// of 1024, as HAProxy does for `size` and buffer sizes).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let (digits, mult) = match text.char_indices().last() {
         Some((i, 'k' | 'K')) => (&text[..i], 1u64 << 10),
@@ -59,7 +59,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 /// Formats a duration the short way a user would write it back.
-pub fn format_duration(d: Duration) -> String {
+pub(crate) fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms == 0 {
         format!("{}us", d.as_micros())

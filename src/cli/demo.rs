@@ -16,7 +16,7 @@ use std::rc::Rc;
 const MAX_HEAD: usize = 16 << 10;
 
 /// Serves `hello from {name}` on every connection of `listener`.
-pub async fn serve_backend(listener: TcpListener, name: Rc<str>) {
+pub(crate) async fn serve_backend(listener: TcpListener, name: Rc<str>) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
@@ -140,7 +140,7 @@ fn write_response(out: &mut Vec<u8>, name: &str, req: &httparse::Request, keep_a
 /// The configuration `corral demo` runs: an HTTP frontend on `bind` in
 /// front of the demo backends, round robin with HTTP health checks,
 /// `/admin` denied, the client address passed on, logs on stdout.
-pub fn config_text(bind: &str, backends: &[std::net::SocketAddr], workers: usize) -> String {
+pub(crate) fn config_text(bind: &str, backends: &[std::net::SocketAddr], workers: usize) -> String {
     let mut servers = String::new();
     for (i, addr) in backends.iter().enumerate() {
         servers.push_str(&format!(
@@ -175,7 +175,7 @@ backends:
 
 /// Starts `count` demo backends on loopback in a thread of their own and
 /// returns their addresses.
-pub fn start_backends(count: usize) -> std::io::Result<Vec<std::net::SocketAddr>> {
+pub(crate) fn start_backends(count: usize) -> std::io::Result<Vec<std::net::SocketAddr>> {
     let mut listeners = Vec::with_capacity(count);
     let mut addrs = Vec::with_capacity(count);
     for _ in 0..count {

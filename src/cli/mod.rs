@@ -2,10 +2,10 @@
 //! Parses arguments, loads configurations and hands over to the process
 //! layer; `import_haproxy`, `demo`, `web` and `summary` are its tools.
 
-pub mod demo;
-pub mod import_haproxy;
-pub mod summary;
-pub mod web;
+pub(crate) mod demo;
+pub(crate) mod import_haproxy;
+pub(crate) mod summary;
+pub(crate) mod web;
 
 use crate::alert;
 use crate::config::Config;

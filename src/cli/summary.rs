@@ -4,7 +4,7 @@ use crate::base::units::format_duration;
 use crate::config::{CheckKind, Config};
 use std::fmt::Write;
 
-pub fn summary(c: &Config) -> String {
+pub(crate) fn summary(c: &Config) -> String {
     let mut out = String::new();
     let g = &c.global;
     let _ = writeln!(out, "{}: configuration is valid", c.file.display());

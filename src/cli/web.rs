@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 /// `corral web`'s arguments.
 #[derive(clap::Args, Debug)]
-pub struct WebArgs {
+pub(crate) struct WebArgs {
     /// Where to listen (`ip:port`; `0.0.0.0:8000`, `[::]:80`).
     #[arg(short, long, default_value = "0.0.0.0:8000")]
     pub bind: String,
@@ -30,7 +30,7 @@ pub struct WebArgs {
 
 /// `corral probe`'s arguments.
 #[derive(clap::Args, Debug)]
-pub struct ProbeArgs {
+pub(crate) struct ProbeArgs {
     /// `ip:port` or `host:port`, optionally followed by a path
     /// (`127.0.0.1:8000/health`); the path defaults to `/`.
     pub target: String,
@@ -53,7 +53,7 @@ pub struct ProbeArgs {
 }
 
 /// Runs `corral web` until SIGTERM or SIGINT.
-pub fn web(args: &WebArgs) -> ExitCode {
+pub(crate) fn web(args: &WebArgs) -> ExitCode {
     let name = args.name.clone().unwrap_or_else(host_name);
     let listener = match std::net::TcpListener::bind(&args.bind) {
         Ok(l) => l,
@@ -123,7 +123,7 @@ fn host_name() -> String {
 
 /// Runs `corral probe`: exits 0 when every request got an HTTP status below
 /// 500 (or, with `--tcp`, a connection), 1 otherwise, 2 on bad arguments.
-pub fn probe(args: &ProbeArgs) -> ExitCode {
+pub(crate) fn probe(args: &ProbeArgs) -> ExitCode {
     let (hostport, path) = match args.target.find('/') {
         Some(i) => (&args.target[..i], &args.target[i..]),
         None => (args.target.as_str(), "/"),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// One thing wrong with a configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
+pub(crate) struct ConfigError {
     /// Key path of the offending node, e.g. `backends.db.servers.db2.address`.
     pub path: String,
     /// Where it is in the file, when known.
@@ -18,13 +18,13 @@ pub struct ConfigError {
 
 /// Every error found in one file, in file order.
 #[derive(Debug, Clone)]
-pub struct ConfigErrors {
+pub(crate) struct ConfigErrors {
     pub file: PathBuf,
     pub errors: Vec<ConfigError>,
 }
 
 impl ConfigErrors {
-    pub fn single(file: &Path, path: &str, pos: Option<Pos>, message: impl Into<String>) -> Self {
+    pub(crate) fn single(file: &Path, path: &str, pos: Option<Pos>, message: impl Into<String>) -> Self {
         ConfigErrors {
             file: file.to_path_buf(),
             errors: vec![ConfigError {
@@ -59,7 +59,7 @@ impl fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 /// Collects errors during validation, resolving positions as it goes.
-pub struct Collector<'a> {
+pub(super) struct Collector<'a> {
     index: &'a PositionIndex,
     /// The file's text, to place errors inside string values.
     source: &'a str,
@@ -67,7 +67,7 @@ pub struct Collector<'a> {
 }
 
 impl<'a> Collector<'a> {
-    pub fn new(index: &'a PositionIndex, source: &'a str) -> Self {
+    pub(super) fn new(index: &'a PositionIndex, source: &'a str) -> Self {
         Collector {
             index,
             source,
@@ -77,7 +77,7 @@ impl<'a> Collector<'a> {
 
     /// An error at byte `offset` inside the string value `value` at
     /// `path` (a token in a condition or rule).
-    pub fn at_offset(
+    pub(super) fn at_offset(
         &mut self,
         path: &str,
         value: &str,
@@ -103,13 +103,13 @@ impl<'a> Collector<'a> {
     }
 
     /// An error about the value at `path`.
-    pub fn at(&mut self, path: &str, message: impl Into<String>) {
+    pub(super) fn at(&mut self, path: &str, message: impl Into<String>) {
         let pos = self.index.value(path);
         self.push(path, pos, message.into());
     }
 
     /// An error about the key at `path` (an unknown or misplaced key).
-    pub fn at_key(&mut self, path: &str, message: impl Into<String>) {
+    pub(super) fn at_key(&mut self, path: &str, message: impl Into<String>) {
         let pos = self.index.key(path);
         self.push(path, pos, message.into());
     }
@@ -123,7 +123,7 @@ impl<'a> Collector<'a> {
     }
 
     /// Errors sorted by position so they read top to bottom.
-    pub fn finish(mut self) -> Vec<ConfigError> {
+    pub(super) fn finish(mut self) -> Vec<ConfigError> {
         self.errors
             .sort_by_key(|e| e.pos.map(|p| (p.line, p.col)).unwrap_or((usize::MAX, 0)));
         self.errors

@@ -13,11 +13,11 @@
 //! and `base`.
 
 mod error;
-pub mod position;
+pub(crate) mod position;
 mod raw;
 mod validate;
 
-pub use error::{ConfigError, ConfigErrors};
+pub(crate) use error::ConfigErrors;
 /// Also used by `import-haproxy` to check `log` lines before writing them.
 pub(crate) use validate::parse_log_target;
 
@@ -27,7 +27,7 @@ use std::time::Duration;
 
 /// A fully validated configuration.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     /// The file it came from (for messages).
     pub file: PathBuf,
     pub global: Global,
@@ -50,7 +50,7 @@ pub struct Config {
 
 /// A stick table.
 #[derive(Debug, Clone)]
-pub struct StickTable {
+pub(crate) struct StickTable {
     /// The section's name: what `table <name>` and peers call it.
     pub name: String,
     /// `type`: `ip` (default), `ipv6`, `integer`, `string` (`len`, default 32).
@@ -70,7 +70,7 @@ pub struct StickTable {
 
 /// `peers.NAME:` nodes replicating stick tables with each other.
 #[derive(Debug, Clone)]
-pub struct PeersSection {
+pub(crate) struct PeersSection {
     pub name: String,
     /// `local`: this node's name in `peer` (default: the host name;
     /// `corral run --peer-name` overrides).
@@ -80,7 +80,7 @@ pub struct PeersSection {
 }
 
 #[derive(Debug, Clone)]
-pub struct Peer {
+pub(crate) struct Peer {
     pub name: String,
     /// As written, for messages.
     pub text: String,
@@ -89,7 +89,7 @@ pub struct Peer {
 
 /// `global:` process-wide settings.
 #[derive(Debug, Clone)]
-pub struct Global {
+pub(crate) struct Global {
     /// `workers: auto | N`: one glommio executor per worker, each pinned to
     /// its own core. `auto` (default) is one per core this process may use.
     pub workers: usize,
@@ -137,7 +137,7 @@ pub struct Global {
 /// One `global.stats-socket` line: `ADDRESS [mode OCTAL] [user NAME|ID]
 /// [group NAME|ID] [level user|operator|admin]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatsSocket {
+pub(crate) struct StatsSocket {
     /// As written, for messages.
     pub text: String,
     pub addr: ApiAddr,
@@ -152,7 +152,7 @@ pub struct StatsSocket {
 
 /// Where a runtime API socket listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApiAddr {
+pub(crate) enum ApiAddr {
     /// A unix socket path (`/run/corral.sock`, `unix@/run/corral.sock`).
     Unix(PathBuf),
     /// A TCP address on loopback only (`127.0.0.1:9999`, `ipv4@...`,
@@ -172,7 +172,7 @@ impl std::fmt::Display for ApiAddr {
 /// `level` of a runtime API socket, as in HAProxy: each level may do what
 /// the ones below it may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ApiLevel {
+pub(crate) enum ApiLevel {
     /// Reads (`show ...`, `help`); no change.
     User,
     /// Adds `show sess`, `clear table`, `enable/disable server` and `set
@@ -183,7 +183,7 @@ pub enum ApiLevel {
 }
 
 impl ApiLevel {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             ApiLevel::User => "user",
             ApiLevel::Operator => "operator",
@@ -195,7 +195,7 @@ impl ApiLevel {
 /// A place connection logs are written to, and how
 /// (`127.0.0.1:514 len 2048 format rfc5424 local0 info`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogTarget {
+pub(crate) struct LogTarget {
     pub dest: LogDest,
     /// `format`: the header before each line (default `raw` for stdout,
     /// stderr and files, `rfc3164` for syslog sockets).
@@ -217,28 +217,29 @@ pub struct LogTarget {
 
 impl LogTarget {
     /// The syslog level of connection logs, as in HAProxy.
-    pub const CONNECTION_LEVEL: u8 = 6;
+    pub(crate) const CONNECTION_LEVEL: u8 = 6;
 
     /// Whether connection logs (`info`) pass this target's level.
-    pub fn takes_connection_logs(&self) -> bool {
+    pub(crate) fn takes_connection_logs(&self) -> bool {
         self.level >= Self::CONNECTION_LEVEL
     }
 
     /// `<PRI>` of a connection log: facility × 8 + level (`info`, or the
     /// target's minimum level when that is less important).
-    pub fn connection_priority(&self) -> u8 {
+    #[cfg(test)]
+    pub(crate) fn connection_priority(&self) -> u8 {
         self.facility * 8 + self.connection_severity()
     }
 
     /// The level alone, for the `short` format.
-    pub fn connection_severity(&self) -> u8 {
+    pub(crate) fn connection_severity(&self) -> u8 {
         Self::CONNECTION_LEVEL.max(self.min_level)
     }
 }
 
 /// Where a log target writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogDest {
+pub(crate) enum LogDest {
     Stdout,
     Stderr,
     File(PathBuf),
@@ -262,7 +263,7 @@ impl std::fmt::Display for LogDest {
 
 /// The header a log target puts before each line (HAProxy's `format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// The line alone.
     Raw,
     /// `<PRI>Nov 22 00:16:25 host corral[123]: line`
@@ -278,7 +279,7 @@ pub enum LogFormat {
 }
 
 impl LogFormat {
-    pub const NAMES: [(&str, LogFormat); 6] = [
+    pub(crate) const NAMES: [(&str, LogFormat); 6] = [
         ("raw", LogFormat::Raw),
         ("rfc3164", LogFormat::Rfc3164),
         ("local", LogFormat::Local),
@@ -290,7 +291,7 @@ impl LogFormat {
 
 /// `mode:` how a frontend or backend reads its traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Layer 4: bytes are relayed as they are.
     Tcp,
     /// Layer 7: HTTP/1.1 requests are parsed and routed.
@@ -298,7 +299,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Mode::Tcp => "tcp",
             Mode::Http => "http",
@@ -308,7 +309,7 @@ impl Mode {
 
 /// `frontends.NAME:` where clients connect.
 #[derive(Debug, Clone)]
-pub struct Frontend {
+pub(crate) struct Frontend {
     pub name: String,
     /// `bind`: one address or a list (`"0.0.0.0:80"`, `"*:80"`, `":80"`,
     /// `"[::]:443"`). Port 0 picks a free port at start (printed when ready).
@@ -349,7 +350,7 @@ pub struct Frontend {
 impl Frontend {
     /// The backend for a connection or request: the first `use_backend`
     /// whose condition holds, else `default_backend`.
-    pub fn route(&self, ctx: &dyn crate::acl::Context) -> Option<usize> {
+    pub(crate) fn route(&self, ctx: &dyn crate::acl::Context) -> Option<usize> {
         self.use_backend
             .iter()
             .find(|u| u.cond.as_ref().is_none_or(|c| c.eval(ctx)))
@@ -362,7 +363,7 @@ impl Frontend {
 /// `http-server-close`, `httpclose`; the strongest of the frontend's and
 /// the backend's applies, as in HAProxy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ConnMode {
+pub(crate) enum ConnMode {
     /// Both sides kept alive; server connections pooled (the default).
     KeepAlive,
     /// The client side kept alive; the server connection closed after
@@ -374,7 +375,7 @@ pub enum ConnMode {
 
 /// `option forwardfor [except NET] [header NAME] [if-none]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ForwardFor {
+pub(crate) struct ForwardFor {
     /// The header to add (default `X-Forwarded-For`).
     pub header: String,
     /// Clients in this network get no header.
@@ -386,21 +387,21 @@ pub struct ForwardFor {
 /// `capture: [ "request header NAME len N" ]`: a header value logged in
 /// the httplog line (truncated to `len`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Capture {
+pub(crate) struct Capture {
     pub name: String,
     pub len: usize,
 }
 
 /// One `use_backend` line: the backend and the condition that selects it.
 #[derive(Debug, Clone)]
-pub struct UseBackend {
+pub(crate) struct UseBackend {
     pub backend: usize,
     pub cond: Option<crate::acl::Condition>,
 }
 
 /// HTTP settings of a frontend.
 #[derive(Debug, Clone)]
-pub struct HttpFrontend {
+pub(crate) struct HttpFrontend {
     /// `acl: { name: "criterion [flags] patterns" | [ ... ] }`.
     pub acls: crate::acl::AclSet,
     /// `http-request: [ "action ... [if|unless condition]" ]`.
@@ -431,7 +432,7 @@ pub struct HttpFrontend {
 
 /// `stats: { uri, refresh, hide-version, auth, admin, prometheus }`.
 #[derive(Debug, Clone)]
-pub struct StatsPage {
+pub(crate) struct StatsPage {
     /// `uri`: where the page is (default `/stats`); `;csv` and `;json`
     /// after it give the numbers.
     pub uri: String,
@@ -450,7 +451,7 @@ pub struct StatsPage {
 
 /// HTTP settings of a backend.
 #[derive(Debug, Clone)]
-pub struct HttpBackend {
+pub(crate) struct HttpBackend {
     pub acls: crate::acl::AclSet,
     pub request_rules: Vec<crate::rules::http::Rule>,
     pub response_rules: Vec<crate::rules::http::Rule>,
@@ -464,7 +465,7 @@ pub struct HttpBackend {
 
 /// One listening address of a frontend.
 #[derive(Debug, Clone)]
-pub struct Bind {
+pub(crate) struct Bind {
     /// As written, for messages.
     pub text: String,
     pub addr: SocketAddr,
@@ -475,7 +476,7 @@ pub struct Bind {
 
 /// `balance:` how a backend picks a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Balance {
+pub(crate) enum Balance {
     /// Each server in turn, in proportion to its weight (smooth).
     RoundRobin,
     /// The server with the fewest connections from this worker.
@@ -489,7 +490,7 @@ pub enum Balance {
 }
 
 impl Balance {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Balance::RoundRobin => "roundrobin",
             Balance::LeastConn => "leastconn",
@@ -501,7 +502,7 @@ impl Balance {
 
 /// `backends.NAME:` a pool of servers.
 #[derive(Debug, Clone)]
-pub struct Backend {
+pub(crate) struct Backend {
     pub name: String,
     pub mode: Mode,
     /// `balance`: default `roundrobin`.
@@ -529,7 +530,7 @@ pub struct Backend {
 
 /// `backends.NAME.servers.NAME:` one server.
 #[derive(Debug, Clone)]
-pub struct Server {
+pub(crate) struct Server {
     pub name: String,
     /// `address` as written (`10.0.0.11:3306`, `db2.internal:3306`).
     pub address: String,
@@ -556,7 +557,7 @@ pub struct Server {
 
 /// `check: true` or `check: { port, inter, rise, fall, http }`.
 #[derive(Debug, Clone)]
-pub struct Check {
+pub(crate) struct Check {
     /// Where checks connect (`check.port` changes the port only).
     pub addr: SocketAddr,
     /// `inter`: time between two checks (default 2s).
@@ -571,7 +572,7 @@ pub struct Check {
 }
 
 #[derive(Debug, Clone)]
-pub enum CheckKind {
+pub(crate) enum CheckKind {
     /// A TCP connect that succeeds.
     Tcp,
     /// An HTTP request whose response status is in `expect`.
@@ -585,17 +586,17 @@ pub enum CheckKind {
 
 /// A set of HTTP statuses: `200`, `"200-399"`, `"2xx"`, or a list of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusMatch(pub Vec<(u16, u16)>);
+pub(crate) struct StatusMatch(pub Vec<(u16, u16)>);
 
 impl StatusMatch {
-    pub fn matches(&self, status: u16) -> bool {
+    pub(crate) fn matches(&self, status: u16) -> bool {
         self.0.iter().any(|&(lo, hi)| lo <= status && status <= hi)
     }
 }
 
 impl Config {
     /// Reads, parses and validates a configuration file.
-    pub fn load(file: &Path) -> Result<Config, ConfigErrors> {
+    pub(crate) fn load(file: &Path) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(file).map_err(|e| {
             ConfigErrors::single(
                 file,
@@ -608,17 +609,18 @@ impl Config {
     }
 
     /// Parses and validates configuration text; `file` names it in errors.
-    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    pub(crate) fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         validate::parse(file, text)
     }
 
-    pub fn backend(&self, name: &str) -> Option<usize> {
+    pub(crate) fn backend(&self, name: &str) -> Option<usize> {
         self.backends.iter().position(|b| b.name == name)
     }
 
     /// The number of servers in all backends (health checks are spread over
     /// workers by their index in this order).
-    pub fn server_count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn server_count(&self) -> usize {
         self.backends.iter().map(|b| b.servers.len()).sum()
     }
 }

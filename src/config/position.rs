@@ -12,7 +12,7 @@ use yaml_rust2::scanner::Marker;
 
 /// A 1-based line and column in the configuration file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pos {
+pub(crate) struct Pos {
     pub line: usize,
     pub col: usize,
 }
@@ -37,14 +37,14 @@ struct Entry {
 
 /// The positions of every node, by key path.
 #[derive(Debug, Default)]
-pub struct PositionIndex {
+pub(crate) struct PositionIndex {
     entries: HashMap<String, Entry>,
 }
 
 impl PositionIndex {
     /// Indexes a document. A document the scanner rejects yields an empty
     /// index (serde reports the syntax error with its own position).
-    pub fn build(text: &str) -> PositionIndex {
+    pub(crate) fn build(text: &str) -> PositionIndex {
         let mut builder = Builder::default();
         let mut parser = Parser::new_from_str(text);
         let _ = parser.load(&mut builder, false);
@@ -54,13 +54,13 @@ impl PositionIndex {
     }
 
     /// Position of the value at `path`, or of its closest indexed ancestor.
-    pub fn value(&self, path: &str) -> Option<Pos> {
+    pub(crate) fn value(&self, path: &str) -> Option<Pos> {
         self.lookup(path).map(|e| e.value)
     }
 
     /// Position of the key at `path` (falls back to the value, then to the
     /// closest indexed ancestor).
-    pub fn key(&self, path: &str) -> Option<Pos> {
+    pub(crate) fn key(&self, path: &str) -> Option<Pos> {
         self.lookup(path).map(|e| e.key.unwrap_or(e.value))
     }
 
@@ -88,7 +88,7 @@ fn parent(path: &str) -> Option<&str> {
 }
 
 /// Joins a mapping key onto a path.
-pub fn child(path: &str, key: &str) -> String {
+pub(crate) fn child(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()
     } else {
@@ -97,7 +97,7 @@ pub fn child(path: &str, key: &str) -> String {
 }
 
 /// Joins a sequence index onto a path.
-pub fn item(path: &str, index: usize) -> String {
+pub(crate) fn item(path: &str, index: usize) -> String {
     format!("{path}[{index}]")
 }
 

@@ -12,7 +12,7 @@ use std::marker::PhantomData;
 /// A YAML mapping whose order matters (server order decides `first` and
 /// backups), with duplicate keys rejected.
 #[derive(Debug, Clone)]
-pub struct OrderedMap<V>(pub Vec<(String, V)>);
+pub(super) struct OrderedMap<V>(pub Vec<(String, V)>);
 
 impl<V> Default for OrderedMap<V> {
     fn default() -> Self {
@@ -51,7 +51,7 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RawConfig {
+pub(super) struct RawConfig {
     #[serde(default)]
     pub global: RawGlobal,
     #[serde(default)]
@@ -67,7 +67,7 @@ pub struct RawConfig {
 /// `peers.NAME:` corral (and HAProxy) nodes that share stick tables.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawPeers {
+pub(super) struct RawPeers {
     pub local: Option<Value>,
     #[serde(default)]
     pub peer: OrderedMap<Value>,
@@ -76,7 +76,7 @@ pub struct RawPeers {
 /// `stick-table:` of a frontend or backend.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawStickTable {
+pub(super) struct RawStickTable {
     #[serde(rename = "type")]
     pub key_type: Option<Value>,
     pub len: Option<Value>,
@@ -88,7 +88,7 @@ pub struct RawStickTable {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RawGlobal {
+pub(super) struct RawGlobal {
     pub workers: Option<Value>,
     pub maxconn: Option<Value>,
     #[serde(rename = "io-memory")]
@@ -109,7 +109,7 @@ pub struct RawGlobal {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RawDefaults {
+pub(super) struct RawDefaults {
     pub mode: Option<Value>,
     pub retries: Option<Value>,
     pub maxconn: Option<Value>,
@@ -121,7 +121,7 @@ pub struct RawDefaults {
 
 #[derive(Debug, Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
-pub struct RawTimeouts {
+pub(super) struct RawTimeouts {
     pub connect: Option<Value>,
     pub client: Option<Value>,
     pub server: Option<Value>,
@@ -136,7 +136,7 @@ pub struct RawTimeouts {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawFrontend {
+pub(super) struct RawFrontend {
     pub bind: Option<Value>,
     pub mode: Option<Value>,
     pub maxconn: Option<Value>,
@@ -166,7 +166,7 @@ pub struct RawFrontend {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawBackend {
+pub(super) struct RawBackend {
     pub mode: Option<Value>,
     pub balance: Option<Value>,
     pub retries: Option<Value>,
@@ -187,7 +187,7 @@ pub struct RawBackend {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawServer {
+pub(super) struct RawServer {
     pub address: Option<Value>,
     pub weight: Option<Value>,
     pub maxconn: Option<Value>,

@@ -48,7 +48,7 @@ fn option_name(text: &str) -> &str {
     text.split_whitespace().next().unwrap_or("")
 }
 
-pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
+pub(super) fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let index = PositionIndex::build(text);
     if text.trim().is_empty() {
         return Err(ConfigErrors::single(
@@ -1281,7 +1281,7 @@ fn parse_status_range(text: &str) -> Option<(u16, u16)> {
 
 /// A listening address: `ip:port`, `*:port`, `:port`, `[v6]:port`, or a
 /// host name that resolves.
-pub fn parse_bind(text: &str) -> Result<SocketAddr, String> {
+pub(super) fn parse_bind(text: &str) -> Result<SocketAddr, String> {
     let t = text.trim();
     let hint = "expected `ip:port`, e.g. `0.0.0.0:80`, `*:80`, `127.0.0.1:8080` or `[::]:443`";
     let (host, port) = split_host_port(t).ok_or_else(|| format!("`{text}` has no port: {hint}"))?;

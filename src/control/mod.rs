@@ -4,5 +4,5 @@
 //! HTTP data path serves the stats page by calling into `stats`; nothing
 //! here calls the data path.
 
-pub mod runtime_api;
-pub mod stats;
+pub(crate) mod runtime_api;
+pub(crate) mod stats;

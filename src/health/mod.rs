@@ -24,7 +24,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// Starts the check loops this worker owns.
-pub fn spawn_checks(w: &Rc<Worker>) {
+pub(crate) fn spawn_checks(w: &Rc<Worker>) {
     let mut global_index = 0usize;
     let mut owned = Vec::new();
     for (b, backend) in w.config.backends.iter().enumerate() {
@@ -180,7 +180,7 @@ fn status_code(result: &Result<(), String>, check: &Check) -> &'static str {
 /// where it has them.
 /// With `tls` (the server's `tls:` settings and SNI), the check connects
 /// over TLS, and a failed handshake is a Layer6 failure.
-pub async fn run_check(
+pub(crate) async fn run_check(
     check: &Check,
     tls: Option<(&std::sync::Arc<rustls::ClientConfig>, Option<&str>)>,
 ) -> Result<(), String> {

@@ -5,7 +5,7 @@ use std::cell::{Cell, RefCell};
 
 /// Relay buffers of `tune.bufsize` bytes, kept for reuse so a new
 /// connection does not allocate once the worker has warmed up.
-pub struct BufPool {
+pub(crate) struct BufPool {
     size: usize,
     free: RefCell<Vec<Box<[u8]>>>,
     /// Bytes given back to the allocator since the last trim (buffers
@@ -17,7 +17,7 @@ pub struct BufPool {
 const POOL_KEEP: usize = 128;
 
 impl BufPool {
-    pub fn new(size: usize) -> BufPool {
+    pub(crate) fn new(size: usize) -> BufPool {
         BufPool {
             size,
             free: RefCell::new(Vec::new()),
@@ -25,14 +25,14 @@ impl BufPool {
         }
     }
 
-    pub fn take(&self) -> Box<[u8]> {
+    pub(crate) fn take(&self) -> Box<[u8]> {
         self.free
             .borrow_mut()
             .pop()
             .unwrap_or_else(|| vec![0u8; self.size].into_boxed_slice())
     }
 
-    pub fn give(&self, buf: Box<[u8]>) {
+    pub(crate) fn give(&self, buf: Box<[u8]>) {
         if buf.len() != self.size {
             return; // an empty (released) buffer, or not one of ours
         }
@@ -45,7 +45,7 @@ impl BufPool {
     }
 
     /// Counts memory handed back to the allocator.
-    pub fn note_freed(&self, bytes: usize) {
+    pub(crate) fn note_freed(&self, bytes: usize) {
         self.freed.set(self.freed.get() + bytes);
     }
 }

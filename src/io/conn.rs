@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 /// Why an I/O operation did not complete.
 #[derive(Debug)]
-pub enum IoFail {
+pub(crate) enum IoFail {
     /// The deadline passed.
     Timeout,
     /// The peer reset the connection or another error occurred.
@@ -27,7 +27,7 @@ pub enum IoFail {
 
 /// When an operation must have completed.
 #[derive(Debug, Clone, Copy)]
-pub enum Deadline {
+pub(crate) enum Deadline {
     /// No limit.
     Never,
     /// At a fixed time (the whole request head by `timeout http-request`).
@@ -39,7 +39,7 @@ pub enum Deadline {
 }
 
 /// Runs `fut` until `deadline`.
-pub async fn until<T>(deadline: Deadline, fut: impl Future<Output = T>) -> Result<T, IoFail> {
+pub(crate) async fn until<T>(deadline: Deadline, fut: impl Future<Output = T>) -> Result<T, IoFail> {
     let mut fut = pin!(fut);
     let mut timer: Option<Timer> = None;
     std::future::poll_fn(|cx: &mut Context<'_>| {
@@ -75,7 +75,7 @@ pub async fn until<T>(deadline: Deadline, fut: impl Future<Output = T>) -> Resul
 /// write that moves bytes starts it again, so a slow reader that keeps
 /// reading is never cut off, and one that stops is cut off that long
 /// after its last byte (not that long after the first wait).
-pub async fn write_all<W: AsyncWriteExt + Unpin>(
+pub(crate) async fn write_all<W: AsyncWriteExt + Unpin>(
     stream: &mut W,
     mut data: &[u8],
     deadline: Deadline,
@@ -95,7 +95,7 @@ pub async fn write_all<W: AsyncWriteExt + Unpin>(
 
 /// A connection's read buffer while its stream is elsewhere
 /// ([`Conn::split`]).
-pub struct ReadSide {
+pub(crate) struct ReadSide {
     pub buf: Box<[u8]>,
     pub start: usize,
     pub end: usize,
@@ -103,11 +103,11 @@ pub struct ReadSide {
 }
 
 impl ReadSide {
-    pub fn data(&self) -> &[u8] {
+    pub(crate) fn data(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
 
-    pub fn consume(&mut self, n: usize) {
+    pub(crate) fn consume(&mut self, n: usize) {
         self.start += n.min(self.end - self.start);
         if self.start == self.end {
             self.start = 0;
@@ -117,7 +117,7 @@ impl ReadSide {
 
     /// Reads more bytes from `stream` (no deadline: the caller races it).
     /// Ok(0) is end of stream; a full buffer is an error.
-    pub async fn fill_from<R: AsyncReadExt + Unpin>(
+    pub(crate) async fn fill_from<R: AsyncReadExt + Unpin>(
         &mut self,
         stream: &mut R,
     ) -> io::Result<usize> {
@@ -137,7 +137,7 @@ impl ReadSide {
 }
 
 /// A stream and the bytes read from it but not yet used.
-pub struct Conn {
+pub(crate) struct Conn {
     pub stream: Stream,
     /// The read buffer; empty (no allocation) while an idle connection
     /// waits, so idle keep-alive connections hold no buffer.
@@ -151,7 +151,7 @@ pub struct Conn {
 impl Conn {
     /// A connection whose first bytes were already read (by the task that
     /// watched it while it was parked).
-    pub fn with_data(stream: Stream, mut buf: Box<[u8]>, first: &[u8]) -> Conn {
+    pub(crate) fn with_data(stream: Stream, mut buf: Box<[u8]>, first: &[u8]) -> Conn {
         buf[..first.len()].copy_from_slice(first);
         Conn {
             stream,
@@ -162,7 +162,7 @@ impl Conn {
         }
     }
 
-    pub fn new(stream: Stream, buf: Box<[u8]>) -> Conn {
+    pub(crate) fn new(stream: Stream, buf: Box<[u8]>) -> Conn {
         Conn {
             stream,
             buf,
@@ -173,11 +173,11 @@ impl Conn {
     }
 
     /// Unused bytes.
-    pub fn data(&self) -> &[u8] {
+    pub(crate) fn data(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
 
-    pub fn consume(&mut self, n: usize) {
+    pub(crate) fn consume(&mut self, n: usize) {
         self.start += n.min(self.end - self.start);
         if self.start == self.end {
             self.start = 0;
@@ -186,13 +186,13 @@ impl Conn {
     }
 
     /// True when the buffer holds as much unused data as it can.
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         !self.buf.is_empty() && self.end - self.start == self.buf.len()
     }
 
     /// Gives up the read buffer while nothing unread is in it (between
     /// requests). `fill_with` takes one again when bytes arrive.
-    pub fn release(&mut self) -> Option<Box<[u8]>> {
+    pub(crate) fn release(&mut self) -> Option<Box<[u8]>> {
         (self.start == self.end && !self.buf.is_empty()).then(|| {
             self.start = 0;
             self.end = 0;
@@ -203,7 +203,7 @@ impl Conn {
     /// Like `fill`, but first takes a buffer from `pool` if the connection
     /// gave its own up: the wait itself uses a small read on the stack,
     /// so a connection that stays idle never holds a pooled buffer.
-    pub async fn fill_with(&mut self, pool: &BufPool, deadline: Deadline) -> Result<usize, IoFail> {
+    pub(crate) async fn fill_with(&mut self, pool: &BufPool, deadline: Deadline) -> Result<usize, IoFail> {
         if !self.buf.is_empty() {
             return self.fill(deadline).await;
         }
@@ -223,7 +223,7 @@ impl Conn {
     }
 
     /// Reads more bytes (after the unused ones). Ok(0) is end of stream.
-    pub async fn fill(&mut self, deadline: Deadline) -> Result<usize, IoFail> {
+    pub(crate) async fn fill(&mut self, deadline: Deadline) -> Result<usize, IoFail> {
         if self.end == self.buf.len() && self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -242,19 +242,19 @@ impl Conn {
     }
 
     /// Writes all of `data`.
-    pub async fn write_all(&mut self, data: &[u8], deadline: Deadline) -> Result<(), IoFail> {
+    pub(crate) async fn write_all(&mut self, data: &[u8], deadline: Deadline) -> Result<(), IoFail> {
         write_all(&mut self.stream, data, deadline).await
     }
 
     /// Gives back the stream, the buffer, and the unused bytes' range.
-    pub fn into_parts(self) -> (Stream, Box<[u8]>, std::ops::Range<usize>) {
+    pub(crate) fn into_parts(self) -> (Stream, Box<[u8]>, std::ops::Range<usize>) {
         (self.stream, self.buf, self.start..self.end)
     }
 
     /// Its read side apart from its stream, while the stream is used
     /// elsewhere (written and read by two futures at once); `rejoin`
     /// puts the two together again.
-    pub fn split(self) -> (Stream, ReadSide) {
+    pub(crate) fn split(self) -> (Stream, ReadSide) {
         let side = ReadSide {
             buf: self.buf,
             start: self.start,
@@ -264,7 +264,7 @@ impl Conn {
         (self.stream, side)
     }
 
-    pub fn rejoin(stream: Stream, side: ReadSide) -> Conn {
+    pub(crate) fn rejoin(stream: Stream, side: ReadSide) -> Conn {
         Conn {
             stream,
             buf: side.buf,
@@ -276,7 +276,7 @@ impl Conn {
 
     /// Whether an idle connection is still usable: nothing to read and no
     /// end of stream pending (one non-blocking peek).
-    pub fn idle_and_open(stream: &Stream) -> bool {
+    pub(crate) fn idle_and_open(stream: &Stream) -> bool {
         use std::os::fd::AsRawFd;
         let mut b = [0u8; 1];
         // SAFETY: a one-byte peek into a local buffer.

@@ -3,8 +3,8 @@
 //! ways between two streams, and the io_uring ring set-up. Knows nothing
 //! of HTTP, rules or backends.
 
-pub mod bufpool;
-pub mod conn;
-pub mod relay;
-pub mod ring_setup;
-pub mod stream;
+pub(crate) mod bufpool;
+pub(crate) mod conn;
+pub(crate) mod relay;
+pub(crate) mod ring_setup;
+pub(crate) mod stream;

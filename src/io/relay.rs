@@ -33,14 +33,14 @@ use std::time::Duration;
 
 /// Which end of a proxied connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
+pub(crate) enum Side {
     Client,
     Server,
 }
 
 /// How a relay ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RelayEnd {
+pub(crate) enum RelayEnd {
     /// Both directions reached end-of-stream.
     Done,
     /// A side stayed silent for its timeout.
@@ -51,7 +51,7 @@ pub enum RelayEnd {
 
 impl RelayEnd {
     /// The first character of HAProxy's termination state.
-    pub fn cause(self) -> u8 {
+    pub(crate) fn cause(self) -> u8 {
         match self {
             RelayEnd::Done => b'-',
             RelayEnd::Timeout(Side::Client) => b'c',
@@ -64,7 +64,7 @@ impl RelayEnd {
 
 /// What a relay did.
 #[derive(Debug, Clone, Copy)]
-pub struct RelayOutcome {
+pub(crate) struct RelayOutcome {
     pub end: RelayEnd,
     /// Bytes read from the client and written to the server.
     pub client_to_server: u64,
@@ -74,7 +74,7 @@ pub struct RelayOutcome {
 
 /// The two inactivity timeouts.
 #[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
+pub(crate) struct Timeouts {
     pub client: Duration,
     pub server: Duration,
 }
@@ -110,7 +110,7 @@ fn set_timeout(stream: &RefCell<Stream>, t: Duration, read: bool) {
 
 /// Relays until both directions end or one fails. `bufs` are the two
 /// copy buffers (client→server, server→client); `clock` is the worker's.
-pub async fn relay(
+pub(crate) async fn relay(
     client: &RefCell<Stream>,
     server: &RefCell<Stream>,
     timeouts: Timeouts,
@@ -229,7 +229,7 @@ async fn pump(
 /// Sends a FIN (after a TLS close_notify): the peer sees end-of-stream,
 /// its own sending continues. The stream is borrowed one poll at a time,
 /// so the other direction keeps reading meanwhile.
-pub async fn shutdown_writes(stream: &RefCell<Stream>) {
+pub(crate) async fn shutdown_writes(stream: &RefCell<Stream>) {
     let _ = Borrowed(stream).close().await;
 }
 
@@ -264,7 +264,7 @@ async fn both_or_first_error(
 
 /// Reads and writes a stream that lives in a `RefCell`, borrowing it only
 /// for the length of one poll.
-pub struct Borrowed<'a>(pub &'a RefCell<Stream>);
+pub(crate) struct Borrowed<'a>(pub &'a RefCell<Stream>);
 
 impl AsyncRead for Borrowed<'_> {
     fn poll_read(

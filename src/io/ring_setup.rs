@@ -39,7 +39,7 @@ unsafe extern "C" {
 /// # Safety
 /// `params` points to a `struct io_uring_params`, as liburing passes it.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn __wrap___sys_io_uring_setup(entries: u32, params: *mut u8) -> i32 {
+pub(crate) unsafe extern "C" fn __wrap___sys_io_uring_setup(entries: u32, params: *mut u8) -> i32 {
     // SAFETY: liburing hands us a valid, writable io_uring_params.
     unsafe {
         let flags = params.add(FLAGS_OFFSET).cast::<u32>();

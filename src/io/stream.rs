@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 /// A client or server connection.
-pub enum Stream {
+pub(crate) enum Stream {
     Plain(TcpStream),
     /// A client connection whose TLS corral terminates.
     TlsIn(Box<server::TlsStream<TcpStream>>),
@@ -32,7 +32,7 @@ impl From<TcpStream> for Stream {
 
 impl Stream {
     /// The TCP socket underneath.
-    pub fn tcp(&self) -> &TcpStream {
+    pub(crate) fn tcp(&self) -> &TcpStream {
         match self {
             Stream::Plain(s) => s,
             Stream::TlsIn(t) => t.get_ref().0,
@@ -41,14 +41,14 @@ impl Stream {
     }
 
     /// The TLS session of a terminated client connection.
-    pub fn tls_in(&self) -> Option<&rustls::ServerConnection> {
+    pub(crate) fn tls_in(&self) -> Option<&rustls::ServerConnection> {
         match self {
             Stream::TlsIn(t) => Some(t.get_ref().1),
             _ => None,
         }
     }
 
-    pub fn is_tls(&self) -> bool {
+    pub(crate) fn is_tls(&self) -> bool {
         !matches!(self, Stream::Plain(_))
     }
 }

@@ -12,7 +12,7 @@
 //! handler (`process::generation::dispatch`), so this layer knows the
 //! messages' shapes and none of the modules that act on them.
 
-pub mod replies;
+pub(crate) mod replies;
 
 use crate::base::local_sync::WaitQueue;
 use crate::config::StickTable;
@@ -28,13 +28,13 @@ use std::time::Duration;
 
 /// What the generation does with a message that reached this worker:
 /// called with the sender's mesh index and the message.
-pub type Handler = Box<dyn Fn(usize, MeshMsg) -> Pin<Box<dyn Future<Output = ()>>>>;
+pub(crate) type Handler = Box<dyn Fn(usize, MeshMsg) -> Pin<Box<dyn Future<Output = ()>>>>;
 
 /// How long a broadcast waits for the other workers to acknowledge it.
 const ACK_WAIT: Duration = Duration::from_secs(1);
 
 /// One worker's end of the mesh.
-pub struct Mesh {
+pub(crate) struct Mesh {
     /// This worker's id and the number of workers.
     worker: usize,
     workers: usize,
@@ -58,7 +58,7 @@ pub struct Mesh {
 }
 
 /// The answers a request to every other worker got.
-pub struct Gathered<T> {
+pub(crate) struct Gathered<T> {
     pub answers: Vec<T>,
     /// The first worker the request could not be sent to.
     pub unreachable: Option<usize>,
@@ -67,7 +67,7 @@ pub struct Gathered<T> {
 }
 
 impl Mesh {
-    pub fn new(
+    pub(crate) fn new(
         worker: usize,
         workers: usize,
         senders: Option<Senders<MeshMsg>>,
@@ -89,18 +89,19 @@ impl Mesh {
     }
 
     /// Installs what applies messages on this worker (once, at start).
-    pub fn set_handler(&self, handler: Handler) {
+    pub(crate) fn set_handler(&self, handler: Handler) {
         let _ = self.handler.set(handler);
     }
 
     /// This worker's own mesh index (what [`Handler`] gets for a message
     /// this worker applies to itself).
-    pub fn own_index(&self) -> usize {
+    pub(crate) fn own_index(&self) -> usize {
         self.id
     }
 
     /// The worker id behind mesh index `peer`.
-    pub fn worker_at(&self, peer: usize) -> usize {
+    #[cfg(test)]
+    pub(crate) fn worker_at(&self, peer: usize) -> usize {
         self.of
             .iter()
             .position(|&m| m == peer)
@@ -116,7 +117,7 @@ impl Mesh {
 
     /// Sends `msg` to mesh peer `peer` (an answer to what it sent; not to
     /// this worker itself).
-    pub async fn reply(&self, peer: usize, msg: MeshMsg) {
+    pub(crate) async fn reply(&self, peer: usize, msg: MeshMsg) {
         if peer != self.id
             && let Some(mesh) = &self.senders
         {
@@ -125,12 +126,12 @@ impl Mesh {
     }
 
     /// Acknowledges message `seq` to mesh peer `peer` (not to itself).
-    pub async fn ack(&self, peer: usize, seq: u64) {
+    pub(crate) async fn ack(&self, peer: usize, seq: u64) {
         self.reply(peer, MeshMsg::Ack { seq }).await;
     }
 
     /// Counts an acknowledgement of broadcast `seq`.
-    pub fn acked(&self, seq: u64) {
+    pub(crate) fn acked(&self, seq: u64) {
         let mut acks = self.acks.borrow_mut();
         if let Some(entry) = acks.iter_mut().find(|(s, _)| *s == seq) {
             entry.1 = entry.1.saturating_sub(1);
@@ -141,7 +142,7 @@ impl Mesh {
 
     /// Sends `msg` to worker `worker` (applied here, not through the mesh,
     /// when it is this one). Returns false when it cannot be delivered.
-    pub async fn send_to_worker(&self, worker: usize, msg: MeshMsg) -> bool {
+    pub(crate) async fn send_to_worker(&self, worker: usize, msg: MeshMsg) -> bool {
         if worker == self.worker {
             self.apply_here(msg).await;
             return true;
@@ -153,7 +154,7 @@ impl Mesh {
     }
 
     /// A new sequence number for a message that wants acknowledgements.
-    pub fn seq(&self) -> u64 {
+    pub(crate) fn seq(&self) -> u64 {
         let s = self.next_seq.get();
         self.next_seq.set(s + 1);
         s
@@ -161,7 +162,7 @@ impl Mesh {
 
     /// [`Mesh::broadcast`] of the message `msg` builds around a fresh
     /// sequence number.
-    pub async fn broadcast_new(&self, msg: impl FnOnce(u64) -> MeshMsg) -> bool {
+    pub(crate) async fn broadcast_new(&self, msg: impl FnOnce(u64) -> MeshMsg) -> bool {
         let seq = self.seq();
         self.broadcast(msg(seq), seq).await
     }
@@ -169,7 +170,7 @@ impl Mesh {
     /// Applies `msg` here, sends it to every other worker, and waits (up
     /// to `ACK_WAIT`) until each has applied it. Returns false if some
     /// worker did not acknowledge in time.
-    pub async fn broadcast(&self, msg: MeshMsg, seq: u64) -> bool {
+    pub(crate) async fn broadcast(&self, msg: MeshMsg, seq: u64) -> bool {
         self.apply_here(msg.clone()).await;
         let Some(mesh) = &self.senders else {
             return true;
@@ -211,7 +212,7 @@ impl Mesh {
     /// Sends `request(ticket)` to every other worker and waits up to
     /// `within` for their answers, which arrive in `replies` (filed by the
     /// handler with [`Replies::deliver`]).
-    pub async fn ask_all<T>(
+    pub(crate) async fn ask_all<T>(
         &self,
         replies: &Replies<T>,
         request: impl Fn(u64) -> MeshMsg,
@@ -240,7 +241,7 @@ impl Mesh {
     /// session is on its way before the client can come back). Never
     /// waits: a change that does not fit in a full channel is dropped
     /// (that session then resumes only here).
-    pub fn share_tls_sessions(&self) {
+    pub(crate) fn share_tls_sessions(&self) {
         let Some(mesh) = &self.senders else { return };
         for change in crate::tls::tickets::take_outbox() {
             for peer in 0..mesh.nr_consumers() {
@@ -256,7 +257,7 @@ impl Mesh {
     /// non-owner this is one round trip to the owner (only for keys not
     /// yet in the local replica); if the owner does not answer within
     /// `CLAIM_WAIT`, the candidate is used and stored like any write.
-    pub async fn stick_claim(
+    pub(crate) async fn stick_claim(
         &self,
         stick: &Store,
         defs: &[StickTable],
@@ -287,7 +288,7 @@ impl Mesh {
 
     /// Sends this worker's stick-table changes: folds to their owners,
     /// commits to every other worker.
-    pub async fn flush_stick(&self, stick: &Store, defs: &[StickTable]) {
+    pub(crate) async fn flush_stick(&self, stick: &Store, defs: &[StickTable]) {
         let (folds, commits) = stick.flush(defs);
         for (owner, items) in folds.into_iter().enumerate() {
             if !items.is_empty() && owner != self.worker {
@@ -310,7 +311,7 @@ impl Mesh {
 
 /// A message from one worker to another.
 #[derive(Debug, Clone)]
-pub enum MeshMsg {
+pub(crate) enum MeshMsg {
     /// The first message on every channel: the sender's worker id (glommio
     /// numbers mesh peers by join order, not by worker id).
     Hello { worker: usize },
@@ -365,4 +366,4 @@ pub enum MeshMsg {
 /// rare; stick-table changes travel in one batch per flush interval, and
 /// claims (one per new sticky client on a non-owner) are small; the size
 /// absorbs a burst without a sender waiting on a slow peer for long.
-pub const CHANNEL_CAPACITY: usize = 1024;
+pub(crate) const CHANNEL_CAPACITY: usize = 1024;

@@ -7,7 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 /// Requests waiting for answers, by ticket, and the answers so far.
-pub struct Replies<T> {
+pub(crate) struct Replies<T> {
     next: Cell<u64>,
     waiting: RefCell<Vec<(u64, Vec<T>)>>,
     arrived: WaitQueue,
@@ -25,7 +25,7 @@ impl<T> Default for Replies<T> {
 
 impl<T> Replies<T> {
     /// A ticket for a new request, whose answers are kept from now on.
-    pub fn open(&self) -> u64 {
+    pub(crate) fn open(&self) -> u64 {
         let ticket = self.next.get() + 1;
         self.next.set(ticket);
         self.waiting.borrow_mut().push((ticket, Vec::new()));
@@ -34,7 +34,7 @@ impl<T> Replies<T> {
 
     /// Files an answer (one that arrives after its request gave up is
     /// dropped).
-    pub fn deliver(&self, ticket: u64, answer: T) {
+    pub(crate) fn deliver(&self, ticket: u64, answer: T) {
         if let Some((_, got)) = self
             .waiting
             .borrow_mut()
@@ -48,7 +48,7 @@ impl<T> Replies<T> {
 
     /// Waits until `want` answers to `ticket` arrived or `within` passed,
     /// and takes them (the ticket is closed).
-    pub async fn wait(&self, ticket: u64, want: usize, within: Duration) -> Vec<T> {
+    pub(crate) async fn wait(&self, ticket: u64, want: usize, within: Duration) -> Vec<T> {
         let count = || {
             self.waiting
                 .borrow()

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// The reason phrase corral uses for a status.
-pub fn reason(status: u16) -> &'static str {
+pub(crate) fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         101 => "Switching Protocols",
@@ -70,12 +70,12 @@ fn explanation(status: u16) -> &'static str {
 }
 
 /// Statuses with a built-in page.
-pub const STATUSES: &[u16] = &[
+pub(crate) const STATUSES: &[u16] = &[
     400, 403, 404, 405, 408, 410, 413, 414, 421, 425, 429, 431, 500, 501, 502, 503, 504,
 ];
 
 /// A complete built-in error response (it closes the connection).
-pub fn builtin(status: u16) -> Vec<u8> {
+pub(crate) fn builtin(status: u16) -> Vec<u8> {
     let body = format!(
         "<html><body><h1>{status} {}</h1>\n{}\n</body></html>\n",
         reason(status),
@@ -93,13 +93,13 @@ pub fn builtin(status: u16) -> Vec<u8> {
 
 /// Error responses by status for one section: errorfiles over built-ins.
 #[derive(Debug, Clone, Default)]
-pub struct ErrorPages {
+pub(crate) struct ErrorPages {
     files: HashMap<u16, Arc<[u8]>>,
 }
 
 impl ErrorPages {
     /// Loads an errorfile: a complete HTTP response, sent as written.
-    pub fn load(&mut self, status: u16, path: &Path) -> Result<(), String> {
+    pub(crate) fn load(&mut self, status: u16, path: &Path) -> Result<(), String> {
         let bytes = std::fs::read(path)
             .map_err(|e| format!("cannot read errorfile {}: {e}", path.display()))?;
         if !bytes.starts_with(b"HTTP/") {
@@ -112,16 +112,17 @@ impl ErrorPages {
         Ok(())
     }
 
-    pub fn get(&self, status: u16) -> Option<&Arc<[u8]>> {
+    pub(crate) fn get(&self, status: u16) -> Option<&Arc<[u8]>> {
         self.files.get(&status)
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.files.is_empty()
     }
 
     /// Fills in from `other` the statuses this section does not set.
-    pub fn inherit(&mut self, other: &ErrorPages) {
+    pub(crate) fn inherit(&mut self, other: &ErrorPages) {
         for (s, b) in &other.files {
             self.files.entry(*s).or_insert_with(|| b.clone());
         }
@@ -129,7 +130,7 @@ impl ErrorPages {
 }
 
 /// Writes a generated response (redirect, `return`, `deny` with a body).
-pub fn generated(
+pub(crate) fn generated(
     out: &mut Vec<u8>,
     status: u16,
     content_type: Option<&[u8]>,

@@ -3,5 +3,5 @@
 //! queries, error pages. No behaviour beyond parsing and arithmetic on
 //! them; imports only `base`.
 
-pub mod errors;
-pub mod table;
+pub(crate) mod errors;
+pub(crate) mod table;

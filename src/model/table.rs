@@ -9,7 +9,7 @@
 /// One thing a table can store, with HAProxy's name. The discriminant is
 /// the bit in a table's `stored` mask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DataType {
+pub(crate) enum DataType {
     ServerId,
     Gpc0,
     Gpc0Rate,
@@ -29,7 +29,7 @@ pub enum DataType {
 }
 
 /// Every type with its `store` name, in HAProxy's order.
-pub const ALL: &[(DataType, &str)] = &[
+pub(crate) const ALL: &[(DataType, &str)] = &[
     (DataType::ServerId, "server_id"),
     (DataType::Gpc0, "gpc0"),
     (DataType::Gpc0Rate, "gpc0_rate"),
@@ -50,26 +50,27 @@ pub const ALL: &[(DataType, &str)] = &[
 
 impl DataType {
     /// The bit of this type in a table's `stored` mask.
-    pub fn bit(self) -> u32 {
+    pub(crate) fn bit(self) -> u32 {
         1 << self as u32
     }
 
-    pub fn name(self) -> &'static str {
+    #[cfg(test)]
+    pub(crate) fn name(self) -> &'static str {
         ALL.iter().find(|(t, _)| *t == self).map_or("?", |(_, n)| n)
     }
 
-    pub fn by_name(name: &str) -> Option<DataType> {
+    pub(crate) fn by_name(name: &str) -> Option<DataType> {
         ALL.iter().find(|(_, n)| *n == name).map(|(t, _)| *t)
     }
 
     /// Rates take a period in parentheses: `http_req_rate(10s)`.
-    pub fn is_rate(self) -> bool {
+    pub(crate) fn is_rate(self) -> bool {
         self.rate_of().is_some()
     }
 
     /// The event a count or rate type follows (`None` for `server_id`
     /// and `conn_cur`).
-    pub fn event(self) -> Option<Event> {
+    pub(crate) fn event(self) -> Option<Event> {
         use DataType::*;
         Some(match self {
             Gpc0 | Gpc0Rate => Event::Gpc0,
@@ -84,7 +85,7 @@ impl DataType {
     }
 
     /// For a rate type, the event whose rate it is.
-    pub fn rate_of(self) -> Option<Event> {
+    pub(crate) fn rate_of(self) -> Option<Event> {
         use DataType::*;
         match self {
             Gpc0Rate | ConnRate | SessRate | HttpReqRate | HttpErrRate | BytesInRate
@@ -96,7 +97,7 @@ impl DataType {
 
 /// Something counted: each has a cumulative count and a rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     Gpc0 = 0,
     Conn = 1,
     Sess = 2,
@@ -107,10 +108,10 @@ pub enum Event {
 }
 
 /// How many event kinds there are.
-pub const EVENTS: usize = 7;
+pub(crate) const EVENTS: usize = 7;
 
 impl Event {
-    pub fn count_type(self) -> DataType {
+    pub(crate) fn count_type(self) -> DataType {
         [
             DataType::Gpc0,
             DataType::ConnCnt,
@@ -122,7 +123,7 @@ impl Event {
         ][self as usize]
     }
 
-    pub fn rate_type(self) -> DataType {
+    pub(crate) fn rate_type(self) -> DataType {
         [
             DataType::Gpc0Rate,
             DataType::ConnRate,
@@ -140,7 +141,7 @@ impl Event {
 /// current count plus the previous one weighted by how much of the
 /// previous period still lies inside the sliding window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FreqCtr {
+pub(crate) struct FreqCtr {
     /// Start of the current period (milliseconds on the process clock).
     pub curr_tick: u64,
     pub curr: u32,
@@ -161,7 +162,7 @@ impl FreqCtr {
     }
 
     /// Counts `n` events at `now`.
-    pub fn add(&mut self, now: u64, period: u64, n: u64) {
+    pub(crate) fn add(&mut self, now: u64, period: u64, n: u64) {
         if self.curr_tick == 0 && self.curr == 0 && self.prev == 0 {
             self.curr_tick = now;
         }
@@ -170,7 +171,7 @@ impl FreqCtr {
     }
 
     /// Events in the sliding window of `period` ending at `now`.
-    pub fn rate(&self, now: u64, period: u64) -> u64 {
+    pub(crate) fn rate(&self, now: u64, period: u64) -> u64 {
         let mut c = *self;
         c.rotate(now, period);
         let period = period.max(1);
@@ -181,7 +182,7 @@ impl FreqCtr {
 
 /// Everything an entry holds. Types the table does not store stay zero.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Data {
+pub(crate) struct Data {
     /// The server the key sticks to: its 1-based position in the backend
     /// (HAProxy's default server ids), 0 for none.
     pub server_id: u32,
@@ -196,7 +197,7 @@ pub struct Data {
 /// Changes a worker made to an entry it does not own, waiting to be
 /// folded into the owner's copy (see `store.rs`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Delta {
+pub(crate) struct Delta {
     /// Events counted, one amount per [`Event`].
     pub events: [u64; EVENTS],
     /// Connections that began (+) or ended (-) tracking the entry.
@@ -208,14 +209,14 @@ pub struct Delta {
 }
 
 impl Delta {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         *self == Delta::default()
     }
 }
 
 /// A table's data layout: which types it stores and each rate's period.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Layout {
+pub(crate) struct Layout {
     /// Bits of [`DataType::bit`].
     pub stored: u32,
     /// Period of each event's rate, in milliseconds (0 when not stored).
@@ -223,12 +224,12 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub fn has(&self, t: DataType) -> bool {
+    pub(crate) fn has(&self, t: DataType) -> bool {
         self.stored & t.bit() != 0
     }
 
     /// Folds `d` into `data` at `now`.
-    pub fn apply(&self, data: &mut Data, d: &Delta, now: u64) {
+    pub(crate) fn apply(&self, data: &mut Data, d: &Delta, now: u64) {
         for (i, &n) in d.events.iter().enumerate() {
             if n > 0 {
                 self.count(data, EVENT_LIST[i], n, now);
@@ -245,7 +246,7 @@ impl Layout {
     }
 
     /// Counts `n` of `ev` in `data` at `now`.
-    pub fn count(&self, data: &mut Data, ev: Event, n: u64, now: u64) {
+    pub(crate) fn count(&self, data: &mut Data, ev: Event, n: u64, now: u64) {
         let i = ev as usize;
         if self.has(ev.count_type()) {
             data.counts[i] = data.counts[i].saturating_add(n);
@@ -257,7 +258,7 @@ impl Layout {
 
     /// The value of `t` in `data` plus a delta not yet folded in, at
     /// `now`; `None` when the table does not store `t`.
-    pub fn read(&self, t: DataType, data: &Data, pending: &Delta, now: u64) -> Option<u64> {
+    pub(crate) fn read(&self, t: DataType, data: &Data, pending: &Delta, now: u64) -> Option<u64> {
         if !self.has(t) {
             return None;
         }
@@ -281,7 +282,7 @@ impl Layout {
 }
 
 /// The events in discriminant order.
-pub const EVENT_LIST: [Event; EVENTS] = [
+pub(crate) const EVENT_LIST: [Event; EVENTS] = [
     Event::Gpc0,
     Event::Conn,
     Event::Sess,
@@ -293,7 +294,7 @@ pub const EVENT_LIST: [Event; EVENTS] = [
 
 /// `stick-table.type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyType {
+pub(crate) enum KeyType {
     /// IPv4 addresses (an IPv4-mapped IPv6 client becomes its IPv4 form).
     Ip,
     /// IPv6 addresses (IPv4 clients are stored mapped, `::ffff:a.b.c.d`).
@@ -305,7 +306,7 @@ pub enum KeyType {
 }
 
 impl KeyType {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             KeyType::Ip => "ip",
             KeyType::Ipv6 => "ipv6",
@@ -317,7 +318,7 @@ impl KeyType {
 
 /// Whose counters a fetch reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
+pub(crate) enum Scope {
     /// The entry tracked by `track-scN` (`sc0_*`, `sc_*(N)`).
     Sc(u8),
     /// The entry of the client's address (`src_*`), without tracking it.
@@ -326,7 +327,7 @@ pub enum Scope {
 
 /// What a counter fetch reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Counter {
+pub(crate) enum Counter {
     Type(DataType),
     /// `kbytes_in`/`kbytes_out`: the byte counts in kilobytes.
     KBytesIn,
@@ -337,7 +338,7 @@ pub enum Counter {
 
 /// A stick-counter fetch, compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Query {
+pub(crate) struct Query {
     pub scope: Scope,
     pub data: Counter,
     /// `table` argument: another table than the tracked one / the
@@ -371,7 +372,7 @@ const COUNTERS: &[(&str, Counter)] = &[
 impl Query {
     /// Recognises a counter fetch name. `sc_*` comes back as
     /// `Scope::Sc(u8::MAX)`: its counter number is its first argument.
-    pub fn parse_name(name: &str) -> Option<(Scope, Counter)> {
+    pub(crate) fn parse_name(name: &str) -> Option<(Scope, Counter)> {
         let (scope, rest) = if let Some(r) = name.strip_prefix("src_") {
             (Scope::Src, r)
         } else if let Some(r) = name.strip_prefix("sc_") {
@@ -389,7 +390,7 @@ impl Query {
     }
 
     /// The data type a counter reads.
-    pub fn data_type(&self) -> Option<DataType> {
+    pub(crate) fn data_type(&self) -> Option<DataType> {
         match self.data {
             Counter::Type(t) => Some(t),
             Counter::KBytesIn => Some(DataType::BytesInCnt),

@@ -6,17 +6,17 @@ use std::cell::Cell;
 
 /// Events per second over the last [`WINDOW`] seconds, from one bucket
 /// per second. The worker's coarse clock (`Worker::now_s`) says which.
-pub const WINDOW: usize = 10;
+pub(crate) const WINDOW: usize = 10;
 
 #[derive(Default)]
-pub struct Rate {
+pub(crate) struct Rate {
     buckets: [Cell<u32>; WINDOW],
     /// The second the newest bucket counts.
     at: Cell<u32>,
 }
 
 impl Rate {
-    pub fn hit(&self, now_s: u32) {
+    pub(crate) fn hit(&self, now_s: u32) {
         self.roll(now_s);
         let b = &self.buckets[now_s as usize % WINDOW];
         b.set(b.get().saturating_add(1));
@@ -37,7 +37,7 @@ impl Rate {
 
     /// Events in the last `WINDOW` whole seconds (the current one left
     /// out: it is still filling).
-    pub fn sum(&self, now_s: u32) -> u64 {
+    pub(crate) fn sum(&self, now_s: u32) -> u64 {
         self.roll(now_s);
         (1..=WINDOW as u32 - 1)
             .map(|back| u64::from(self.buckets[now_s.wrapping_sub(back) as usize % WINDOW].get()))
@@ -48,7 +48,7 @@ impl Rate {
 /// One stats row's counters on one worker (HAProxy's `show stat` columns
 /// in brackets).
 #[derive(Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     /// Highest concurrent sessions seen [smax].
     pub max: Cell<u32>,
     /// Sessions (connections, or requests on a backend/server in http
@@ -82,7 +82,7 @@ pub struct Counters {
 
 impl Counters {
     /// A new session; `cur` is the concurrent count including it.
-    pub fn session(&self, cur: u32, now_s: u32) {
+    pub(crate) fn session(&self, cur: u32, now_s: u32) {
         self.total.set(self.total.get() + 1);
         if cur > self.max.get() {
             self.max.set(cur);
@@ -90,13 +90,13 @@ impl Counters {
         self.rate.hit(now_s);
     }
 
-    pub fn bytes(&self, bytes_in: u64, bytes_out: u64) {
+    pub(crate) fn bytes(&self, bytes_in: u64, bytes_out: u64) {
         self.bytes_in.set(self.bytes_in.get() + bytes_in);
         self.bytes_out.set(self.bytes_out.get() + bytes_out);
     }
 
     /// A response sent with `status` (0: none was).
-    pub fn response(&self, status: u16) {
+    pub(crate) fn response(&self, status: u16) {
         let class = match status {
             100..=599 => (status / 100 - 1) as usize,
             _ => 5,
@@ -105,16 +105,16 @@ impl Counters {
         c.set(c.get() + 1);
     }
 
-    pub fn response_time(&self, ms: u64) {
+    pub(crate) fn response_time(&self, ms: u64) {
         self.response_ms.set(self.response_ms.get() + ms);
         self.responses_timed.set(self.responses_timed.get() + 1);
     }
 
-    pub fn bump(c: &Cell<u64>) {
+    pub(crate) fn bump(c: &Cell<u64>) {
         c.set(c.get() + 1);
     }
 
-    pub fn queued(&self, now: u32) {
+    pub(crate) fn queued(&self, now: u32) {
         if now > self.queue_max.get() {
             self.queue_max.set(now);
         }

@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
+pub(crate) enum Level {
     Notice,
     Warning,
     Alert,
@@ -42,7 +42,7 @@ impl Level {
 
 /// Reports what validation of `config` found valid but likely not meant,
 /// as warnings (validation itself prints nothing).
-pub fn config_warnings(config: &crate::config::Config) {
+pub(crate) fn config_warnings(config: &crate::config::Config) {
     for w in &config.warnings {
         crate::warning!("{w}");
     }
@@ -50,7 +50,7 @@ pub fn config_warnings(config: &crate::config::Config) {
 
 /// Writes an operational message to stderr, `[LEVEL] (pid) : message`,
 /// and to each syslog target of [`send_ops_to`] whose level takes it.
-pub fn ops(level: Level, args: fmt::Arguments) {
+pub(crate) fn ops(level: Level, args: fmt::Arguments) {
     let tag = match level {
         Level::Notice => "NOTICE",
         Level::Warning => "WARNING",
@@ -112,7 +112,7 @@ impl OpsTarget {
 /// Sends this process's operational messages from now on to the syslog
 /// sockets among `targets` (the first call wins). A target that cannot be
 /// set up is said on stderr and left out.
-pub fn send_ops_to(targets: &[LogTarget]) {
+pub(crate) fn send_ops_to(targets: &[LogTarget]) {
     let host = hostname();
     let mut list = Vec::new();
     for t in targets {
@@ -168,7 +168,7 @@ macro_rules! alert {
 /// `PER_SECOND` a second per worker, so a flood of bad connections cannot
 /// flood stderr; the next message printed says how many were left out.
 #[derive(Default)]
-pub struct Throttle {
+pub(crate) struct Throttle {
     window: Cell<Option<std::time::Instant>>,
     printed: Cell<u32>,
     suppressed: Cell<u64>,
@@ -179,7 +179,7 @@ impl Throttle {
 
     /// `Some(n)`: print now, noting `n` messages left out before it;
     /// `None`: leave this one out.
-    pub fn allow(&self) -> Option<u64> {
+    pub(crate) fn allow(&self) -> Option<u64> {
         let now = std::time::Instant::now();
         let fresh = self
             .window
@@ -265,7 +265,7 @@ enum Flushed {
 }
 
 /// How often buffered connection logs are written out.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
+pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// Buffered bytes per target beyond which lines are dropped (and counted).
 const MAX_BUFFERED: usize = 1 << 20;
 /// A target that took lines and then pushed back (a syslog socket whose
@@ -281,19 +281,19 @@ const BATCH: usize = 64;
 const TAG: &str = "corral";
 
 /// A worker's connection-log destinations.
-pub struct Sinks {
+pub(crate) struct Sinks {
     worker: usize,
     sinks: Vec<Rc<Sink>>,
 }
 
 /// Which sinks a frontend writes to (indexes into `Sinks`).
-pub type SinkSet = Vec<usize>;
+pub(crate) type SinkSet = Vec<usize>;
 
 impl Sinks {
     /// Opens every distinct target (for worker `worker`); returns the
     /// sinks and, per list of targets given, the indexes to use. A target
     /// whose level lets no connection log through is left out.
-    pub fn open(worker: usize, targets: &[&[LogTarget]]) -> std::io::Result<(Sinks, Vec<SinkSet>)> {
+    pub(crate) fn open(worker: usize, targets: &[&[LogTarget]]) -> std::io::Result<(Sinks, Vec<SinkSet>)> {
         let host: Rc<str> = hostname().into();
         let mut sinks: Vec<Rc<Sink>> = Vec::new();
         let mut sets = Vec::new();
@@ -319,7 +319,7 @@ impl Sinks {
     /// Appends one line (without its newline) to each sink of `set`: it is
     /// formatted once, into the first sink with room, and copied to the
     /// others. A sink whose buffer is full counts the line as dropped.
-    pub fn line(&self, set: &SinkSet, write: impl Fn(&mut Vec<u8>)) {
+    pub(crate) fn line(&self, set: &SinkSet, write: impl Fn(&mut Vec<u8>)) {
         let mut first: Option<(usize, usize)> = None;
         for &i in set {
             let s = &self.sinks[i];
@@ -346,7 +346,7 @@ impl Sinks {
     /// Writes out what each target takes now (called by the flusher).
     /// A target that took some lines and pushed back gets quick retries;
     /// drops are reported, at most once a second per target.
-    pub fn flush(&self) {
+    pub(crate) fn flush(&self) {
         for s in &self.sinks {
             if s.flush() == Flushed::Backlog && !s.retrying.replace(true) {
                 let s = s.clone();
@@ -367,7 +367,7 @@ impl Sinks {
 
     /// At stop: writes out what is buffered, trying for `CLOSE_WAIT` at
     /// most; what is left is dropped. Reports drops and their total.
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         let deadline = Instant::now() + CLOSE_WAIT;
         loop {
             let mut left = false;
@@ -877,7 +877,7 @@ fn hostname() -> String {
 }
 
 /// Everything a `tcplog` line says about one connection.
-pub struct TcpLog<'a> {
+pub(crate) struct TcpLog<'a> {
     pub client: SocketAddr,
     pub accepted: SystemTime,
     pub frontend: &'a str,
@@ -911,7 +911,7 @@ pub struct TcpLog<'a> {
 
 impl TcpLog<'_> {
     /// `%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq`
-    pub fn write(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
         let ms = |d: Option<Duration>| d.map_or(-1, |d| d.as_millis() as i64);
         write_ip(out, &self.client);
         let _ = write!(out, ":{} [", self.client.port());
@@ -941,7 +941,7 @@ impl TcpLog<'_> {
 }
 
 /// Everything an `httplog` line says about one request.
-pub struct HttpLog<'a> {
+pub(crate) struct HttpLog<'a> {
     pub client: SocketAddr,
     /// When the request started (its first byte, or the accept).
     pub date: SystemTime,
@@ -986,7 +986,7 @@ pub struct HttpLog<'a> {
 impl HttpLog<'_> {
     /// `%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc
     /// %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r`, HAProxy's httplog.
-    pub fn write(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
         let ms = |d: Option<Duration>| d.map_or(-1, |d| d.as_millis() as i64);
         write_ip(out, &self.client);
         let _ = write!(out, ":{} [", self.client.port());
@@ -1083,13 +1083,13 @@ fn write_ip(out: &mut Vec<u8>, a: &SocketAddr) {
 }
 
 /// `ip:port` of a client, as log lines start.
-pub fn write_client(out: &mut Vec<u8>, a: &SocketAddr) {
+pub(crate) fn write_client(out: &mut Vec<u8>, a: &SocketAddr) {
     write_ip(out, a);
     let _ = write!(out, ":{}", a.port());
 }
 
 /// `21/Nov/2026:18:11:05.123` in UTC.
-pub fn write_date(out: &mut Vec<u8>, t: SystemTime) {
+pub(crate) fn write_date(out: &mut Vec<u8>, t: SystemTime) {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);

@@ -3,9 +3,9 @@
 //! and operational messages with their sinks. Written by the layers above,
 //! read by the control plane; imports only the configuration and below.
 
-pub mod counters;
+pub(crate) mod counters;
 #[macro_use]
-pub mod log;
-pub mod sessions;
-pub mod snapshot;
-pub mod worker_snapshot;
+pub(crate) mod log;
+pub(crate) mod sessions;
+pub(crate) mod snapshot;
+pub(crate) mod worker_snapshot;

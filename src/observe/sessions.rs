@@ -25,7 +25,7 @@ struct Slot {
 
 /// An open connection as `show sess` reports it.
 #[derive(Debug, Clone)]
-pub struct SessionInfo {
+pub(crate) struct SessionInfo {
     /// The worker that serves it.
     pub worker: usize,
     /// Per-worker number, from 1 in accept order.
@@ -40,7 +40,7 @@ pub struct SessionInfo {
 }
 
 /// Every open connection of one worker.
-pub struct Sessions {
+pub(crate) struct Sessions {
     slots: RefCell<Vec<Slot>>,
     free: RefCell<Vec<u32>>,
     next_id: Cell<u64>,
@@ -49,7 +49,7 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    pub fn new(frontends: usize) -> Sessions {
+    pub(crate) fn new(frontends: usize) -> Sessions {
         Sessions {
             slots: RefCell::new(Vec::new()),
             free: RefCell::new(Vec::new()),
@@ -59,7 +59,7 @@ impl Sessions {
     }
 
     /// Registers a new connection; returns its slot.
-    pub fn open(&self, frontend: usize, client: SocketAddr) -> u32 {
+    pub(crate) fn open(&self, frontend: usize, client: SocketAddr) -> u32 {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         if let Some(c) = self.accepted.get(frontend) {
@@ -87,7 +87,7 @@ impl Sessions {
     }
 
     /// Records the backend and server a connection now uses.
-    pub fn route(&self, slot: u32, backend: usize, server: usize) {
+    pub(crate) fn route(&self, slot: u32, backend: usize, server: usize) {
         if let Some(s) = self.slots.borrow_mut().get_mut(slot as usize) {
             s.backend = backend as u32;
             s.server = server as u32;
@@ -95,7 +95,7 @@ impl Sessions {
     }
 
     /// Frees a connection's slot.
-    pub fn close(&self, slot: u32) {
+    pub(crate) fn close(&self, slot: u32) {
         if let Some(s) = self.slots.borrow_mut().get_mut(slot as usize) {
             s.id = 0;
             self.free.borrow_mut().push(slot);
@@ -103,12 +103,12 @@ impl Sessions {
     }
 
     /// Connections accepted on frontend `fe` since start.
-    pub fn accepted(&self, fe: usize) -> u64 {
+    pub(crate) fn accepted(&self, fe: usize) -> u64 {
         self.accepted.get(fe).map_or(0, Cell::get)
     }
 
     /// Every open connection, oldest first.
-    pub fn list(&self, worker: usize) -> Vec<SessionInfo> {
+    pub(crate) fn list(&self, worker: usize) -> Vec<SessionInfo> {
         let now = Instant::now();
         let mut out: Vec<SessionInfo> = self
             .slots

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 
 /// One row's numbers (a frontend, backend or server), summed over workers.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Row {
+pub(crate) struct Row {
     pub name: String,
     /// Current sessions [scur].
     pub cur: u64,
@@ -111,7 +111,7 @@ impl Row {
 
 /// A backend's row and its servers' rows.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct BackendRows {
+pub(crate) struct BackendRows {
     #[serde(flatten)]
     pub row: Row,
     pub mode: &'static str,
@@ -120,7 +120,7 @@ pub struct BackendRows {
 
 /// Process-wide facts.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Info {
+pub(crate) struct Info {
     pub version: &'static str,
     pub pid: u32,
     pub workers: usize,
@@ -131,7 +131,7 @@ pub struct Info {
 
 /// Totals sampled every [`SAMPLE_EVERY`] by worker 0.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct History {
+pub(crate) struct History {
     pub every_s: u64,
     /// Per backend: requests (or sessions) per second, oldest first.
     pub rate: Vec<Vec<f64>>,
@@ -141,7 +141,7 @@ pub struct History {
 
 /// Everything a view shows.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub info: Info,
     pub frontends: Vec<Row>,
     pub backends: Vec<BackendRows>,
@@ -151,6 +151,6 @@ pub struct Snapshot {
 /// What worker 0 keeps for the charts: per backend, (sessions total,
 /// response ms sum, responses timed) at each sample.
 #[derive(Default)]
-pub struct Sampler {
+pub(crate) struct Sampler {
     pub(crate) samples: RefCell<VecDeque<Vec<(u64, u64, u64)>>>,
 }

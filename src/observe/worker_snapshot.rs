@@ -10,7 +10,7 @@ use crate::observe::sessions::SessionInfo;
 /// Counters of one frontend, backend or server on one worker (or summed
 /// over all). `None`: not counted (yet); `show stat` leaves it empty.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counters {
+pub(crate) struct Counters {
     /// Current sessions (connections open).
     pub scur: u64,
     /// Sessions since start.
@@ -41,7 +41,7 @@ impl Counters {
 
 /// One worker's numbers at one moment.
 #[derive(Debug, Clone, Default)]
-pub struct WorkerSnapshot {
+pub(crate) struct WorkerSnapshot {
     /// Workers this snapshot covers (1, or all once summed).
     pub workers: usize,
     /// Client connections open.
@@ -58,7 +58,7 @@ pub struct WorkerSnapshot {
 
 impl WorkerSnapshot {
     /// Adds another worker's snapshot into this one.
-    pub fn add(&mut self, o: WorkerSnapshot) {
+    pub(crate) fn add(&mut self, o: WorkerSnapshot) {
         self.workers += o.workers;
         self.conns += o.conns;
         self.accepted += o.accepted;

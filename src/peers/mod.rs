@@ -4,5 +4,5 @@
 //!
 //! Must not touch: sessions; `node` reads and writes the worker's stick
 //! tables and broadcasts what it learns over the mesh.
-pub mod node;
+pub(crate) mod node;
 pub mod wire;

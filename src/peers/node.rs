@@ -46,7 +46,7 @@ const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// The name this node has in `section` (`local`, else the host name).
-pub fn local_name(section: &PeersSection) -> String {
+pub(crate) fn local_name(section: &PeersSection) -> String {
     section.local.clone().unwrap_or_else(host_name)
 }
 
@@ -66,7 +66,7 @@ pub(crate) fn host_name() -> String {
 
 /// Checks, before any worker starts, that this node is one of the peers
 /// of every section a table uses.
-pub fn check(config: &Config) -> Result<(), String> {
+pub(crate) fn check(config: &Config) -> Result<(), String> {
     for (i, s) in config.peers.iter().enumerate() {
         if !config.tables.iter().any(|t| t.peers == Some(i)) {
             continue;
@@ -110,7 +110,7 @@ struct Node {
 }
 
 /// Starts every section's sessions on this worker (worker 0).
-pub fn spawn(w: &Rc<Worker>) {
+pub(crate) fn spawn(w: &Rc<Worker>) {
     let config = w.config.clone();
     for (i, s) in config.peers.iter().enumerate() {
         let tables: Vec<usize> = (0..config.tables.len())
@@ -417,7 +417,7 @@ fn entries_with_lifetime(w: &Worker, t: usize, now: u64) -> Vec<(Commit, u32)> {
 /// [`decode_tables`]: tables are matched by name and key type, and only
 /// the data types the new definition stores are kept, exactly as between
 /// two peers.
-pub fn encode_tables(w: &Worker) -> Result<Vec<u8>, String> {
+pub(crate) fn encode_tables(w: &Worker) -> Result<Vec<u8>, String> {
     let mut encoder = Encoder::new();
     let mut out = Vec::new();
     let now = now_ms();
@@ -437,7 +437,7 @@ pub fn encode_tables(w: &Worker) -> Result<Vec<u8>, String> {
 /// The entries of an [`encode_tables`] dump that fit `tables`: (table,
 /// key, data, last touched in ms, so the entry keeps its remaining
 /// lifetime).
-pub fn decode_tables(
+pub(crate) fn decode_tables(
     tables: &[StickTable],
     bytes: &[u8],
 ) -> Result<Vec<(u16, Key, Data, u64)>, String> {

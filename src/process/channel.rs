@@ -11,17 +11,17 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// The most descriptors one message carries (the kernel's SCM_MAX_FD is
 /// 253).
-pub const MAX_FDS: usize = 250;
+pub(crate) const MAX_FDS: usize = 250;
 /// The largest message text.
 const MAX_TEXT: usize = 64 << 10;
 
 /// One end of a master–generation channel.
 #[derive(Debug)]
-pub struct Channel(OwnedFd);
+pub(crate) struct Channel(OwnedFd);
 
 impl Channel {
     /// A connected pair, both ends close-on-exec.
-    pub fn pair() -> io::Result<(Channel, Channel)> {
+    pub(crate) fn pair() -> io::Result<(Channel, Channel)> {
         let mut fds = [0 as RawFd; 2];
         // SAFETY: socketpair writes two descriptors into `fds`.
         let rc = unsafe {
@@ -49,7 +49,7 @@ impl Channel {
     ///
     /// # Safety
     /// `fd` must be an open channel end that nothing else owns.
-    pub unsafe fn from_inherited(fd: RawFd) -> io::Result<Channel> {
+    pub(crate) unsafe fn from_inherited(fd: RawFd) -> io::Result<Channel> {
         // SAFETY: the caller hands over ownership of an open descriptor.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         let mut ty: libc::c_int = 0;
@@ -77,13 +77,13 @@ impl Channel {
 
     /// Another handle on the same end (one thread reads while another
     /// writes).
-    pub fn try_clone(&self) -> io::Result<Channel> {
+    pub(crate) fn try_clone(&self) -> io::Result<Channel> {
         Ok(Channel(self.0.try_clone()?))
     }
 
     /// Sends one message. `nonblocking`: fail with WouldBlock instead of
     /// waiting for room (the master never waits on a stuck generation).
-    pub fn send(&self, text: &str, fds: &[RawFd], nonblocking: bool) -> io::Result<()> {
+    pub(crate) fn send(&self, text: &str, fds: &[RawFd], nonblocking: bool) -> io::Result<()> {
         assert!(fds.len() <= MAX_FDS, "too many descriptors in one message");
         let mut iov = libc::iovec {
             iov_base: text.as_ptr() as *mut libc::c_void,
@@ -128,7 +128,7 @@ impl Channel {
     }
 
     /// Receives one message; `None` when the other end has closed.
-    pub fn recv(&self) -> io::Result<Option<(String, Vec<OwnedFd>)>> {
+    pub(crate) fn recv(&self) -> io::Result<Option<(String, Vec<OwnedFd>)>> {
         let mut buf = vec![0u8; MAX_TEXT];
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
@@ -183,14 +183,14 @@ impl Channel {
         Ok(Some((text, fds)))
     }
 
-    pub fn raw_fd(&self) -> RawFd {
+    pub(crate) fn raw_fd(&self) -> RawFd {
         self.0.as_raw_fd()
     }
 }
 
 /// A memfd holding `bytes`, positioned at its start: how a configuration
 /// text or a state dump travels (it may exceed a message's size).
-pub fn memfd(name: &str, bytes: &[u8]) -> io::Result<OwnedFd> {
+pub(crate) fn memfd(name: &str, bytes: &[u8]) -> io::Result<OwnedFd> {
     let cname = std::ffi::CString::new(name).map_err(io::Error::other)?;
     // SAFETY: memfd_create with a valid C string.
     let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
@@ -208,7 +208,7 @@ pub fn memfd(name: &str, bytes: &[u8]) -> io::Result<OwnedFd> {
 
 /// Reads a memfd (or any file descriptor) from its current position to
 /// the end.
-pub fn read_all(fd: OwnedFd) -> io::Result<Vec<u8>> {
+pub(crate) fn read_all(fd: OwnedFd) -> io::Result<Vec<u8>> {
     use std::io::Read;
     let mut file = std::fs::File::from(fd);
     let mut out = Vec::new();

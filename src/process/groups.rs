@@ -27,7 +27,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 
 /// One listening socket of a group.
-pub struct Sock {
+pub(crate) struct Sock {
     /// Unique for the master's life: names the socket in the hand-over
     /// messages.
     pub id: u64,
@@ -48,7 +48,7 @@ enum Key {
     },
 }
 
-pub struct Group {
+pub(crate) struct Group {
     key: Key,
     /// The address with its port resolved.
     pub addr: SocketAddr,
@@ -57,14 +57,14 @@ pub struct Group {
 
 /// Every group the master holds.
 #[derive(Default)]
-pub struct Groups {
+pub(crate) struct Groups {
     groups: Vec<Group>,
     next_id: u64,
 }
 
 /// What a configuration needs: the group of each bind, and what was
 /// created for it (undone by `abort`).
-pub struct Plan {
+pub(crate) struct Plan {
     /// `[frontend][bind]` → index into the groups.
     pub binds: Vec<Vec<usize>>,
     /// Groups before the plan (the ones at and after are new).
@@ -74,7 +74,7 @@ pub struct Plan {
 }
 
 /// The sockets of one bind as a generation receives them.
-pub struct BindSockets<'a> {
+pub(crate) struct BindSockets<'a> {
     pub frontend: usize,
     pub bind: usize,
     pub socks: &'a [Sock],
@@ -85,7 +85,7 @@ impl Groups {
     /// resolved port of port-0 binds into it) and makes every group at
     /// least `workers` sockets large. An error is the message for the
     /// first bind that cannot be had; nothing is kept then.
-    pub fn plan(&mut self, config: &mut Config) -> Result<Plan, String> {
+    pub(crate) fn plan(&mut self, config: &mut Config) -> Result<Plan, String> {
         let kept = self.groups.len();
         let mut plan = Plan {
             binds: Vec::new(),
@@ -169,7 +169,7 @@ impl Groups {
     }
 
     /// The sockets of every bind of a plan, in configuration order.
-    pub fn sockets<'a>(&'a self, plan: &Plan) -> Vec<BindSockets<'a>> {
+    pub(crate) fn sockets<'a>(&'a self, plan: &Plan) -> Vec<BindSockets<'a>> {
         let mut out = Vec::new();
         for (f, binds) in plan.binds.iter().enumerate() {
             for (b, &g) in binds.iter().enumerate() {
@@ -186,7 +186,7 @@ impl Groups {
     /// The plan's generation serves: its sockets listen, and groups it
     /// does not use are closed (the master's copies; a retiring
     /// generation closes its own when it stops accepting).
-    pub fn commit(&mut self, plan: Plan) -> Vec<SocketAddr> {
+    pub(crate) fn commit(&mut self, plan: Plan) -> Vec<SocketAddr> {
         let mut used = vec![false; self.groups.len()];
         for binds in &plan.binds {
             for &g in binds {
@@ -211,7 +211,7 @@ impl Groups {
     }
 
     /// The plan's generation did not start: what it created goes.
-    pub fn abort(&mut self, plan: Plan) {
+    pub(crate) fn abort(&mut self, plan: Plan) {
         self.groups.truncate(plan.kept);
         for (g, before) in plan.grown {
             // The new sockets are the last ones and never listened: the
@@ -222,11 +222,11 @@ impl Groups {
 
     /// Closes every socket (SIGTERM: new connections are refused from
     /// now on, once the generations have closed theirs too).
-    pub fn close_all(&mut self) {
+    pub(crate) fn close_all(&mut self) {
         self.groups.clear();
     }
 
-    pub fn fds(socks: &[Sock]) -> Vec<RawFd> {
+    pub(crate) fn fds(socks: &[Sock]) -> Vec<RawFd> {
         socks.iter().map(|s| s.socket.as_raw_fd()).collect()
     }
 }

@@ -3,8 +3,8 @@
 //! configuration), the channel between them and the start-up checks. The
 //! top of the runtime: it wires the layers below together.
 
-pub mod channel;
-pub mod generation;
-pub mod groups;
-pub mod master;
-pub mod startup;
+pub(crate) mod channel;
+pub(crate) mod generation;
+pub(crate) mod groups;
+pub(crate) mod master;
+pub(crate) mod startup;

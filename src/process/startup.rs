@@ -8,7 +8,7 @@ use glommio::GlommioError;
 use std::io;
 
 /// The message for a listening address that cannot be bound.
-pub fn bind_error(e: &io::Error, path: &str, text: &str) -> String {
+pub(crate) fn bind_error(e: &io::Error, path: &str, text: &str) -> String {
     match e.raw_os_error() {
         Some(libc::EADDRINUSE) => format!(
             "{path}: `{text}` is already in use by another process: stop it (`ss -ltnp` shows which), or change this address"
@@ -28,7 +28,7 @@ const MIN_MEMLOCK: u64 = 512 * 1024;
 
 /// Checks, before any executor exists, what glommio would otherwise fail
 /// on (or panic on): the locked-memory limit and a usable io_uring.
-pub fn check_io_uring(io_memory: usize) -> Result<(), String> {
+pub(crate) fn check_io_uring(io_memory: usize) -> Result<(), String> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -90,7 +90,7 @@ fn io_uring_message(e: &io::Error, io_memory: usize) -> String {
 
 /// The message for an executor that could not be created although the
 /// checks above passed (a limit changed meanwhile, or a new failure).
-pub fn executor_error(e: &GlommioError<()>, io_memory: usize) -> String {
+pub(crate) fn executor_error(e: &GlommioError<()>, io_memory: usize) -> String {
     match e {
         GlommioError::ReactorError(glommio::ReactorErrorKind::MemLockLimit(have, _)) => {
             memlock_message(*have, io_memory)
@@ -116,7 +116,7 @@ pub fn executor_error(e: &GlommioError<()>, io_memory: usize) -> String {
 /// (`reserved_fds`). The soft limit is raised to the hard one (or to what
 /// is needed, if less) first. Never fitted below one connection per
 /// frontend on every worker.
-pub fn fit_nofile(config: &mut Config) {
+pub(crate) fn fit_nofile(config: &mut Config) {
     let reserved = reserved_fds(config, open_fds());
     let need = u64::from(config.global.maxconn) * 2 + reserved;
     let mut lim = libc::rlimit {
@@ -174,7 +174,7 @@ pub fn fit_nofile(config: &mut Config) {
 
 /// The `maxconn` that fits `limit` descriptors when `reserved` are kept
 /// for other uses: two a connection, at least `floor`.
-pub fn fitted_maxconn(limit: u64, reserved: u64, floor: u64) -> u32 {
+pub(crate) fn fitted_maxconn(limit: u64, reserved: u64, floor: u64) -> u32 {
     (limit.saturating_sub(reserved) / 2)
         .max(floor)
         .min(u64::from(u32::MAX)) as u32
@@ -187,7 +187,7 @@ pub fn fitted_maxconn(limit: u64, reserved: u64, floor: u64) -> u32 {
 /// connection per listening socket that may wait for a slot, a socket per
 /// health-checked server while its check runs, the peers' connections,
 /// and a spare for runtime API clients and reload hand-overs.
-pub fn reserved_fds(config: &Config, open_now: u64) -> u64 {
+pub(crate) fn reserved_fds(config: &Config, open_now: u64) -> u64 {
     /// io_uring rings (3), eventfds and mesh wake-ups of one worker.
     const PER_WORKER: u64 = 8;
     /// Runtime API clients, connections handed over at a reload, files.
@@ -222,7 +222,7 @@ fn open_fds() -> u64 {
 }
 
 /// The cores workers are pinned to, in order (worker i on cores[i % len]).
-pub fn cores() -> Vec<usize> {
+pub(crate) fn cores() -> Vec<usize> {
     core_affinity::get_core_ids()
         .map(|ids| ids.into_iter().map(|c| c.id).collect())
         .unwrap_or_default()

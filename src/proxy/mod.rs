@@ -4,7 +4,7 @@
 //! the stats applet hand-off), then `upstream` (persistence, picking and
 //! connecting to a server, the idle pool). Calls down only.
 
-pub mod accept;
-pub mod http;
-pub mod tcp;
-pub mod upstream;
+pub(crate) mod accept;
+pub(crate) mod http;
+pub(crate) mod tcp;
+pub(crate) mod upstream;

@@ -14,26 +14,26 @@ use crate::acl::{self, AclSet, Condition, LogFormat};
 
 /// One rule.
 #[derive(Debug, Clone)]
-pub struct Rule {
+pub(crate) struct Rule {
     pub action: Action,
     pub cond: Option<Condition>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
+pub(crate) enum Side {
     Request,
     Response,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RedirectKind {
+pub(crate) enum RedirectKind {
     Location,
     Prefix,
     Scheme,
 }
 
 #[derive(Debug, Clone)]
-pub enum Action {
+pub(crate) enum Action {
     /// Stop evaluating rules; let the message through.
     Allow,
     /// Refuse with `status` (an error page unless a body is given).
@@ -79,7 +79,7 @@ pub enum Action {
 
 /// A problem in a rule: the byte offset in the rule text and a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleError {
+pub(crate) struct RuleError {
     pub offset: usize,
     pub message: String,
 }
@@ -98,12 +98,13 @@ const RESPONSE_ACTIONS: &str =
     "allow, deny, return, set-header, add-header, del-header, replace-header";
 
 /// Parses one rule line (no stick tables to refer to).
-pub fn parse(line: &str, acls: &AclSet, side: Side) -> Result<Rule, RuleError> {
+#[cfg(test)]
+pub(crate) fn parse(line: &str, acls: &AclSet, side: Side) -> Result<Rule, RuleError> {
     parse_with(line, acls, side, &crate::rules::stick::TableRefs::NONE)
 }
 
 /// Parses one rule line; `tables` resolves `track-scN ... table NAME`.
-pub fn parse_with(
+pub(crate) fn parse_with(
     line: &str,
     acls: &AclSet,
     side: Side,

@@ -4,6 +4,6 @@
 //! work (`proxy::http::rules`, `proxy::tcp::rules`, `proxy::upstream::persist`);
 //! this layer imports only the ACL language, `model` and `base`.
 
-pub mod http;
-pub mod stick;
-pub mod tcp;
+pub(crate) mod http;
+pub(crate) mod stick;
+pub(crate) mod tcp;

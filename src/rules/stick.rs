@@ -7,7 +7,7 @@
 use crate::acl::{self, AclSet, Condition, Fetch};
 
 /// A table name and its index, for resolving `table <name>`.
-pub struct TableRefs<'a> {
+pub(crate) struct TableRefs<'a> {
     /// Every table's name, in `Config::tables` order.
     pub names: &'a [String],
     /// The section's own table (`stick-table:` in the same section).
@@ -15,7 +15,8 @@ pub struct TableRefs<'a> {
 }
 
 impl TableRefs<'_> {
-    pub const NONE: TableRefs<'static> = TableRefs {
+    #[cfg(test)]
+    pub(crate) const NONE: TableRefs<'static> = TableRefs {
         names: &[],
         own: None,
     };
@@ -23,7 +24,7 @@ impl TableRefs<'_> {
 
 /// A stick-counter action.
 #[derive(Debug, Clone)]
-pub enum StickAction {
+pub(crate) enum StickAction {
     /// Track the entry of `fetch`'s value in `table` as counter `sc`.
     Track {
         sc: usize,
@@ -35,11 +36,11 @@ pub enum StickAction {
 }
 
 /// A problem at a byte offset of the rule text.
-pub type Problem = (usize, String);
+pub(crate) type Problem = (usize, String);
 
 /// Parses a stick action from the action's words (with their offsets);
 /// `Ok(None)` when the first word is not a stick action.
-pub fn parse_action(
+pub(crate) fn parse_action(
     words: &[(String, usize)],
     end: usize,
     tables: &TableRefs,
@@ -131,14 +132,14 @@ fn table_option(
 
 /// A rule line split into its action words (with their offsets in the
 /// line), where the action ends, and its compiled `if`/`unless` condition.
-pub struct RuleParts {
+pub(crate) struct RuleParts {
     pub words: Vec<(String, usize)>,
     pub end: usize,
     pub cond: Option<Condition>,
 }
 
 impl RuleParts {
-    pub fn split(line: &str, acls: &AclSet) -> Result<RuleParts, Problem> {
+    pub(crate) fn split(line: &str, acls: &AclSet) -> Result<RuleParts, Problem> {
         let (head, cond_text) = acl::split_condition(line);
         let cond = match cond_text {
             Some((text, at)) => {
@@ -159,7 +160,7 @@ impl RuleParts {
 
 /// When a backend `stick` rule acts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StickKind {
+pub(crate) enum StickKind {
     /// `match`: a client whose key is in the table goes to its server.
     Match,
     /// `on`: match, and store the chosen server for new keys.
@@ -170,7 +171,7 @@ pub enum StickKind {
 
 /// A backend `stick` rule.
 #[derive(Debug, Clone)]
-pub struct StickRule {
+pub(crate) struct StickRule {
     pub kind: StickKind,
     pub fetch: Fetch,
     pub table: usize,
@@ -178,7 +179,7 @@ pub struct StickRule {
 }
 
 /// Parses `on|match|store-request <fetch> [table <name>] [if|unless ...]`.
-pub fn parse_rule(line: &str, acls: &AclSet, tables: &TableRefs) -> Result<StickRule, Problem> {
+pub(crate) fn parse_rule(line: &str, acls: &AclSet, tables: &TableRefs) -> Result<StickRule, Problem> {
     let RuleParts { words, end, cond } = RuleParts::split(line, acls)?;
     let Some((kind_word, kind_at)) = words.first() else {
         return Err((

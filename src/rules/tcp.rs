@@ -9,13 +9,13 @@ use crate::rules::stick::{Problem, RuleParts, StickAction, TableRefs, parse_acti
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     Connection,
     Content,
 }
 
 #[derive(Debug, Clone)]
-pub enum TcpAction {
+pub(crate) enum TcpAction {
     /// Stop evaluating rules of this phase; keep the connection.
     Accept,
     /// Close the connection at once (nothing is logged, as HAProxy's
@@ -25,7 +25,7 @@ pub enum TcpAction {
 }
 
 #[derive(Debug, Clone)]
-pub struct TcpRule {
+pub(crate) struct TcpRule {
     pub phase: Phase,
     pub action: TcpAction,
     pub cond: Option<Condition>,
@@ -33,7 +33,7 @@ pub struct TcpRule {
 
 /// One `tcp-request` line.
 #[derive(Debug, Clone)]
-pub enum TcpRequest {
+pub(crate) enum TcpRequest {
     Rule(TcpRule),
     /// `inspect-delay <duration>`.
     InspectDelay(Duration),
@@ -41,7 +41,7 @@ pub enum TcpRequest {
 
 /// Parses `connection|content <action> [if|unless <condition>]` or
 /// `inspect-delay <duration>`.
-pub fn parse(line: &str, acls: &AclSet, tables: &TableRefs) -> Result<TcpRequest, Problem> {
+pub(crate) fn parse(line: &str, acls: &AclSet, tables: &TableRefs) -> Result<TcpRequest, Problem> {
     let RuleParts { words, end, cond } = RuleParts::split(line, acls)?;
     let Some((phase_word, phase_at)) = words.first() else {
         return Err((0, "expected `connection` or `content` and an action, e.g. `connection reject if { src 10.0.0.0/8 }`".into()));

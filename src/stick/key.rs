@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// A key. Addresses and integers are stored inline; only string keys
 /// allocate.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Key {
+pub(crate) enum Key {
     V4([u8; 4]),
     V6([u8; 16]),
     Int(u32),
@@ -19,7 +19,7 @@ impl Key {
     /// The key for `sample` in a table of type `kt`; `None` when the
     /// sample cannot be one (an IPv6 client in an `ip` table, text that is
     /// no number in an `integer` table).
-    pub fn from_sample(kt: KeyType, sample: &Sample<'_>) -> Option<Key> {
+    pub(crate) fn from_sample(kt: KeyType, sample: &Sample<'_>) -> Option<Key> {
         match (kt, sample) {
             (KeyType::Ip | KeyType::Ipv6, Sample::Ip(ip)) => Key::from_ip(kt, *ip),
             (KeyType::Ip | KeyType::Ipv6, Sample::Str(s)) => {
@@ -45,7 +45,7 @@ impl Key {
     }
 
     /// The key of a client address in a table of type `kt`.
-    pub fn from_ip(kt: KeyType, ip: IpAddr) -> Option<Key> {
+    pub(crate) fn from_ip(kt: KeyType, ip: IpAddr) -> Option<Key> {
         match (kt, ip) {
             (KeyType::Ip, IpAddr::V4(v4)) => Some(Key::V4(v4.octets())),
             (KeyType::Ip, IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(|v4| Key::V4(v4.octets())),
@@ -59,7 +59,7 @@ impl Key {
     /// worker and every run. Address keys use the hash the `steer: source`
     /// BPF program computes, so a steered client's key is owned by the
     /// worker that accepted it.
-    pub fn owner(&self, workers: usize) -> usize {
+    pub(crate) fn owner(&self, workers: usize) -> usize {
         if workers <= 1 {
             return 0;
         }

@@ -15,18 +15,18 @@
 //! Must not touch: workers, the mesh or sessions: a [`Store`] returns what
 //! must be sent (`StickMsg`) and the caller sends it.
 
-pub mod key;
-pub mod store;
-pub mod table;
+pub(crate) mod key;
+pub(crate) mod store;
+pub(crate) mod table;
 
-pub use crate::model::table::{Counter, DataType, Event, KeyType, Layout, Query, Scope};
-pub use key::Key;
-pub use store::{StickMsg, Store, Tracks};
+pub(crate) use crate::model::table::{Counter, DataType, Event, KeyType, Query, Scope};
+pub(crate) use key::Key;
+pub(crate) use store::{StickMsg, Store, Tracks};
 
 /// What stick-counter fetches and actions need from the engine: the
 /// worker's tables and the connection's tracked entries.
 #[derive(Clone, Copy)]
-pub struct Env<'a> {
+pub(crate) struct Env<'a> {
     pub store: &'a Store,
     pub defs: &'a [crate::config::StickTable],
     pub tracks: &'a std::cell::RefCell<Tracks>,
@@ -37,13 +37,14 @@ pub struct Env<'a> {
 
 impl Env<'_> {
     /// The same, for another section's rules.
-    pub fn with_own(self, own: Option<usize>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_own(self, own: Option<usize>) -> Self {
         Env { own, ..self }
     }
 
     /// Answers a counter fetch for client `src` (see
     /// `acl::Context::stick_counter`).
-    pub fn read(&self, q: &Query, src: std::net::IpAddr) -> Option<u64> {
+    pub(crate) fn read(&self, q: &Query, src: std::net::IpAddr) -> Option<u64> {
         let named = match &q.table {
             Some(name) => Some(self.defs.iter().position(|t| *t.name == **name)?),
             None => None,
@@ -77,7 +78,7 @@ impl Env<'_> {
 
     /// Runs a stick action. `conn_level`: from a `tcp-request connection`
     /// rule (the tracking lasts as long as the connection).
-    pub fn act(
+    pub(crate) fn act(
         &self,
         action: &crate::rules::stick::StickAction,
         ctx: &dyn crate::acl::Context,

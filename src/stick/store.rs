@@ -29,21 +29,22 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// How often a worker folds its changes into owners and commits its own.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(10);
+pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(10);
 
 /// The longest a change takes to reach every worker's replica (two flush
 /// intervals, plus scheduling slack), as documented and tested.
-pub const STALENESS_BOUND: Duration = Duration::from_millis(50);
+#[cfg(test)]
+pub(crate) const STALENESS_BOUND: Duration = Duration::from_millis(50);
 
 /// How long a claim waits for the owner before using its own choice.
-pub const CLAIM_WAIT: Duration = Duration::from_millis(100);
+pub(crate) const CLAIM_WAIT: Duration = Duration::from_millis(100);
 
 /// Entries removed per table by one expiry pass (keeps a pass short).
 const EXPIRE_BATCH: usize = 4096;
 
 /// Milliseconds on the process clock shared by all workers (so a touch
 /// time means the same on every worker). Never 0.
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     let epoch = *EPOCH.get_or_init(|| Instant::now() - Duration::from_millis(1));
     epoch.elapsed().as_millis() as u64
@@ -51,7 +52,7 @@ pub fn now_ms() -> u64 {
 
 /// What crosses cores about stick tables.
 #[derive(Debug, Clone)]
-pub enum StickMsg {
+pub(crate) enum StickMsg {
     /// Non-owner → owner: changes to fold in.
     Fold(Vec<(u16, Key, Delta)>),
     /// Owner → every worker: committed entries (data, last touch).
@@ -77,11 +78,11 @@ pub enum StickMsg {
 }
 
 /// Changes to fold into each owner, indexed by worker: (table, key, delta).
-pub type Folds = Vec<Vec<(u16, Key, Delta)>>;
+pub(crate) type Folds = Vec<Vec<(u16, Key, Delta)>>;
 
 /// One committed entry.
 #[derive(Debug, Clone)]
-pub struct Commit {
+pub(crate) struct Commit {
     pub table: u16,
     pub key: Key,
     pub data: Data,
@@ -97,7 +98,7 @@ struct Claim {
 }
 
 /// Where this worker stands for each table.
-pub struct Store {
+pub(crate) struct Store {
     /// This worker's id and the number of workers (owners are among them).
     pub me: usize,
     pub workers: usize,
@@ -122,7 +123,7 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(me: usize, workers: usize, defs: &[StickTable], peers_wanted: bool) -> Store {
+    pub(crate) fn new(me: usize, workers: usize, defs: &[StickTable], peers_wanted: bool) -> Store {
         Store {
             me,
             workers,
@@ -142,12 +143,12 @@ impl Store {
         }
     }
 
-    pub fn owns(&self, key: &Key) -> bool {
+    pub(crate) fn owns(&self, key: &Key) -> bool {
         key.owner(self.workers) == self.me
     }
 
     /// Counts a lookup at connection start (for the owner-hit rate).
-    pub fn note_lookup(&self, key: &Key) {
+    pub(crate) fn note_lookup(&self, key: &Key) {
         self.lookups.set(self.lookups.get() + 1);
         if self.owns(key) {
             self.owned_lookups.set(self.owned_lookups.get() + 1);
@@ -155,7 +156,7 @@ impl Store {
     }
 
     /// Reads data type `t` of `key` (committed data plus local changes).
-    pub fn read(
+    pub(crate) fn read(
         &self,
         defs: &[StickTable],
         table: usize,
@@ -169,7 +170,7 @@ impl Store {
     }
 
     /// The server `key` sticks to (1-based id), touching the entry.
-    pub fn server_of(&self, defs: &[StickTable], table: usize, key: &Key) -> Option<u32> {
+    pub(crate) fn server_of(&self, defs: &[StickTable], table: usize, key: &Key) -> Option<u32> {
         let now = now_ms();
         let id = {
             let tables = self.tables.borrow();
@@ -189,7 +190,7 @@ impl Store {
     /// a use (expiry refreshed, moved to the front of the LRU order); one
     /// that clears it (the end of a tracking, bytes counted at close)
     /// applies only to an existing entry and leaves its age alone.
-    pub fn change(&self, defs: &[StickTable], table: usize, key: &Key, f: impl FnOnce(&mut Delta)) {
+    pub(crate) fn change(&self, defs: &[StickTable], table: usize, key: &Key, f: impl FnOnce(&mut Delta)) {
         let mut delta = Delta {
             touched: true,
             ..Delta::default()
@@ -224,7 +225,7 @@ impl Store {
 
     /// Like `change`, but only if the entry still exists (ending a
     /// tracking must not recreate an entry that expired meanwhile).
-    pub fn change_existing(
+    pub(crate) fn change_existing(
         &self,
         defs: &[StickTable],
         table: usize,
@@ -243,7 +244,7 @@ impl Store {
 
     /// Counts `n` events of `ev` on `key` (if it still exists); `touch`:
     /// as a use of the entry.
-    pub fn count(
+    pub(crate) fn count(
         &self,
         defs: &[StickTable],
         table: usize,
@@ -262,7 +263,7 @@ impl Store {
 
     /// On the owner: sticks `key` to `server` unless it already sticks to
     /// a server; returns the server it sticks to.
-    pub fn claim_local(&self, defs: &[StickTable], table: usize, key: &Key, server: u32) -> u32 {
+    pub(crate) fn claim_local(&self, defs: &[StickTable], table: usize, key: &Key, server: u32) -> u32 {
         let current = {
             let tables = self.tables.borrow();
             tables
@@ -277,7 +278,7 @@ impl Store {
 
     /// Records in the local replica the server the owner decided for
     /// `key` (not a change of this worker's: nothing to fold).
-    pub fn set_replica_server(&self, table: usize, key: &Key, server: u32) {
+    pub(crate) fn set_replica_server(&self, table: usize, key: &Key, server: u32) {
         let mut tables = self.tables.borrow_mut();
         if let Some(t) = tables.get_mut(table) {
             let (i, _) = t.upsert(key, now_ms());
@@ -286,7 +287,7 @@ impl Store {
     }
 
     /// A new claim ticket, registered to receive its answer.
-    pub fn new_claim(&self) -> u64 {
+    pub(crate) fn new_claim(&self) -> u64 {
         let t = self.next_ticket.get();
         self.next_ticket.set(t + 1);
         self.claims.borrow_mut().push(Claim {
@@ -297,7 +298,7 @@ impl Store {
     }
 
     /// Waits up to `CLAIM_WAIT` for the answer to `ticket`.
-    pub async fn await_claim(&self, ticket: u64) -> Option<u32> {
+    pub(crate) async fn await_claim(&self, ticket: u64) -> Option<u32> {
         let answer = || {
             self.claims
                 .borrow()
@@ -326,7 +327,7 @@ impl Store {
 
     /// Applies a message from another worker; returns the answer to send
     /// back to `from`, if any.
-    pub fn receive(&self, defs: &[StickTable], msg: StickMsg) -> Option<StickMsg> {
+    pub(crate) fn receive(&self, defs: &[StickTable], msg: StickMsg) -> Option<StickMsg> {
         match msg {
             StickMsg::Fold(items) => {
                 let now = now_ms();
@@ -395,7 +396,7 @@ impl Store {
     /// apply the sender's values), keeping the later touch. The owner
     /// commits them (so later changes build on them); other workers take
     /// them as replica data.
-    pub fn learn(&self, _defs: &[StickTable], items: Vec<(u16, Key, Data, u64)>) {
+    pub(crate) fn learn(&self, _defs: &[StickTable], items: Vec<(u16, Key, Data, u64)>) {
         let mut tables = self.tables.borrow_mut();
         for (table, key, data, touched) in items {
             let Some(t) = tables.get_mut(table as usize) else {
@@ -420,7 +421,7 @@ impl Store {
     /// worker) and the commits to broadcast. Folded deltas are applied to
     /// the local copy too, so this worker keeps seeing its own changes
     /// until the owner's commit arrives.
-    pub fn flush(&self, defs: &[StickTable]) -> (Folds, Vec<Commit>) {
+    pub(crate) fn flush(&self, defs: &[StickTable]) -> (Folds, Vec<Commit>) {
         let mut folds: Folds = vec![Vec::new(); self.workers];
         let mut commits = Vec::new();
         let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
@@ -459,7 +460,7 @@ impl Store {
     }
 
     /// Removes expired entries from every table.
-    pub fn expire(&self) {
+    pub(crate) fn expire(&self) {
         let now = now_ms();
         for t in self.tables.borrow_mut().iter_mut() {
             t.expire(now, EXPIRE_BATCH, |_| {});
@@ -467,7 +468,7 @@ impl Store {
     }
 
     /// Calls `f` with every live entry of `table` (most recent first).
-    pub fn each(&self, table: usize, mut f: impl FnMut(&Key, &Data, u64)) {
+    pub(crate) fn each(&self, table: usize, mut f: impl FnMut(&Key, &Data, u64)) {
         let now = now_ms();
         if let Some(t) = self.tables.borrow().get(table) {
             for s in t.iter() {
@@ -480,7 +481,7 @@ impl Store {
 
     /// Calls `f` with every live entry of `table` (most recent first) and
     /// the milliseconds left before it expires.
-    pub fn each_slot(&self, table: usize, mut f: impl FnMut(&super::table::Slot, u64)) {
+    pub(crate) fn each_slot(&self, table: usize, mut f: impl FnMut(&super::table::Slot, u64)) {
         let now = now_ms();
         if let Some(t) = self.tables.borrow().get(table) {
             for s in t.iter() {
@@ -496,7 +497,7 @@ impl Store {
     /// for the runtime API's `clear table`, one key, or a data filter),
     /// except those in use (a connection tracks them: `conn_cur` > 0),
     /// as HAProxy does. Returns (removed, kept because in use).
-    pub fn clear(
+    pub(crate) fn clear(
         &self,
         table: usize,
         mut remove: impl FnMut(&super::table::Slot) -> bool,
@@ -523,12 +524,13 @@ impl Store {
     }
 
     /// Entries held in `table`.
-    pub fn len(&self, table: usize) -> usize {
+    pub(crate) fn len(&self, table: usize) -> usize {
         self.tables.borrow().get(table).map_or(0, Table::len)
     }
 
     /// Whether `table` holds `key` (not expired).
-    pub fn contains(&self, table: usize, key: &Key) -> bool {
+    #[cfg(test)]
+    pub(crate) fn contains(&self, table: usize, key: &Key) -> bool {
         self.tables
             .borrow()
             .get(table)
@@ -550,7 +552,7 @@ fn merge(into: &mut Delta, add: &Delta) {
 
 /// A connection's tracked entries: `track-sc0/1/2`.
 #[derive(Debug, Default)]
-pub struct Tracks {
+pub(crate) struct Tracks {
     /// Allocated at the first `track-scN`: every connection carries a
     /// `Tracks`, and most never track anything.
     slots: Option<Box<[Option<Tracked>; 3]>>,
@@ -558,7 +560,7 @@ pub struct Tracks {
 
 /// One tracked entry.
 #[derive(Debug, Clone)]
-pub struct Tracked {
+pub(crate) struct Tracked {
     pub table: usize,
     pub key: Key,
     /// Tracked by a `tcp-request connection` rule: lasts as long as the
@@ -567,11 +569,11 @@ pub struct Tracked {
 }
 
 impl Tracks {
-    pub fn get(&self, sc: usize) -> Option<&Tracked> {
+    pub(crate) fn get(&self, sc: usize) -> Option<&Tracked> {
         self.slots.as_ref()?.get(sc)?.as_ref()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.slots
             .as_ref()
             .is_none_or(|s| s.iter().all(Option::is_none))
@@ -581,7 +583,7 @@ impl Tracks {
     /// first `track-scN` that runs wins, as in HAProxy). A connection-level
     /// tracking counts a connection and a session; a request-level one
     /// counts a request. Both count in `conn_cur` until they end.
-    pub fn track(
+    pub(crate) fn track(
         &mut self,
         store: &Store,
         defs: &[StickTable],
@@ -613,7 +615,7 @@ impl Tracks {
 
     /// Counts `n` of `ev` on every tracked entry (at the end of a request
     /// or connection: not a new use of the entries).
-    pub fn count(&self, store: &Store, defs: &[StickTable], ev: Event, n: u64) {
+    pub(crate) fn count(&self, store: &Store, defs: &[StickTable], ev: Event, n: u64) {
         for t in self.slots.iter().flat_map(|s| s.iter()).flatten() {
             store.count(defs, t.table, &t.key, ev, n, false);
         }
@@ -621,7 +623,7 @@ impl Tracks {
 
     /// A new request on the connection: counted on connection-level
     /// entries (request-level ones count when they are tracked).
-    pub fn new_request(&self, store: &Store, defs: &[StickTable]) {
+    pub(crate) fn new_request(&self, store: &Store, defs: &[StickTable]) {
         for t in self
             .slots
             .iter()
@@ -635,7 +637,7 @@ impl Tracks {
 
     /// Ends request-level tracking (at the end of each request), or all
     /// tracking (`all`, when the connection closes).
-    pub fn end(&mut self, store: &Store, defs: &[StickTable], all: bool) {
+    pub(crate) fn end(&mut self, store: &Store, defs: &[StickTable], all: bool) {
         for slot in self.slots.iter_mut().flat_map(|s| s.iter_mut()) {
             if slot.as_ref().is_some_and(|t| all || !t.conn_level) {
                 let t = slot.take().expect("checked");
@@ -652,7 +654,7 @@ impl Tracks {
 mod tests {
     use super::*;
     use crate::config::StickTable;
-    use crate::stick::{DataType, KeyType, Layout};
+    use crate::model::table::{DataType, KeyType, Layout};
 
     fn defs() -> Vec<StickTable> {
         let layout = Layout {

@@ -16,7 +16,7 @@ const NIL: u32 = u32::MAX;
 
 /// An entry and its place in the LRU list.
 #[derive(Debug)]
-pub struct Slot {
+pub(crate) struct Slot {
     pub key: Key,
     /// The owner's committed data (on the owner: the truth).
     pub data: Data,
@@ -37,7 +37,7 @@ pub struct Slot {
 /// short; no per-process seed is needed since the table is never exposed
 /// to hash flooding beyond its `size`).
 #[derive(Default)]
-pub struct KeyHasher(u64);
+pub(crate) struct KeyHasher(u64);
 
 impl std::hash::Hasher for KeyHasher {
     fn finish(&self) -> u64 {
@@ -49,7 +49,7 @@ impl std::hash::Hasher for KeyHasher {
 }
 
 /// One worker's copy of a table.
-pub struct Table {
+pub(crate) struct Table {
     map: HashMap<Key, u32, BuildHasherDefault<KeyHasher>>,
     slots: Vec<Slot>,
     free: Vec<u32>,
@@ -64,7 +64,7 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn new(size: usize, expire: u64) -> Table {
+    pub(crate) fn new(size: usize, expire: u64) -> Table {
         Table {
             map: HashMap::default(),
             slots: Vec::new(),
@@ -77,36 +77,38 @@ impl Table {
     }
 
     /// `expire` in milliseconds.
-    pub fn expire_ms(&self) -> u64 {
+    pub(crate) fn expire_ms(&self) -> u64 {
         self.expire
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
 
     /// The entry for `key`, if present and not expired at `now`.
-    pub fn get(&self, key: &Key, now: u64) -> Option<&Slot> {
+    pub(crate) fn get(&self, key: &Key, now: u64) -> Option<&Slot> {
         let &i = self.map.get(key)?;
         let s = &self.slots[i as usize];
         (!self.expired(s, now)).then_some(s)
     }
 
     /// The slot index of `key`, if present and not expired.
-    pub fn find(&self, key: &Key, now: u64) -> Option<u32> {
+    pub(crate) fn find(&self, key: &Key, now: u64) -> Option<u32> {
         let &i = self.map.get(key)?;
         (!self.expired(&self.slots[i as usize], now)).then_some(i)
     }
 
-    pub fn slot(&self, i: u32) -> &Slot {
+    #[cfg(test)]
+    pub(crate) fn slot(&self, i: u32) -> &Slot {
         &self.slots[i as usize]
     }
 
-    pub fn slot_mut(&mut self, i: u32) -> &mut Slot {
+    pub(crate) fn slot_mut(&mut self, i: u32) -> &mut Slot {
         &mut self.slots[i as usize]
     }
 
@@ -118,7 +120,7 @@ impl Table {
     /// front, expiry refreshed) at `now` either way. When the table is
     /// full, the least recently used entry makes room and its key is
     /// returned.
-    pub fn upsert(&mut self, key: &Key, now: u64) -> (u32, Option<Key>) {
+    pub(crate) fn upsert(&mut self, key: &Key, now: u64) -> (u32, Option<Key>) {
         if let Some(&i) = self.map.get(key) {
             if self.expired(&self.slots[i as usize], now) {
                 // Expired but not swept yet: it starts over as a new entry.
@@ -162,7 +164,7 @@ impl Table {
 
     /// Refreshes entry `i`'s expiry and moves it to the front. A touch
     /// older than the entry's own (a replicated one) changes nothing.
-    pub fn touch(&mut self, i: u32, now: u64) {
+    pub(crate) fn touch(&mut self, i: u32, now: u64) {
         if now < self.slots[i as usize].touched {
             return;
         }
@@ -174,7 +176,7 @@ impl Table {
     }
 
     /// Removes `key`; returns whether it was there.
-    pub fn remove(&mut self, key: &Key) -> bool {
+    pub(crate) fn remove(&mut self, key: &Key) -> bool {
         match self.map.get(key) {
             Some(&i) => {
                 self.remove_slot(i);
@@ -186,7 +188,7 @@ impl Table {
 
     /// Removes the entries expired at `now` (at most `max`), calling `f`
     /// with each removed key.
-    pub fn expire(&mut self, now: u64, max: usize, mut f: impl FnMut(Key)) {
+    pub(crate) fn expire(&mut self, now: u64, max: usize, mut f: impl FnMut(Key)) {
         for _ in 0..max {
             let t = self.tail;
             if t == NIL || !self.expired(&self.slots[t as usize], now) {
@@ -197,7 +199,7 @@ impl Table {
     }
 
     /// Every live entry, most recently used first.
-    pub fn iter(&self) -> impl Iterator<Item = &Slot> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Slot> {
         let mut i = self.head;
         std::iter::from_fn(move || {
             if i == NIL {

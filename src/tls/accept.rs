@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Builds the rustls server configuration of frontend `fe`.
-pub fn server_config(
+pub(crate) fn server_config(
     tls: &FrontendTls,
     fe: usize,
     set: Arc<CertSet>,
@@ -49,13 +49,13 @@ pub fn server_config(
 }
 
 /// One frontend's handshakes on one worker.
-pub struct Acceptor {
+pub(crate) struct Acceptor {
     config: RefCell<Arc<ServerConfig>>,
 }
 
 impl Acceptor {
     /// `workers`: how many workers share the session cache.
-    pub fn new(tls: &FrontendTls, fe: usize, workers: usize) -> Result<Acceptor, String> {
+    pub(crate) fn new(tls: &FrontendTls, fe: usize, workers: usize) -> Result<Acceptor, String> {
         let cfg = server_config(tls, fe, tls.set.clone(), workers > 1)?;
         Ok(Acceptor {
             config: RefCell::new(Arc::new(cfg)),
@@ -63,7 +63,8 @@ impl Acceptor {
     }
 
     /// New handshakes use `set` from now on.
-    pub fn replace_certs(&self, set: Arc<CertSet>) {
+    #[cfg(test)]
+    pub(crate) fn replace_certs(&self, set: Arc<CertSet>) {
         let mut cfg = (**self.config.borrow()).clone();
         cfg.cert_resolver = set;
         *self.config.borrow_mut() = Arc::new(cfg);
@@ -73,7 +74,7 @@ impl Acceptor {
     /// calling `after_step` after each step of it (which sends the
     /// sessions it stored to the other workers). The error says why it
     /// failed, for the log.
-    pub async fn accept(
+    pub(crate) async fn accept(
         &self,
         tcp: TcpStream,
         timeout: Duration,
@@ -96,7 +97,7 @@ impl Acceptor {
 }
 
 /// The reason a handshake failed, as a short phrase.
-pub fn handshake_error(e: &std::io::Error) -> String {
+pub(crate) fn handshake_error(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::UnexpectedEof => "the client closed during the handshake".into(),
         _ => match e.get_ref() {

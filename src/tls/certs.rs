@@ -26,7 +26,7 @@ const COMPANIONS: &[&str] = &["key", "ocsp", "issuer", "sctl", "csr"];
 
 /// One loaded certificate, for messages.
 #[derive(Debug, Clone)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     pub file: PathBuf,
     /// The DNS names it covers (SAN entries, else its CN), as written.
     pub names: Vec<String>,
@@ -37,7 +37,7 @@ pub struct Loaded {
 }
 
 /// The certificates of a frontend, indexed by name.
-pub struct CertSet {
+pub(crate) struct CertSet {
     /// Lowercase exact names → certificates (several when one name has,
     /// e.g., both an ECDSA and an RSA certificate).
     exact: HashMap<String, Vec<Arc<CertifiedKey>>>,
@@ -60,7 +60,7 @@ impl fmt::Debug for CertSet {
 impl CertSet {
     /// Loads every file and directory of `paths`. The error names the file
     /// and what is wrong with it.
-    pub fn load(paths: &[PathBuf], provider: &CryptoProvider) -> Result<CertSet, String> {
+    pub(crate) fn load(paths: &[PathBuf], provider: &CryptoProvider) -> Result<CertSet, String> {
         let mut files = Vec::new();
         for p in paths {
             let meta =
@@ -142,7 +142,8 @@ impl CertSet {
     }
 
     /// The certificate a client would get (for tests and `show` commands).
-    pub fn choose(&self, sni: Option<&str>) -> Option<&Arc<CertifiedKey>> {
+    #[cfg(test)]
+    pub(crate) fn choose(&self, sni: Option<&str>) -> Option<&Arc<CertifiedKey>> {
         self.candidates(sni).first()
     }
 }

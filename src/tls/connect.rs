@@ -78,7 +78,7 @@ pub fn client_config(
 /// Runs a client handshake with a server on `tcp`. `sni` is sent when
 /// given (and checked by the verifier); otherwise the server is known by
 /// its address and no SNI is sent.
-pub async fn connect(
+pub(crate) async fn connect(
     cfg: Arc<ClientConfig>,
     tcp: TcpStream,
     sni: Option<&str>,

@@ -15,10 +15,10 @@
 //! Must not touch: HTTP, sessions or workers; it sees connections only as
 //! `io` streams.
 
-pub mod accept;
-pub mod certs;
-pub mod connect;
-pub mod tickets;
+pub(crate) mod accept;
+pub(crate) mod certs;
+pub(crate) mod connect;
+pub(crate) mod tickets;
 
 use rustls::crypto::CryptoProvider;
 use std::fmt;
@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 /// `global.ssl-provider`: the rustls cryptography back end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Provider {
+pub(crate) enum Provider {
     /// AWS-LC (BoringSSL-derived, assembly for current CPUs).
     AwsLcRs,
     /// *ring*.
@@ -35,9 +35,9 @@ pub enum Provider {
 }
 
 impl Provider {
-    pub const CHOICES: &'static [&'static str] = &["aws-lc-rs", "ring"];
+    pub(crate) const CHOICES: &'static [&'static str] = &["aws-lc-rs", "ring"];
 
-    pub fn parse(s: &str) -> Option<Provider> {
+    pub(crate) fn parse(s: &str) -> Option<Provider> {
         match s {
             "aws-lc-rs" => Some(Provider::AwsLcRs),
             "ring" => Some(Provider::Ring),
@@ -45,14 +45,15 @@ impl Provider {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    #[cfg(test)]
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Provider::AwsLcRs => "aws-lc-rs",
             Provider::Ring => "ring",
         }
     }
 
-    pub fn crypto(self) -> Arc<CryptoProvider> {
+    pub(crate) fn crypto(self) -> Arc<CryptoProvider> {
         Arc::new(match self {
             Provider::AwsLcRs => rustls::crypto::aws_lc_rs::default_provider(),
             Provider::Ring => rustls::crypto::ring::default_provider(),
@@ -62,14 +63,14 @@ impl Provider {
 
 /// A TLS protocol version corral can speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Version {
+pub(crate) enum Version {
     Tls12,
     Tls13,
 }
 
 impl Version {
     /// `1.2`, `1.3` (also `TLSv1.2`, HAProxy's `ssl-min-ver` spelling).
-    pub fn parse(s: &str) -> Result<Version, String> {
+    pub(crate) fn parse(s: &str) -> Result<Version, String> {
         match s.trim_start_matches("TLSv") {
             "1.2" => Ok(Version::Tls12),
             "1.3" => Ok(Version::Tls13),
@@ -90,7 +91,7 @@ impl Version {
     }
 
     /// The rustls versions from `min` to `max`.
-    pub fn range(min: Version, max: Version) -> Vec<&'static rustls::SupportedProtocolVersion> {
+    pub(crate) fn range(min: Version, max: Version) -> Vec<&'static rustls::SupportedProtocolVersion> {
         [Version::Tls12, Version::Tls13]
             .into_iter()
             .filter(|v| *v >= min && *v <= max)
@@ -101,7 +102,7 @@ impl Version {
 
 /// `frontends.NAME.tls:` terminating TLS on a frontend's `ssl` binds.
 #[derive(Clone)]
-pub struct FrontendTls {
+pub(crate) struct FrontendTls {
     /// `certs`: files and directories of PEM certificates, as resolved
     /// (relative to the configuration file); read again on reload.
     pub certs: Vec<PathBuf>,
@@ -135,7 +136,7 @@ impl fmt::Debug for FrontendTls {
 
 /// `backends.B.servers.S.tls:` connecting to a server over TLS.
 #[derive(Clone)]
-pub struct ServerTls {
+pub(crate) struct ServerTls {
     /// `verify: required` (default) checks the server's chain against
     /// `ca`, and its name when an SNI is sent; `none` checks nothing.
     pub verify: bool,

@@ -21,17 +21,17 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How long one ticket key is used to seal new tickets.
-pub const ROTATE_EVERY: u64 = 3600;
+pub(crate) const ROTATE_EVERY: u64 = 3600;
 
 /// Ticket keys of one frontend.
 #[derive(Debug)]
-pub struct Tickets {
+pub(crate) struct Tickets {
     secret: [u8; 32],
 }
 
 impl Tickets {
     /// New keys from the system's random source.
-    pub fn new() -> Result<Tickets, String> {
+    pub(crate) fn new() -> Result<Tickets, String> {
         let mut secret = [0u8; 32];
         aws_lc_rs::rand::fill(&mut secret)
             .map_err(|_| "the random source failed while making ticket keys".to_string())?;
@@ -121,7 +121,7 @@ struct Stored {
 /// own copy: a session stored (`value`), or taken (`None`: a TLS 1.3
 /// session resumes once).
 #[derive(Debug, Clone)]
-pub struct SharedSession {
+pub(crate) struct SharedSession {
     pub frontend: u32,
     pub key: Vec<u8>,
     pub value: Option<Vec<u8>>,
@@ -158,12 +158,12 @@ fn remove(frontend: usize, key: &[u8]) -> Option<Vec<u8>> {
 
 /// The changes to send to the other workers (empty, without allocating,
 /// when no handshake stored anything).
-pub fn take_outbox() -> Vec<SharedSession> {
+pub(crate) fn take_outbox() -> Vec<SharedSession> {
     OUTBOX.with(|o| std::mem::take(&mut *o.borrow_mut()))
 }
 
 /// Applies another worker's change to this worker's copy.
-pub fn apply_shared(size: usize, change: SharedSession) {
+pub(crate) fn apply_shared(size: usize, change: SharedSession) {
     if size == 0 {
         return;
     }
@@ -185,7 +185,7 @@ pub fn apply_shared(size: usize, change: SharedSession) {
 /// its next connection, and a handshake only ever reads its own worker's
 /// copy: no lock, no wait.
 #[derive(Debug)]
-pub struct SessionCache {
+pub(crate) struct SessionCache {
     pub frontend: usize,
     pub size: usize,
     pub shared: bool,

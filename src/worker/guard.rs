@@ -8,7 +8,7 @@ use std::rc::Rc;
 /// task serves it at the moment: its slots in the worker's and the
 /// frontend's `maxconn` shares, its pass through the worker's gate (so a
 /// stop waits for it), and its place in the connection counts.
-pub struct ConnGuard {
+pub(crate) struct ConnGuard {
     w: Rc<Worker>,
     fe: usize,
     /// Stick counters the connection tracks (`track-scN`); ended when it

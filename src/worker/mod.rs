@@ -8,7 +8,7 @@
 //! `peers`, `control`) read it; nothing here calls them. Messages from
 //! other workers are applied by the generation's dispatcher, not here.
 
-pub mod guard;
+pub(crate) mod guard;
 
 use crate::balance::backend::{BackendState, worker_share};
 use crate::base::local_sync::Flag;
@@ -23,7 +23,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 /// Per-worker state of a frontend.
-pub struct FrontendState {
+pub(crate) struct FrontendState {
     /// Connections open on this frontend in this worker.
     pub conns: Cell<u32>,
     /// This worker's share of the frontend's `maxconn`.
@@ -37,7 +37,7 @@ pub struct FrontendState {
 }
 
 /// Everything a worker owns.
-pub struct Worker {
+pub(crate) struct Worker {
     /// 0-based index of this worker.
     pub id: usize,
     /// How many workers the process runs.
@@ -83,7 +83,7 @@ pub struct Worker {
 
 /// Where a worker is in its life: set by the generation, obeyed by the
 /// accept loops and the background tasks.
-pub struct Lifecycle {
+pub(crate) struct Lifecycle {
     /// Set once every listening socket listens: accepting may begin.
     pub go: Flag,
     /// Set when the worker must stop accepting.
@@ -108,7 +108,7 @@ impl Default for Lifecycle {
 }
 
 impl Worker {
-    pub fn new(
+    pub(crate) fn new(
         id: usize,
         config: Arc<Config>,
         mesh: Option<Senders<MeshMsg>>,
@@ -197,17 +197,17 @@ impl Worker {
     }
 
     /// Whole seconds since the worker started (coarse: see `tick`).
-    pub fn now_s(&self) -> u32 {
+    pub(crate) fn now_s(&self) -> u32 {
         (self.clock.now_ms() / 1000) as u32
     }
 
     /// Moves the coarse clock on (called by the flusher, every 50 ms).
-    pub fn tick(&self) {
+    pub(crate) fn tick(&self) {
         self.clock.tick();
     }
 
     /// The next request number of this worker.
-    pub fn next_request_id(&self) -> u64 {
+    pub(crate) fn next_request_id(&self) -> u64 {
         let n = self.requests.get() + 1;
         self.requests.set(n);
         n
@@ -218,7 +218,7 @@ impl Worker {
     /// size stays at the peak. Once enough has been freed, give the pages
     /// back (`malloc_trim`). Called from the worker's housekeeping task,
     /// never on the connection path.
-    pub fn trim_memory(&self) {
+    pub(crate) fn trim_memory(&self) {
         if self.bufs.freed.get() >= TRIM_AFTER {
             self.bufs.freed.set(0);
             // SAFETY: malloc_trim only releases free heap memory.
@@ -230,7 +230,7 @@ impl Worker {
     }
 
     /// Closes idle server connections past their `pool-purge-delay`.
-    pub fn purge_idle(&self) {
+    pub(crate) fn purge_idle(&self) {
         for b in &self.backends {
             for s in &b.servers {
                 s.purge_idle();

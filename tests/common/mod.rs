@@ -3,7 +3,8 @@
 //! Every wait is bounded; a test that cannot get what it waits for fails
 //! with what corral printed.
 
-#![allow(dead_code)]
+// Each test crate compiles this harness and uses its own part of it.
+#![allow(dead_code, unreachable_pub)]
 
 pub mod haproxy;
 pub mod http;

@@ -157,7 +157,7 @@ pub fn peer_cert(s: &Tls) -> Vec<u8> {
 /// A client that accepts any certificate (to see which one is served
 /// when no SNI is sent): corral's own `verify: none` settings.
 pub fn client_trusting_anything() -> Arc<ClientConfig> {
-    Arc::new(corral::tls::connect::client_config(false, None, Vec::new(), provider()).unwrap())
+    Arc::new(corral::client_config(false, None, Vec::new(), provider()).unwrap())
 }
 
 /// A response read off any stream.

@@ -53,7 +53,7 @@ const ONE_ARG: &[&str] = &[
 
 /// What the bind lines of a frontend add up to.
 #[derive(Debug, Default)]
-pub struct Tls {
+pub(super) struct Tls {
     pub certs: Vec<String>,
     pub alpn: Vec<String>,
     pub min: Option<String>,
@@ -65,7 +65,7 @@ pub struct Tls {
 
 /// One line: its addresses (as corral's `bind` strings) and the options
 /// it could not convert (each with its reason).
-pub fn convert(l: &Line, tls: &mut Tls) -> Result<(Vec<String>, Vec<String>), String> {
+pub(super) fn convert(l: &Line, tls: &mut Tls) -> Result<(Vec<String>, Vec<String>), String> {
     let w = l.texts();
     let Some(addrs) = w.get(1) else {
         return Err("no address".into());

@@ -6,13 +6,13 @@
 use super::yaml::{Item, Node};
 
 #[derive(Debug, Default)]
-pub struct Map {
+pub(crate) struct Map {
     pub items: Vec<Item>,
     pub pending: Vec<String>,
 }
 
 impl Map {
-    pub fn comment(&mut self, text: &str) {
+    pub(crate) fn comment(&mut self, text: &str) {
         self.pending.push(text.to_string());
     }
 
@@ -21,13 +21,13 @@ impl Map {
     }
 
     /// A comment line written now, after any pending ones.
-    pub fn note(&mut self, text: String) {
+    pub(crate) fn note(&mut self, text: String) {
         Self::flush_into(&mut self.pending, &mut self.items);
         self.items.push(Item::Comment(text));
     }
 
     /// Comments still pending are written at the end.
-    pub fn finish(mut self) -> Vec<Item> {
+    pub(crate) fn finish(mut self) -> Vec<Item> {
         Self::flush_into(&mut self.pending, &mut self.items);
         self.items
     }
@@ -38,13 +38,13 @@ impl Map {
             .position(|i| matches!(i, Item::Entry { key: Some(k), .. } if k == key))
     }
 
-    pub fn has(&self, key: &str) -> bool {
+    pub(crate) fn has(&self, key: &str) -> bool {
         self.position(key).is_some()
     }
 
     /// `key: value`; a key written again is replaced where it first stood
     /// (HAProxy: the last one wins).
-    pub fn set(&mut self, key: &str, value: Node, trailing: Option<String>) {
+    pub(crate) fn set(&mut self, key: &str, value: Node, trailing: Option<String>) {
         if let Some(i) = self.position(key) {
             self.items[i] = Item::Entry {
                 key: Some(key.to_string()),
@@ -94,7 +94,7 @@ impl Map {
 
     /// Makes the block map `key` (if it is not there yet) with `trailing`
     /// as its comment.
-    pub fn open(&mut self, key: &str, trailing: Option<String>) {
+    pub(crate) fn open(&mut self, key: &str, trailing: Option<String>) {
         if !self.has(key) {
             Self::flush_into(&mut self.pending, &mut self.items);
             self.items.push(Item::Entry {
@@ -108,7 +108,7 @@ impl Map {
     }
 
     /// Appends `value` to the sequence `key`.
-    pub fn push(&mut self, key: &str, value: Node, trailing: Option<String>) {
+    pub(crate) fn push(&mut self, key: &str, value: Node, trailing: Option<String>) {
         let mut pending = std::mem::take(&mut self.pending);
         let new = !self.has(key);
         if new {
@@ -124,7 +124,7 @@ impl Map {
     }
 
     /// Sets `sub` in the map `key`; a sub-key written again is replaced.
-    pub fn put(&mut self, key: &str, sub: &str, value: Node, trailing: Option<String>) {
+    pub(crate) fn put(&mut self, key: &str, sub: &str, value: Node, trailing: Option<String>) {
         let mut pending = std::mem::take(&mut self.pending);
         if !self.has(key) {
             Self::flush_into(&mut pending, &mut self.items);
@@ -151,7 +151,7 @@ impl Map {
 
     /// The entry under `key` in the map `key`, for sections that add to it
     /// (an `acl` defined twice becomes a list).
-    pub fn get_in(&mut self, key: &str, sub: &str) -> Option<&mut Node> {
+    pub(crate) fn get_in(&mut self, key: &str, sub: &str) -> Option<&mut Node> {
         let i = self.position(key)?;
         let Item::Entry {
             value: Node::Map(m),

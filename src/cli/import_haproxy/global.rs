@@ -50,7 +50,7 @@ fn reason(kw: &str) -> Option<&'static str> {
     })
 }
 
-pub fn convert(c: &mut Converter, s: &Section) -> Map {
+pub(super) fn convert(c: &mut Converter, s: &Section) -> Map {
     let mut m = Map::default();
     for l in &s.body {
         if l.words.is_empty() {

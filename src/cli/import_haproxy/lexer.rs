@@ -8,7 +8,7 @@
 /// One word of a line: its text once quotes and escapes are resolved, and
 /// where it sits in the line as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Word {
+pub(crate) struct Word {
     pub text: String,
     pub start: usize,
     pub end: usize,
@@ -16,7 +16,7 @@ pub struct Word {
 
 /// One line of the file.
 #[derive(Debug, Clone)]
-pub struct Line {
+pub(crate) struct Line {
     /// 1-based.
     pub number: usize,
     pub raw: String,
@@ -31,7 +31,7 @@ pub struct Line {
 impl Line {
     /// The directive as written (from its first word to its last, comment
     /// and surrounding blanks left out).
-    pub fn directive(&self) -> &str {
+    pub(crate) fn directive(&self) -> &str {
         match (self.words.first(), self.words.last()) {
             (Some(a), Some(b)) => &self.raw[a.start..b.end],
             _ => "",
@@ -40,31 +40,31 @@ impl Line {
 
     /// The line as written from word `i` to the last word: conditions and
     /// rules are passed on in their original spelling, quotes included.
-    pub fn rest(&self, i: usize) -> &str {
+    pub(crate) fn rest(&self, i: usize) -> &str {
         match (self.words.get(i), self.words.last()) {
             (Some(a), Some(b)) => &self.raw[a.start..b.end],
             _ => "",
         }
     }
 
-    pub fn word(&self, i: usize) -> &str {
+    pub(crate) fn word(&self, i: usize) -> &str {
         self.words.get(i).map(|w| w.text.as_str()).unwrap_or("")
     }
 
-    pub fn texts(&self) -> Vec<&str> {
+    pub(crate) fn texts(&self) -> Vec<&str> {
         self.words.iter().map(|w| w.text.as_str()).collect()
     }
 }
 
 /// A line HAProxy itself would refuse to read.
 #[derive(Debug, PartialEq, Eq)]
-pub struct LexError {
+pub(crate) struct LexError {
     pub line: usize,
     pub message: String,
 }
 
 /// Splits a whole file into lines.
-pub fn lex(text: &str) -> Result<Vec<Line>, LexError> {
+pub(crate) fn lex(text: &str) -> Result<Vec<Line>, LexError> {
     text.lines()
         .enumerate()
         .map(|(i, raw)| lex_line(i + 1, raw))

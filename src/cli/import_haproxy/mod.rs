@@ -15,12 +15,12 @@
 mod bind;
 mod builder;
 mod global;
-pub mod lexer;
+pub(crate) mod lexer;
 mod peers;
 mod proxy;
 mod sections;
 mod server;
-pub mod yaml;
+pub(crate) mod yaml;
 
 use builder::Map;
 use lexer::Line;
@@ -29,7 +29,7 @@ use yaml::{Item, Node};
 
 /// A directive that was not (or not entirely) converted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unconverted {
+pub(crate) struct Unconverted {
     pub line: usize,
     pub directive: String,
     pub reason: String,
@@ -37,7 +37,7 @@ pub struct Unconverted {
 
 /// The YAML and what it lacks.
 #[derive(Debug)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub yaml: String,
     pub unconverted: Vec<Unconverted>,
 }
@@ -45,7 +45,7 @@ pub struct Outcome {
 impl Outcome {
     /// The report, one line per unconverted directive:
     /// `haproxy.cfg:12: option tcpka: not converted: <reason>`.
-    pub fn report(&self, file: &str) -> String {
+    pub(crate) fn report(&self, file: &str) -> String {
         self.unconverted
             .iter()
             .map(|u| {
@@ -59,10 +59,10 @@ impl Outcome {
 }
 
 /// A file HAProxy itself could not read (an unclosed quote...).
-pub use lexer::LexError;
+pub(crate) use lexer::LexError;
 
 /// Converts the text of a `haproxy.cfg`.
-pub fn convert(text: &str) -> Result<Outcome, LexError> {
+pub(crate) fn convert(text: &str) -> Result<Outcome, LexError> {
     let lines = lexer::lex(text)?;
     let file = sections::split(lines);
     let mut c = Converter::new(&file.sections);
@@ -280,7 +280,7 @@ impl Converter {
     }
 
     /// Reports `line` as not converted and leaves a note where it stood.
-    pub fn skip(&mut self, m: &mut Map, line: &Line, reason: impl Into<String>) {
+    pub(crate) fn skip(&mut self, m: &mut Map, line: &Line, reason: impl Into<String>) {
         let reason = reason.into();
         let directive = line.directive().to_string();
         let own = line
@@ -300,7 +300,7 @@ impl Converter {
     }
 
     /// Reports part of a converted line (an option corral lacks...).
-    pub fn skip_part(&mut self, m: &mut Map, line: &Line, reason: impl Into<String>) {
+    pub(crate) fn skip_part(&mut self, m: &mut Map, line: &Line, reason: impl Into<String>) {
         let reason = reason.into();
         let directive = line.directive().to_string();
         m.note(format!(

@@ -9,7 +9,7 @@ use super::yaml::Node;
 use super::{Converter, trailing};
 
 /// The section's map, and whether it has at least one peer.
-pub fn convert(c: &mut Converter, s: &Section) -> (Map, bool) {
+pub(super) fn convert(c: &mut Converter, s: &Section) -> (Map, bool) {
     let mut m = Map::default();
     let mut peers = 0;
     for l in &s.body {

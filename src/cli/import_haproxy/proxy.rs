@@ -112,12 +112,12 @@ impl Parts {
     }
 }
 
-pub fn defaults(c: &mut Converter, s: &Section) -> Map {
+pub(super) fn defaults(c: &mut Converter, s: &Section) -> Map {
     let (fe, _) = convert(c, s, Role::Defaults);
     fe.expect("defaults map")
 }
 
-pub fn proxy(c: &mut Converter, s: &Section) -> (Option<Map>, Option<Map>) {
+pub(super) fn proxy(c: &mut Converter, s: &Section) -> (Option<Map>, Option<Map>) {
     let role = match s.kind {
         Kind::Frontend => Role::Frontend,
         Kind::Backend => Role::Backend,

@@ -6,7 +6,7 @@
 use super::lexer::Line;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(super) enum Kind {
     Global,
     Defaults,
     Frontend,
@@ -18,7 +18,7 @@ pub enum Kind {
     Other,
 }
 
-pub const OTHER_SECTIONS: &[&str] = &[
+pub(super) const OTHER_SECTIONS: &[&str] = &[
     "userlist",
     "resolvers",
     "http-errors",
@@ -46,7 +46,7 @@ fn kind(word: &str) -> Option<Kind> {
 }
 
 #[derive(Debug, Clone)]
-pub struct Section {
+pub(super) struct Section {
     pub kind: Kind,
     pub name: String,
     /// The header line.
@@ -59,12 +59,12 @@ pub struct Section {
 
 /// The file split into sections. `orphans` are the lines before the first
 /// section header (comments there are the file's header comment).
-pub struct File {
+pub(super) struct File {
     pub orphans: Vec<Line>,
     pub sections: Vec<Section>,
 }
 
-pub fn split(lines: Vec<Line>) -> File {
+pub(super) fn split(lines: Vec<Line>) -> File {
     let mut orphans = Vec::new();
     let mut sections: Vec<Section> = Vec::new();
     for line in lines {

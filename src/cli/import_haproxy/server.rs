@@ -111,7 +111,7 @@ fn reason(opt: &str) -> &'static str {
 
 /// `option httpchk` and `http-check expect status`.
 #[derive(Debug, Clone, Default)]
-pub struct HttpCheck {
+pub(crate) struct HttpCheck {
     pub method: Option<String>,
     pub path: Option<String>,
     pub host: Option<String>,
@@ -138,7 +138,7 @@ impl HttpCheck {
 }
 
 /// Whether a line is a write-up's `<placeholder>` rather than a value.
-pub fn placeholder(l: &Line) -> bool {
+pub(super) fn placeholder(l: &Line) -> bool {
     l.words
         .iter()
         .skip(1)
@@ -146,7 +146,7 @@ pub fn placeholder(l: &Line) -> bool {
 }
 
 /// A converted server: its name and flow map, and what could not be said.
-pub struct Server {
+pub(super) struct Server {
     pub name: String,
     pub node: Node,
     pub dropped: Vec<String>,
@@ -155,7 +155,7 @@ pub struct Server {
 /// Converts `server NAME ADDR [options]` with `defaults` (the
 /// `default-server` options in force) read first. Err: why the whole line
 /// cannot be converted.
-pub fn convert(
+pub(super) fn convert(
     l: &Line,
     defaults: &[String],
     httpchk: Option<&HttpCheck>,
@@ -298,7 +298,7 @@ pub fn convert(
 }
 
 /// `option httpchk [METHOD] [URI] [VERSION [HOST-HEADER...]]`.
-pub fn httpchk(words: &[&str]) -> Result<HttpCheck, String> {
+pub(super) fn httpchk(words: &[&str]) -> Result<HttpCheck, String> {
     let mut h = HttpCheck::default();
     match words {
         [] => {}

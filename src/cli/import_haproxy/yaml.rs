@@ -5,7 +5,7 @@
 //! a server line.
 
 #[derive(Debug, Clone)]
-pub enum Node {
+pub(crate) enum Node {
     /// A scalar already in its YAML spelling (see `str` and `plain`).
     Scalar(String),
     Map(Vec<Item>),
@@ -15,7 +15,7 @@ pub enum Node {
 }
 
 #[derive(Debug, Clone)]
-pub enum Item {
+pub(crate) enum Item {
     /// A comment line (the text after `#`).
     Comment(String),
     /// A map entry (`key: value`) or a sequence item (no key).
@@ -29,17 +29,17 @@ pub enum Item {
 impl Node {
     /// A string value: quoted whenever YAML would read it as anything but
     /// this exact string.
-    pub fn str(s: &str) -> Node {
+    pub(crate) fn str(s: &str) -> Node {
         Node::Scalar(quote(s, true))
     }
 
     /// A number or a duration (`5000`, `5s`): plain when YAML allows, so a
     /// bare number stays a number.
-    pub fn plain(s: &str) -> Node {
+    pub(crate) fn plain(s: &str) -> Node {
         Node::Scalar(quote(s, false))
     }
 
-    pub fn bool(b: bool) -> Node {
+    pub(crate) fn bool(b: bool) -> Node {
         Node::Scalar(if b { "true" } else { "false" }.into())
     }
 }
@@ -80,7 +80,7 @@ fn plain_ok(s: &str, must_stay_string: bool) -> bool {
 }
 
 /// `s` as a YAML scalar.
-pub fn quote(s: &str, must_stay_string: bool) -> String {
+pub(crate) fn quote(s: &str, must_stay_string: bool) -> String {
     if plain_ok(s, must_stay_string) {
         return s.to_string();
     }
@@ -138,7 +138,7 @@ fn flow(n: &Node) -> String {
 
 /// Writes `items` as a block map (or sequence, for items without keys) at
 /// `indent` spaces.
-pub fn write(items: &[Item], indent: usize, out: &mut String) {
+pub(crate) fn write(items: &[Item], indent: usize, out: &mut String) {
     let pad = " ".repeat(indent);
     for item in items {
         match item {

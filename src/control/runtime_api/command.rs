@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 /// How a client wants messages marked (`set severity-output`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
+pub(super) enum Severity {
     /// No mark (the default).
     None,
     /// `[3]: ` before a message (syslog severity number).
@@ -22,7 +22,7 @@ pub enum Severity {
 }
 
 /// One client connection's settings.
-pub struct State {
+pub(super) struct State {
     pub level: ApiLevel,
     pub severity: Severity,
     /// Further lines are read (`prompt`).
@@ -34,7 +34,7 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(level: ApiLevel) -> State {
+    pub(super) fn new(level: ApiLevel) -> State {
         State {
             level,
             severity: Severity::None,
@@ -46,7 +46,7 @@ impl State {
 }
 
 /// The answer to one command: data, or messages with a severity.
-pub struct Reply {
+pub(super) struct Reply {
     out: String,
     severity: Severity,
 }
@@ -61,7 +61,7 @@ const WARNING: u8 = 4;
 const NOTICE: u8 = 5;
 
 impl Reply {
-    pub fn new(severity: Severity) -> Reply {
+    pub(super) fn new(severity: Severity) -> Reply {
         Reply {
             out: String::new(),
             severity,
@@ -69,12 +69,12 @@ impl Reply {
     }
 
     /// Data, as it is.
-    pub fn data(&mut self, text: &str) {
+    pub(super) fn data(&mut self, text: &str) {
         self.out.push_str(text);
     }
 
     /// A message of syslog severity `sev`, marked as the client asked.
-    pub fn msg(&mut self, sev: u8, text: &str) {
+    pub(super) fn msg(&mut self, sev: u8, text: &str) {
         match self.severity {
             Severity::None => {}
             Severity::Number => {
@@ -90,12 +90,12 @@ impl Reply {
         }
     }
 
-    pub fn err(&mut self, text: &str) {
+    pub(super) fn err(&mut self, text: &str) {
         self.msg(ERR, text);
     }
 
     /// The answer with the empty line that ends every command's output.
-    pub fn finish(mut self) -> String {
+    pub(super) fn finish(mut self) -> String {
         self.out.push('\n');
         self.out
     }
@@ -217,7 +217,7 @@ const COMMANDS: &[Cmd] = &[
 
 /// Splits a line into commands on `;` and each into words on blanks; a
 /// backslash makes the next character literal (`\;`, `\\`).
-pub fn split(line: &str) -> Vec<Vec<String>> {
+pub(super) fn split(line: &str) -> Vec<Vec<String>> {
     let mut commands = Vec::new();
     let mut words: Vec<String> = Vec::new();
     let mut word = String::new();
@@ -259,7 +259,7 @@ pub fn split(line: &str) -> Vec<Vec<String>> {
 }
 
 /// Runs every command of a line; returns the answers, in order.
-pub async fn run_line(w: &Rc<Worker>, state: &mut State, line: &str) -> String {
+pub(super) async fn run_line(w: &Rc<Worker>, state: &mut State, line: &str) -> String {
     let mut out = String::new();
     let commands = split(line);
     if commands.is_empty() && state.interactive {
@@ -413,7 +413,7 @@ fn find_backend(w: &Worker, name: &str) -> Option<usize> {
 }
 
 /// `backend/server` (names or `#id`s) → indexes.
-pub fn find_server(w: &Worker, text: &str) -> Result<(usize, usize), &'static str> {
+pub(super) fn find_server(w: &Worker, text: &str) -> Result<(usize, usize), &'static str> {
     let (b, s) = text.split_once('/').ok_or("Require 'backend/server'.\n")?;
     let b = find_backend(w, b).ok_or("No such backend.\n")?;
     let servers = &w.config.backends[b].servers;
@@ -508,7 +508,7 @@ const API: &str = "runtime API";
 /// A server's administrative state set from the stats page's admin
 /// buttons (`server` is `backend/server`): the same change, log line and
 /// answer as `set server B/S state ...`.
-pub async fn set_state_from_page(
+pub(crate) async fn set_state_from_page(
     w: &Worker,
     server: &str,
     state: AdminState,

@@ -24,9 +24,9 @@
 
 mod command;
 mod show;
-pub mod snapshot;
+pub(crate) mod snapshot;
 
-pub use command::set_state_from_page;
+pub(crate) use command::set_state_from_page;
 
 use crate::config::{ApiAddr, ApiLevel, StatsSocket};
 use crate::worker::Worker;
@@ -52,7 +52,7 @@ const MAX_LINE: usize = 64 << 10;
 /// the process says it is ready). A socket that cannot be bound stops the
 /// start with the reason. The returned tasks end once the worker stops
 /// (and have removed their unix socket files).
-pub fn spawn(w: &Rc<Worker>) -> Result<Vec<JoinHandle<()>>, String> {
+pub(crate) fn spawn(w: &Rc<Worker>) -> Result<Vec<JoinHandle<()>>, String> {
     let mut tasks = Vec::new();
     for (i, sock) in w.config.global.stats_sockets.iter().enumerate() {
         let fail = |e: String| format!("global.stats-socket[{i}] `{}`: {e}", sock.text);
@@ -359,7 +359,7 @@ async fn read_line<S: AsyncRead + Unpin>(
 /// number;COMMAND`, and whether it holds an error: the first command's
 /// empty answer and the final empty line go, message marks (`[N]: `) are
 /// removed, and a mark of severity `err` or worse (0 to 3) is an error.
-pub fn client_answer(answer: &str) -> (String, bool) {
+pub(crate) fn client_answer(answer: &str) -> (String, bool) {
     let body = answer.strip_prefix('\n').unwrap_or(answer);
     let body = body.strip_suffix('\n').unwrap_or(body);
     let mut failed = false;

@@ -18,7 +18,7 @@ use std::net::IpAddr;
 
 /// `show info`: the process, its limits and its connection totals over
 /// every worker.
-pub fn info(w: &Worker, snap: &WorkerSnapshot) -> String {
+pub(super) fn info(w: &Worker, snap: &WorkerSnapshot) -> String {
     let g = &w.config.global;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -64,7 +64,7 @@ pub fn info(w: &Worker, snap: &WorkerSnapshot) -> String {
 }
 
 /// HAProxy's `show stat` CSV columns, in order (the static fields).
-pub const STAT_FIELDS: &[&str] = &[
+pub(super) const STAT_FIELDS: &[&str] = &[
     "pxname",
     "svname",
     "qcur",
@@ -261,7 +261,7 @@ fn check_status(kind: &CheckKind, up: bool) -> &'static str {
 /// `show stat`: the CSV header, one line per frontend, then each
 /// backend's servers and the backend itself. Counters come from `snap`
 /// (summed over workers); states and weights from worker 0.
-pub fn stat(w: &Worker, snap: &WorkerSnapshot) -> String {
+pub(super) fn stat(w: &Worker, snap: &WorkerSnapshot) -> String {
     let mut out = String::from("# ");
     out.push_str(&STAT_FIELDS.join(","));
     out.push_str(",\n");
@@ -377,7 +377,7 @@ pub fn stat(w: &Worker, snap: &WorkerSnapshot) -> String {
 }
 
 /// `show servers state [backend]`: version 1 of HAProxy's format.
-pub fn servers_state(w: &Worker, only: Option<usize>) -> String {
+pub(super) fn servers_state(w: &Worker, only: Option<usize>) -> String {
     let mut out = String::from(
         "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n",
     );
@@ -444,7 +444,7 @@ pub fn servers_state(w: &Worker, only: Option<usize>) -> String {
 }
 
 /// `# table: NAME, type: ip, size:N, used:M` (worker 0's replica).
-pub fn table_header(w: &Worker, t: usize, out: &mut String) {
+pub(super) fn table_header(w: &Worker, t: usize, out: &mut String) {
     let def = &w.config.tables[t];
     let _ = writeln!(
         out,
@@ -457,14 +457,14 @@ pub fn table_header(w: &Worker, t: usize, out: &mut String) {
 }
 
 /// A `data.<type> <op> <value>` filter.
-pub struct DataFilter {
+pub(super) struct DataFilter {
     t: DataType,
     op: &'static str,
     value: u64,
 }
 
 impl DataFilter {
-    pub fn parse(def: &StickTable, name: &str, op: &str, value: &str) -> Result<Self, String> {
+    pub(super) fn parse(def: &StickTable, name: &str, op: &str, value: &str) -> Result<Self, String> {
         let Some(t) = name.strip_prefix("data.") else {
             return Err("Optional argument only supports \"data.<store_data_type>\" <operator> <value> or key <key>\n".into());
         };
@@ -495,7 +495,7 @@ impl DataFilter {
 }
 
 /// A key typed on the command line, for a table of type `kt`.
-pub fn parse_key(kt: KeyType, text: &str) -> Option<Key> {
+pub(super) fn parse_key(kt: KeyType, text: &str) -> Option<Key> {
     match kt {
         KeyType::Ip | KeyType::Ipv6 => Key::from_ip(kt, text.parse::<IpAddr>().ok()?),
         KeyType::Integer => text.parse().ok().map(Key::Int),
@@ -530,7 +530,7 @@ fn entry_id(k: &Key) -> u64 {
 
 /// `show table NAME [filters]`: the header, then each entry (most recently
 /// used first) as `0x...: key=K use=N exp=MS type=value...`.
-pub fn table(w: &Worker, t: usize, key: Option<&Key>, filters: &[DataFilter], out: &mut String) {
+pub(super) fn table(w: &Worker, t: usize, key: Option<&Key>, filters: &[DataFilter], out: &mut String) {
     table_header(w, t, out);
     let layout = &w.config.tables[t].layout;
     let now = now_ms();
@@ -565,7 +565,7 @@ pub fn table(w: &Worker, t: usize, key: Option<&Key>, filters: &[DataFilter], ou
 }
 
 /// Whether `key`'s entry is tracked by a connection (None: no entry).
-pub fn entry_in_use(w: &Worker, t: usize, key: &Key) -> Option<bool> {
+pub(super) fn entry_in_use(w: &Worker, t: usize, key: &Key) -> Option<bool> {
     let mut found = None;
     w.stick.each_slot(t, |s, _| {
         if s.key == *key {
@@ -576,7 +576,7 @@ pub fn entry_in_use(w: &Worker, t: usize, key: &Key) -> Option<bool> {
 }
 
 /// The keys whose entries match every filter.
-pub fn matching_keys(w: &Worker, t: usize, filters: &[DataFilter]) -> Vec<Key> {
+pub(super) fn matching_keys(w: &Worker, t: usize, filters: &[DataFilter]) -> Vec<Key> {
     let layout = &w.config.tables[t].layout;
     let now = now_ms();
     let mut keys = Vec::new();
@@ -594,7 +594,7 @@ pub fn matching_keys(w: &Worker, t: usize, filters: &[DataFilter]) -> Vec<Key> {
 
 /// `show sess`: every worker's open connections, one a line:
 /// `0x<worker><id>: proto=tcpv4 src=IP:PORT fe=F be=B srv=S age=Ns tid=W`.
-pub fn sess(w: &Worker, snap: &WorkerSnapshot) -> String {
+pub(super) fn sess(w: &Worker, snap: &WorkerSnapshot) -> String {
     let mut out = String::new();
     let cfg = &w.config;
     for s in &snap.sessions {

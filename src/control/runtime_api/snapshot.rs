@@ -13,17 +13,17 @@
 //! print different fields). The payload types live in
 //! `observe::worker_snapshot`.
 
-pub use crate::observe::worker_snapshot::{Counters, WorkerSnapshot};
+pub(crate) use crate::observe::worker_snapshot::{Counters, WorkerSnapshot};
 
 use crate::mesh::MeshMsg;
 use crate::worker::Worker;
 use std::time::Duration;
 
 /// How long the API waits for every worker's snapshot.
-pub const GATHER_WAIT: Duration = Duration::from_secs(1);
+pub(crate) const GATHER_WAIT: Duration = Duration::from_secs(1);
 
 /// This worker's snapshot (with its open connections when `sessions`).
-pub fn collect(w: &Worker, sessions: bool) -> WorkerSnapshot {
+pub(crate) fn collect(w: &Worker, sessions: bool) -> WorkerSnapshot {
     let frontends = w
         .frontends
         .iter()
@@ -84,7 +84,7 @@ pub fn collect(w: &Worker, sessions: bool) -> WorkerSnapshot {
 
 /// Every worker's snapshot, summed. Errs when a worker does not answer
 /// within [`GATHER_WAIT`].
-pub async fn gather(w: &Worker, sessions: bool) -> Result<WorkerSnapshot, String> {
+pub(crate) async fn gather(w: &Worker, sessions: bool) -> Result<WorkerSnapshot, String> {
     let mut total = collect(w, sessions);
     let request = |ticket| MeshMsg::SnapshotRequest { ticket, sessions };
     let got = w

@@ -11,26 +11,25 @@
 //! Must not touch: the data path (the HTTP session calls in here to serve
 //! the page, never the other way round).
 
-pub mod page;
-pub mod prometheus;
+pub(crate) mod page;
+pub(crate) mod prometheus;
 
-pub use crate::observe::counters::Counters;
 
-pub use crate::observe::snapshot::{BackendRows, History, Info, Row, Snapshot};
+pub(crate) use crate::observe::snapshot::{BackendRows, History, Info, Row, Snapshot};
 
 use crate::mesh::MeshMsg;
 use crate::worker::Worker;
 use std::time::Duration;
 
 /// How often worker 0 samples request rates and response times.
-pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 /// How many samples the charts show (5 minutes).
-pub const HISTORY: usize = 60;
+pub(crate) const HISTORY: usize = 60;
 /// How long a view waits for the other workers' snapshots.
 const GATHER_WAIT: Duration = Duration::from_millis(500);
 
 /// This worker's own numbers.
-pub fn local(w: &Worker) -> Snapshot {
+pub(crate) fn local(w: &Worker) -> Snapshot {
     let now = w.now_s();
     let cfg = &w.config;
     let frontends = cfg
@@ -98,7 +97,7 @@ pub fn local(w: &Worker) -> Snapshot {
 
 /// Every worker's numbers added up (workers that do not answer within
 /// [`GATHER_WAIT`] are left out), with worker 0's history.
-pub async fn collect(w: &Worker) -> Snapshot {
+pub(crate) async fn collect(w: &Worker) -> Snapshot {
     let mut total = local(w);
     if w.workers > 1 {
         let got = w
@@ -150,7 +149,7 @@ fn merge(total: &mut Snapshot, s: &Snapshot) {
 
 /// This worker's numbers as another worker's view asks for them (with the
 /// chart history on worker 0, which samples).
-pub fn local_with_history(w: &Worker) -> Snapshot {
+pub(crate) fn local_with_history(w: &Worker) -> Snapshot {
     let mut snap = local(w);
     if w.id == 0 {
         snap.history = history(w);
@@ -160,7 +159,7 @@ pub fn local_with_history(w: &Worker) -> Snapshot {
 
 /// The chart series from worker 0's samples (its own counters plus the
 /// other workers', gathered at each sample).
-pub fn history(w: &Worker) -> History {
+pub(crate) fn history(w: &Worker) -> History {
     let samples = w.stats_sampler.samples.borrow();
     let every = SAMPLE_EVERY.as_secs_f64();
     let n = w.config.backends.len();
@@ -186,7 +185,7 @@ pub fn history(w: &Worker) -> History {
 }
 
 /// Worker 0's sampling loop: every [`SAMPLE_EVERY`], the backends' totals.
-pub fn spawn_sampler(w: &std::rc::Rc<Worker>) {
+pub(crate) fn spawn_sampler(w: &std::rc::Rc<Worker>) {
     if w.id != 0
         || !w
             .config

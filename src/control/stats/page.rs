@@ -21,7 +21,7 @@ use std::fmt::Write;
 
 /// What a request to a stats frontend asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum View {
+pub(crate) enum View {
     Html,
     Csv,
     Json,
@@ -31,7 +31,7 @@ pub enum View {
 }
 
 /// The view `path` names on page `p`, if any.
-pub fn view(p: &StatsPage, path: &[u8]) -> Option<View> {
+pub(crate) fn view(p: &StatsPage, path: &[u8]) -> Option<View> {
     let uri = p.uri.as_bytes();
     if path == uri || (path.len() == uri.len() + 1 && path.starts_with(uri) && path.ends_with(b"/"))
     {
@@ -50,7 +50,7 @@ pub fn view(p: &StatsPage, path: &[u8]) -> Option<View> {
 
 /// An admin button's request, from its query string: (`backend/server`,
 /// the state asked for), or what is wrong with it.
-pub fn admin_request(query: Option<&[u8]>) -> Result<(String, AdminState), String> {
+pub(crate) fn admin_request(query: Option<&[u8]>) -> Result<(String, AdminState), String> {
     let (mut b, mut s, mut action) = (None, None, None);
     for pair in query.unwrap_or_default().split(|&c| c == b'&') {
         let (k, v) = match pair.iter().position(|&c| c == b'=') {
@@ -106,7 +106,7 @@ fn percent_decode(v: &[u8]) -> Option<String> {
 }
 
 /// Whether an `Authorization` header value grants access.
-pub fn authorized(p: &StatsPage, header: Option<&[u8]>) -> bool {
+pub(crate) fn authorized(p: &StatsPage, header: Option<&[u8]>) -> bool {
     if p.auth.is_empty() {
         return true;
     }
@@ -130,7 +130,7 @@ pub fn authorized(p: &StatsPage, header: Option<&[u8]>) -> bool {
 }
 
 /// A complete response: head and body.
-pub fn response(
+pub(crate) fn response(
     out: &mut Vec<u8>,
     status: u16,
     content_type: &str,
@@ -153,7 +153,7 @@ pub fn response(
 const CSV_HEADER: &str = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,";
 
 /// The CSV form (`;csv`, and `show stat` of the runtime API).
-pub fn csv(s: &Snapshot) -> String {
+pub(crate) fn csv(s: &Snapshot) -> String {
     let mut out = String::with_capacity(4096);
     out.push_str(CSV_HEADER);
     out.push('\n');
@@ -256,7 +256,7 @@ pub fn csv(s: &Snapshot) -> String {
 }
 
 /// The HTML page.
-pub fn html(s: &Snapshot, p: &StatsPage) -> String {
+pub(crate) fn html(s: &Snapshot, p: &StatsPage) -> String {
     let data = serde_json::to_string(s)
         .unwrap_or_else(|_| "{}".into())
         .replace("</", "<\\/");

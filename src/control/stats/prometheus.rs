@@ -79,7 +79,7 @@ fn family(
 }
 
 /// The whole exposition.
-pub fn render(s: &Snapshot) -> String {
+pub(crate) fn render(s: &Snapshot) -> String {
     let mut out = String::with_capacity(8 << 10);
     let _ = writeln!(out, "# HELP corral_process_info corral's version and pid.");
     let _ = writeln!(out, "# TYPE corral_process_info gauge");

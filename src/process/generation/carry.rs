@@ -39,7 +39,7 @@ use std::rc::Rc;
 const BATCH: usize = 10_000;
 
 /// Worker 0's state, for the next generation.
-pub fn dump(w: &Worker) -> Vec<u8> {
+pub(crate) fn dump(w: &Worker) -> Vec<u8> {
     let mut out = b"corral-state 1\n".to_vec();
     for (b, backend) in w.config.backends.iter().enumerate() {
         for (s, server) in backend.servers.iter().enumerate() {
@@ -90,7 +90,7 @@ pub fn dump(w: &Worker) -> Vec<u8> {
 }
 
 /// Applies a previous generation's state on worker 0 of this one.
-pub async fn load(w: &Rc<Worker>, bytes: &[u8]) {
+pub(crate) async fn load(w: &Rc<Worker>, bytes: &[u8]) {
     let mut rest = bytes;
     let mut line = || -> Option<&str> {
         let end = rest.iter().position(|&b| b == b'\n')?;

@@ -8,7 +8,7 @@ use crate::worker::Worker;
 use std::rc::{Rc, Weak};
 
 /// The handler a worker's mesh end applies its own messages with.
-pub fn handler(w: &Rc<Worker>) -> Handler {
+pub(crate) fn handler(w: &Rc<Worker>) -> Handler {
     let weak: Weak<Worker> = Rc::downgrade(w);
     Box::new(move |from, msg| {
         let weak = weak.clone();
@@ -22,7 +22,7 @@ pub fn handler(w: &Rc<Worker>) -> Handler {
 
 /// Applies a message from mesh peer `from` (or from this worker itself),
 /// acknowledging it when asked.
-pub async fn receive(w: &Worker, from: usize, msg: MeshMsg) {
+pub(crate) async fn receive(w: &Worker, from: usize, msg: MeshMsg) {
     let mesh = &w.mesh;
     match msg {
         MeshMsg::ServerState {

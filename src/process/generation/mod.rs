@@ -14,8 +14,8 @@
 //! Must not touch: the master's code; it speaks to the master only through
 //! `process::channel`.
 
-pub mod carry;
-pub mod dispatch;
+pub(crate) mod carry;
+pub(crate) mod dispatch;
 
 use crate::config::Config;
 use crate::mesh::MeshMsg;
@@ -40,7 +40,7 @@ use std::time::Duration;
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What reaches a generation's main thread.
-pub enum Event {
+pub(crate) enum Event {
     Ready,
     /// Worker `i` no longer accepts (it was told to stop).
     Stopped(usize),
@@ -57,7 +57,7 @@ pub enum Event {
 
 /// What the main thread tells a worker (then it writes a byte on the
 /// worker's control socket to wake it).
-pub enum ToWorker {
+pub(crate) enum ToWorker {
     /// Start accepting: every listening socket listens.
     Go,
     /// Stop accepting and drain. `retire`: a newer generation serves
@@ -68,7 +68,7 @@ pub enum ToWorker {
 }
 
 /// The listening sockets of one bind, as a generation receives them.
-pub struct BindSockets {
+pub(crate) struct BindSockets {
     pub frontend: usize,
     pub bind: usize,
     /// The group's sockets in the kernel's order, with the master's ids.
@@ -79,7 +79,7 @@ pub struct BindSockets {
 }
 
 /// Who a generation answers to.
-pub enum Supervisor {
+pub(crate) enum Supervisor {
     /// No master (`corral demo`): SIGTERM/SIGINT stop it.
     Standalone,
     /// Generation `number` of the master at the other end of `channel`.
@@ -95,7 +95,7 @@ struct WorkerSocket {
 
 /// Runs the proxy without a master: binds every address, serves until
 /// SIGTERM or SIGINT, then drains and returns (`corral demo`).
-pub fn run_standalone(mut config: Config) -> Result<(), String> {
+pub(crate) fn run_standalone(mut config: Config) -> Result<(), String> {
     let mut groups = crate::process::groups::Groups::default();
     let plan = groups.plan(&mut config)?;
     let mut binds = Vec::new();
@@ -124,7 +124,7 @@ pub fn run_standalone(mut config: Config) -> Result<(), String> {
 /// `corral generation`: reads the configuration and the listening sockets
 /// the master sends on the inherited channel `fd`, then runs. Start-up
 /// failures go back to the master, which reports them.
-pub fn generation(fd: i32, number: u64, peer_name: Option<String>) -> Result<(), String> {
+pub(crate) fn generation(fd: i32, number: u64, peer_name: Option<String>) -> Result<(), String> {
     // SAFETY: the master passes the descriptor of our end of the channel,
     // which nothing else in this process uses.
     let channel = unsafe { Channel::from_inherited(fd) }
@@ -227,7 +227,7 @@ fn receive_handover(channel: &Channel) -> Result<(Config, Vec<BindSockets>), Str
 /// error is a one-line explanation of why it could not start (or why a
 /// worker died); with a master, start-up errors are sent to it instead
 /// and the error returned is empty.
-pub fn run(mut config: Config, binds: Vec<BindSockets>, sup: Supervisor) -> Result<(), String> {
+pub(crate) fn run(mut config: Config, binds: Vec<BindSockets>, sup: Supervisor) -> Result<(), String> {
     let (events_tx, events) = mpsc::channel::<Event>();
     let (number, master) = match sup {
         Supervisor::Standalone => (0, None),

@@ -20,7 +20,7 @@ const REQUEST_TIME: Duration = Duration::from_secs(5);
 const ANSWER_TIME: Duration = Duration::from_secs(60);
 
 /// What a client asked for.
-pub enum Request {
+pub(crate) enum Request {
     /// Reload from this file (None: the file in use).
     Reload(Option<PathBuf>),
     /// Which file the running configuration came from.
@@ -28,14 +28,14 @@ pub enum Request {
 }
 
 /// A request and where to answer it.
-pub struct Client {
+pub(crate) struct Client {
     pub request: Request,
     stream: UnixStream,
 }
 
 impl Client {
     /// Answers and closes.
-    pub fn answer(mut self, ok: bool, text: &str) {
+    pub(crate) fn answer(mut self, ok: bool, text: &str) {
         let head = if ok { "ok" } else { "failed" };
         let _ = self.stream.set_write_timeout(Some(Duration::from_secs(5)));
         let _ = write!(self.stream, "{head}\n{text}\n");
@@ -46,7 +46,7 @@ impl Client {
 /// names one: `$RUNTIME_DIRECTORY/corral.sock` under systemd (with
 /// `RuntimeDirectory=`), `/run/corral/corral.sock` for root,
 /// `$XDG_RUNTIME_DIR/corral.sock` for other users.
-pub fn default_path() -> Option<PathBuf> {
+pub(crate) fn default_path() -> Option<PathBuf> {
     if let Some(dirs) = std::env::var_os("RUNTIME_DIRECTORY") {
         let first = dirs
             .to_string_lossy()
@@ -69,7 +69,7 @@ pub fn default_path() -> Option<PathBuf> {
 
 /// The socket to use: the command line's, else the configuration's, else
 /// the default.
-pub fn resolve(flag: Option<&Path>, configured: Option<&Path>) -> Result<PathBuf, String> {
+pub(crate) fn resolve(flag: Option<&Path>, configured: Option<&Path>) -> Result<PathBuf, String> {
     flag.or(configured)
         .map(Path::to_path_buf)
         .or_else(default_path)
@@ -81,7 +81,7 @@ pub fn resolve(flag: Option<&Path>, configured: Option<&Path>) -> Result<PathBuf
 /// Creates the control socket (and its directory), refusing if another
 /// corral answers on it; a stale file left by a dead process is replaced.
 /// The socket is readable and writable by its owner and group only.
-pub fn listen(path: &Path) -> Result<UnixListener, String> {
+pub(crate) fn listen(path: &Path) -> Result<UnixListener, String> {
     let shown = path.display();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| {
@@ -109,7 +109,7 @@ pub fn listen(path: &Path) -> Result<UnixListener, String> {
 /// Accepts clients for the master's main loop (on a thread of its own):
 /// each request line read becomes `wrap(Client)` on `events`. Returns
 /// when `events` is closed.
-pub fn serve<E: Send + 'static>(
+pub(crate) fn serve<E: Send + 'static>(
     listener: UnixListener,
     events: mpsc::Sender<E>,
     wrap: fn(Client) -> E,
@@ -143,7 +143,7 @@ pub fn serve<E: Send + 'static>(
 }
 
 /// Sends one request line and returns (ok, the answer's text).
-pub fn ask(socket: &Path, request: &str) -> Result<(bool, String), String> {
+pub(crate) fn ask(socket: &Path, request: &str) -> Result<(bool, String), String> {
     let shown = socket.display();
     let mut stream = UnixStream::connect(socket).map_err(|e| {
         let why = match e.kind() {

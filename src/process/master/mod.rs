@@ -27,8 +27,8 @@
 //! Must not touch: connections or the generation's code; it speaks to
 //! generations only through `process::channel`.
 
-pub mod control;
-pub mod notify;
+pub(crate) mod control;
+pub(crate) mod notify;
 
 use crate::config::Config;
 use crate::process::channel::{self, Channel};
@@ -52,7 +52,7 @@ const START_LIMIT: Duration = Duration::from_secs(40);
 const RETIRE_LIMIT: Duration = Duration::from_secs(5);
 
 /// What `corral run` was given.
-pub struct Options {
+pub(crate) struct Options {
     pub config: PathBuf,
     pub peer_name: Option<String>,
     /// `--control`.
@@ -160,7 +160,7 @@ struct Master {
 /// Runs the master until SIGTERM/SIGINT and every generation has exited.
 /// `config` is the validated configuration of `opts.config`, whose text is
 /// `text`. An error is the one-line reason it could not start.
-pub fn run(opts: Options, config: Config, text: String) -> Result<(), String> {
+pub(crate) fn run(opts: Options, config: Config, text: String) -> Result<(), String> {
     // Before any thread starts (it edits the environment).
     let notifier = Notifier::from_env();
     // The master's own messages (reloads) go to the first configuration's

@@ -12,7 +12,7 @@ use std::os::unix::net::{SocketAddr, UnixDatagram};
 
 /// Where notifications go; `None` when not run by systemd (or by a test
 /// standing in for it).
-pub struct Notifier {
+pub(crate) struct Notifier {
     target: Option<SocketAddr>,
 }
 
@@ -20,7 +20,7 @@ impl Notifier {
     /// Reads `$NOTIFY_SOCKET`. The variable is removed from the
     /// environment afterwards, so generations (children) do not inherit
     /// it: only the main pid may notify.
-    pub fn from_env() -> Notifier {
+    pub(crate) fn from_env() -> Notifier {
         let target = std::env::var_os("NOTIFY_SOCKET").and_then(|v| {
             let s = v.to_string_lossy().into_owned();
             let addr = if let Some(name) = s.strip_prefix('@') {
@@ -45,13 +45,14 @@ impl Notifier {
         Notifier { target }
     }
 
-    pub fn enabled(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn enabled(&self) -> bool {
         self.target.is_some()
     }
 
     /// Sends `lines` (`KEY=value`, one per line) as one datagram. A
     /// failure is reported once as a warning; serving goes on.
-    pub fn send(&self, lines: &str) {
+    pub(crate) fn send(&self, lines: &str) {
         let Some(target) = &self.target else { return };
         let sent = UnixDatagram::unbound().and_then(|s| s.send_to_addr(lines.as_bytes(), target));
         if let Err(e) = sent {
@@ -59,18 +60,18 @@ impl Notifier {
         }
     }
 
-    pub fn ready(&self, status: &str) {
+    pub(crate) fn ready(&self, status: &str) {
         self.send(&format!("READY=1\nSTATUS={status}"));
     }
 
-    pub fn reloading(&self) {
+    pub(crate) fn reloading(&self) {
         self.send(&format!(
             "RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=reloading",
             monotonic_usec()
         ));
     }
 
-    pub fn stopping(&self) {
+    pub(crate) fn stopping(&self) {
         self.send("STOPPING=1\nSTATUS=stopping: draining connections");
     }
 }

@@ -48,7 +48,7 @@ const ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// stops waiting: whatever is queued is accepted by the serving
 /// generation, and no connection is ever accepted by a generation that
 /// will not serve it.
-pub async fn accept_loop(w: Rc<Worker>, fe: usize, tls: bool, socket: Socket) {
+pub(crate) async fn accept_loop(w: Rc<Worker>, fe: usize, tls: bool, socket: Socket) {
     if !started(&w).await {
         return;
     }

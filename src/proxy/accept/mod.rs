@@ -2,5 +2,5 @@
 //! steering of clients to workers (`global.steer: source`) and the accept
 //! loop that hands each connection to a TCP or an HTTP session.
 
-pub mod listener;
-pub mod steer;
+pub(crate) mod listener;
+pub(crate) mod steer;

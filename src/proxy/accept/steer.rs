@@ -89,22 +89,25 @@
 //!   (`ld`, `ldx`, `st`, `and`, `add`, `mul`, `rsh`, `jeq`, `ja`, `ret`).
 
 use std::io;
-use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
-
-use socket2::{Domain, Protocol, Socket, Type};
+use std::os::fd::RawFd;
+#[cfg(test)]
+use {
+    socket2::{Domain, Protocol, Socket, Type},
+    std::net::SocketAddr,
+    std::os::fd::AsRawFd,
+};
 
 /// `SO_ATTACH_REUSEPORT_CBPF` (the libc crate only has it for Android).
 /// asm-generic and most architectures use 51; SPARC has its own numbering.
 #[cfg(any(target_arch = "sparc", target_arch = "sparc64"))]
-pub const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 0x35;
+pub(crate) const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 0x35;
 #[cfg(not(any(target_arch = "sparc", target_arch = "sparc64")))]
-pub const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
+pub(crate) const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
 /// `SO_DETACH_REUSEPORT_BPF` (Linux 5.3).
 #[cfg(any(target_arch = "sparc", target_arch = "sparc64"))]
-pub const SO_DETACH_REUSEPORT_BPF: libc::c_int = 0x0047;
+pub(crate) const SO_DETACH_REUSEPORT_BPF: libc::c_int = 0x0047;
 #[cfg(not(any(target_arch = "sparc", target_arch = "sparc64")))]
-pub const SO_DETACH_REUSEPORT_BPF: libc::c_int = 68;
+pub(crate) const SO_DETACH_REUSEPORT_BPF: libc::c_int = 68;
 
 use crate::base::hash::{GOLDEN, MAX_WORKERS, V6_MUL};
 
@@ -208,7 +211,7 @@ fn assemble(items: &[Item]) -> Vec<libc::sock_filter> {
 /// packet that is neither IPv4 nor IPv6, for which the program returns
 /// `0xFFFF_FFFF`) makes the kernel fall back to its own 4-tuple hash.
 /// Panics if `workers` is 0 or above [`MAX_WORKERS`].
-pub fn program(workers: u32) -> Vec<libc::sock_filter> {
+pub(crate) fn program(workers: u32) -> Vec<libc::sock_filter> {
     use Item::*;
     use Label::*;
     assert!(
@@ -272,7 +275,7 @@ pub fn program(workers: u32) -> Vec<libc::sock_filter> {
 /// `SO_REUSEPORT` set; attach after it listens (it is then in its group;
 /// the program is the group's, whichever member it is attached through).
 /// Errors name the option and say what to change.
-pub fn attach(fd: RawFd, workers: u32) -> io::Result<()> {
+pub(crate) fn attach(fd: RawFd, workers: u32) -> io::Result<()> {
     if !(1..=MAX_WORKERS as u32).contains(&workers) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -332,7 +335,7 @@ pub fn attach(fd: RawFd, workers: u32) -> io::Result<()> {
 /// Removes the program from the `SO_REUSEPORT` group of `fd`, if it has
 /// one (a reload to a configuration without `steer: source`, or with one
 /// worker): the kernel's own hash spreads connections again.
-pub fn detach(fd: RawFd) {
+pub(crate) fn detach(fd: RawFd) {
     let zero: libc::c_int = 0;
     // SAFETY: setsockopt with a valid int; failure (no program, an old
     // kernel) leaves things as they are.
@@ -378,7 +381,7 @@ pub fn detach(fd: RawFd) {
 ///
 /// On error the sockets created so far are closed.
 #[cfg(test)]
-pub fn bind_group(addr: SocketAddr, workers: usize, backlog: i32) -> io::Result<Vec<Socket>> {
+pub(crate) fn bind_group(addr: SocketAddr, workers: usize, backlog: i32) -> io::Result<Vec<Socket>> {
     bind_group_with(addr, workers, backlog, true, true)
 }
 

@@ -15,10 +15,10 @@ use std::time::Duration;
 
 /// How many body bytes `forward_until` writes between two questions to
 /// its `pause` (a request body checks whether the server has answered).
-pub const PAUSE_CHECK: u64 = 64 << 10;
+pub(crate) const PAUSE_CHECK: u64 = 64 << 10;
 
 /// Why a body could not be copied.
-pub enum BodyFail {
+pub(crate) enum BodyFail {
     /// The sending side timed out, closed early or failed.
     Src(IoFail),
     /// The body was not validly chunked.
@@ -35,7 +35,7 @@ enum State {
 }
 
 /// The copy of one body in progress.
-pub struct BodyCopy {
+pub(crate) struct BodyCopy {
     state: State,
     /// Send chunk data without its chunk framing (to an HTTP/1.0 client).
     dechunk: bool,
@@ -44,7 +44,7 @@ pub struct BodyCopy {
 }
 
 impl BodyCopy {
-    pub fn new(framing: Framing, dechunk: bool) -> BodyCopy {
+    pub(crate) fn new(framing: Framing, dechunk: bool) -> BodyCopy {
         let state = match framing {
             Framing::None | Framing::Length(0) => State::Done,
             Framing::Length(n) => State::Length(n),
@@ -58,7 +58,7 @@ impl BodyCopy {
         }
     }
 
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         matches!(self.state, State::Done)
     }
 
@@ -96,7 +96,7 @@ impl BodyCopy {
     }
 
     /// Moves the body bytes already buffered in `src` to the end of `out`.
-    pub fn take_buffered(&mut self, src: &mut Conn, out: &mut Vec<u8>) -> Result<(), BodyFail> {
+    pub(crate) fn take_buffered(&mut self, src: &mut Conn, out: &mut Vec<u8>) -> Result<(), BodyFail> {
         while !self.is_done() && !src.data().is_empty() {
             let (consumed, emit) = self.step(src.data())?;
             out.extend_from_slice(&src.data()[..emit]);
@@ -111,7 +111,7 @@ impl BodyCopy {
 
     /// Streams the rest of the body from `src` to `dst`. Each wait is
     /// bounded by the side's inactivity timeout.
-    pub async fn forward<W: AsyncWrite + Unpin>(
+    pub(crate) async fn forward<W: AsyncWrite + Unpin>(
         &mut self,
         src: &mut Conn,
         dst: &mut W,
@@ -127,7 +127,7 @@ impl BodyCopy {
     /// written whether to stop there, between two writes (the copy can go
     /// on later from where it stopped): `Ok(true)` when the body is done,
     /// `Ok(false)` when paused.
-    pub async fn forward_until<W: AsyncWrite + Unpin>(
+    pub(crate) async fn forward_until<W: AsyncWrite + Unpin>(
         &mut self,
         src: &mut Conn,
         dst: &mut W,

@@ -37,10 +37,10 @@ enum State {
 
 /// Why a chunked body was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChunkError(pub &'static str);
+pub(crate) struct ChunkError(pub &'static str);
 
 #[derive(Debug, Clone)]
-pub struct Chunked {
+pub(crate) struct Chunked {
     state: State,
     /// Chunk size being read, then bytes of chunk data left.
     size: u64,
@@ -62,13 +62,13 @@ impl Default for Chunked {
 }
 
 impl Chunked {
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.state == State::Done
     }
 
     /// Bytes of chunk data still expected in the current chunk (lets the
     /// caller copy data in bulk).
-    pub fn data_left(&self) -> u64 {
+    pub(crate) fn data_left(&self) -> u64 {
         if self.state == State::Data {
             self.size
         } else {
@@ -79,7 +79,7 @@ impl Chunked {
     /// Checks `input`; returns how many bytes are valid (and may be
     /// forwarded). Stops at the end of the body: bytes after it are not
     /// consumed.
-    pub fn feed(&mut self, input: &[u8]) -> Result<usize, ChunkError> {
+    pub(crate) fn feed(&mut self, input: &[u8]) -> Result<usize, ChunkError> {
         let mut i = 0;
         while i < input.len() && self.state != State::Done {
             if self.state == State::Data {
@@ -100,7 +100,7 @@ impl Chunked {
     /// Like `feed`, but stops where chunk data begins: the caller then
     /// takes up to `data_left()` bytes itself (to send data without the
     /// chunk framing) and passes them to `feed`.
-    pub fn feed_framing(&mut self, input: &[u8]) -> Result<usize, ChunkError> {
+    pub(crate) fn feed_framing(&mut self, input: &[u8]) -> Result<usize, ChunkError> {
         let mut i = 0;
         while i < input.len() && self.state != State::Done && self.state != State::Data {
             self.step(input[i])?;

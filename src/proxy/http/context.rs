@@ -6,7 +6,7 @@ use crate::proxy::http::head::Head;
 use std::net::SocketAddr;
 
 /// A request being processed, as the ACL fetches see it.
-pub struct ReqCtx<'a> {
+pub(crate) struct ReqCtx<'a> {
     pub req: &'a Head,
     /// The response, in `http-response` rules.
     pub res: Option<&'a Head>,

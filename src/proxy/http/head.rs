@@ -12,11 +12,11 @@ use crate::base::tchar::is_tchar;
 use std::ops::Range;
 
 /// Most header fields in one head (HAProxy's `tune.http.maxhdr` is 101).
-pub const MAX_HEADERS: usize = 101;
+pub(crate) const MAX_HEADERS: usize = 101;
 
 /// Where a piece of text lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Slot {
+pub(crate) enum Slot {
     /// In the raw head bytes.
     Raw(u32, u32),
     /// In `extra` (written by an edit).
@@ -33,7 +33,7 @@ impl Slot {
 
 /// One header field.
 #[derive(Debug, Clone, Copy)]
-pub struct Field {
+pub(crate) struct Field {
     pub name: Slot,
     pub value: Slot,
     /// Deleted by an edit or as hop-by-hop.
@@ -42,7 +42,7 @@ pub struct Field {
 
 /// How the body of a message is delimited (RFC 9112 §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Framing {
+pub(crate) enum Framing {
     /// No body.
     #[default]
     None,
@@ -57,7 +57,7 @@ pub enum Framing {
 /// Why a head was refused. The status is what the client sees (400-class
 /// for requests; every response problem becomes 502).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HeadError {
+pub(crate) enum HeadError {
     /// Malformed: 400 for a request, 502 for a response.
     Invalid(&'static str),
     /// Too many header fields, or a head larger than the buffer: 431.
@@ -70,7 +70,7 @@ pub enum HeadError {
 
 /// What the `Connection` header (and the version) say.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ConnectionOpts {
+pub(crate) struct ConnectionOpts {
     pub close: bool,
     pub keep_alive: bool,
     pub upgrade: bool,
@@ -80,7 +80,7 @@ pub struct ConnectionOpts {
 
 /// A parsed request or response head.
 #[derive(Debug, Default)]
-pub struct Head {
+pub(crate) struct Head {
     /// The raw head, from the first byte to the blank line included.
     pub raw: Vec<u8>,
     /// Bytes written by edits.
@@ -108,7 +108,7 @@ impl Default for Slot {
 
 /// Result of trying to parse a head out of received bytes.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Parsed {
+pub(crate) enum Parsed {
     /// A complete head of this many bytes.
     Complete(usize),
     /// More bytes are needed.
@@ -116,28 +116,28 @@ pub enum Parsed {
 }
 
 impl Head {
-    pub fn get(&self, slot: Slot) -> &[u8] {
+    pub(crate) fn get(&self, slot: Slot) -> &[u8] {
         match slot {
             Slot::Raw(..) => &self.raw[slot.range()],
             Slot::Extra(..) => &self.extra[slot.range()],
         }
     }
 
-    pub fn method(&self) -> &[u8] {
+    pub(crate) fn method(&self) -> &[u8] {
         self.get(self.method)
     }
 
-    pub fn target(&self) -> &[u8] {
+    pub(crate) fn target(&self) -> &[u8] {
         self.get(self.target)
     }
 
-    pub fn reason(&self) -> &[u8] {
+    pub(crate) fn reason(&self) -> &[u8] {
         self.get(self.reason)
     }
 
     /// The path part of the target (without the query), also for an
     /// absolute-form target.
-    pub fn path(&self) -> &[u8] {
+    pub(crate) fn path(&self) -> &[u8] {
         let t = self.target();
         let t = strip_authority(t);
         match t.iter().position(|&b| b == b'?') {
@@ -147,13 +147,13 @@ impl Head {
     }
 
     /// The query without its `?`, if any.
-    pub fn query(&self) -> Option<&[u8]> {
+    pub(crate) fn query(&self) -> Option<&[u8]> {
         let t = self.target();
         t.iter().position(|&b| b == b'?').map(|q| &t[q + 1..])
     }
 
     /// Live (not removed) fields with their name and value.
-    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+    pub(crate) fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.fields
             .iter()
             .filter(|f| !f.removed)
@@ -161,13 +161,13 @@ impl Head {
     }
 
     /// Values of the live header `name` (case-insensitive), in order.
-    pub fn values<'a>(&'a self, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+    pub(crate) fn values<'a>(&'a self, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.headers()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
     }
 
-    pub fn has(&self, name: &[u8]) -> bool {
+    pub(crate) fn has(&self, name: &[u8]) -> bool {
         self.values(name).next().is_some()
     }
 
@@ -189,7 +189,7 @@ impl Head {
 
     /// Parses a request head from `buf`. On `Complete(n)` the first `n`
     /// bytes were the head and `self` describes it.
-    pub fn parse_request(&mut self, buf: &[u8]) -> Result<Parsed, HeadError> {
+    pub(crate) fn parse_request(&mut self, buf: &[u8]) -> Result<Parsed, HeadError> {
         let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut storage);
         let len = match req.parse(buf) {
@@ -234,7 +234,7 @@ impl Head {
 
     /// Parses a response head. `request_method` decides whether a body can
     /// follow (HEAD).
-    pub fn parse_response(&mut self, buf: &[u8], head_request: bool) -> Result<Parsed, HeadError> {
+    pub(crate) fn parse_response(&mut self, buf: &[u8], head_request: bool) -> Result<Parsed, HeadError> {
         let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut res = httparse::Response::new(&mut storage);
         let len = match res.parse(buf) {
@@ -294,7 +294,7 @@ impl Head {
     }
 
     /// Whether the peer wants this connection closed after the message.
-    pub fn wants_close(&self) -> bool {
+    pub(crate) fn wants_close(&self) -> bool {
         self.conn.close || (self.minor == 0 && !self.conn.keep_alive)
     }
 
@@ -479,7 +479,7 @@ impl Head {
     }
 
     /// Removes every field named `name`.
-    pub fn remove(&mut self, name: &[u8]) {
+    pub(crate) fn remove(&mut self, name: &[u8]) {
         for i in 0..self.fields.len() {
             let f = self.fields[i];
             if !f.removed && self.get(f.name).eq_ignore_ascii_case(name) {
@@ -489,7 +489,7 @@ impl Head {
     }
 
     /// Appends a field.
-    pub fn add(&mut self, name: &[u8], value: &[u8]) {
+    pub(crate) fn add(&mut self, name: &[u8], value: &[u8]) {
         let name = self.push_extra(name);
         let value = self.push_extra(value);
         self.fields.push(Field {
@@ -500,19 +500,19 @@ impl Head {
     }
 
     /// Replaces every field named `name` with one field.
-    pub fn set(&mut self, name: &[u8], value: &[u8]) {
+    pub(crate) fn set(&mut self, name: &[u8], value: &[u8]) {
         self.remove(name);
         self.add(name, value);
     }
 
     /// Replaces the value of field `index`.
-    pub fn set_value(&mut self, index: usize, value: &[u8]) {
+    pub(crate) fn set_value(&mut self, index: usize, value: &[u8]) {
         let slot = self.push_extra(value);
         self.fields[index].value = slot;
     }
 
     /// Replaces the request target.
-    pub fn set_target(&mut self, target: &[u8]) {
+    pub(crate) fn set_target(&mut self, target: &[u8]) {
         self.target = self.push_extra(target);
     }
 
@@ -562,7 +562,7 @@ impl Head {
     /// Upgrade (Trailer stays: it describes the message). `keep_upgrade`
     /// keeps Upgrade for a protocol switch. (The fields a Connection
     /// header names went when the head was parsed.)
-    pub fn strip_hop_by_hop(&mut self, keep_upgrade: bool) {
+    pub(crate) fn strip_hop_by_hop(&mut self, keep_upgrade: bool) {
         self.remove(b"connection");
         self.remove(b"keep-alive");
         self.remove(b"proxy-connection");
@@ -578,7 +578,7 @@ impl Head {
     /// client's version (an HTTP/1.0 request may have no Host, and a server
     /// must refuse an HTTP/1.1 one without; HAProxy forwards 1.0 as 1.0
     /// too), live fields, then `connection` (if any), then the blank line.
-    pub fn write_request(&self, out: &mut Vec<u8>, connection: Option<&[u8]>) {
+    pub(crate) fn write_request(&self, out: &mut Vec<u8>, connection: Option<&[u8]>) {
         out.extend_from_slice(self.method());
         out.push(b' ');
         out.extend_from_slice(self.target());
@@ -591,7 +591,7 @@ impl Head {
     }
 
     /// Writes the response head for the client, always as HTTP/1.1.
-    pub fn write_response(&self, out: &mut Vec<u8>, connection: Option<&[u8]>) {
+    pub(crate) fn write_response(&self, out: &mut Vec<u8>, connection: Option<&[u8]>) {
         out.extend_from_slice(b"HTTP/1.1 ");
         push_status(out, self.status);
         out.push(b' ');
@@ -779,7 +779,7 @@ fn parse_length(v: &[u8]) -> Option<u64> {
     std::str::from_utf8(v).ok()?.parse().ok()
 }
 
-pub fn trim(v: &[u8]) -> &[u8] {
+pub(crate) fn trim(v: &[u8]) -> &[u8] {
     let start = v
         .iter()
         .position(|&b| b != b' ' && b != b'\t')
@@ -854,7 +854,7 @@ fn strip_authority(t: &[u8]) -> &[u8] {
 
 /// Whether a method is idempotent (RFC 9110 §9.2.2): such a request can
 /// be sent again if its connection failed before an answer.
-pub fn idempotent(method: &[u8]) -> bool {
+pub(crate) fn idempotent(method: &[u8]) -> bool {
     matches!(
         method,
         b"GET" | b"HEAD" | b"PUT" | b"DELETE" | b"OPTIONS" | b"TRACE"

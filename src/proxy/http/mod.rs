@@ -6,9 +6,9 @@
 //! it calls down into `upstream`, `balance`, `stick`, `control::stats` (the
 //! stats page) and `io`.
 
-pub mod body;
-pub mod chunked;
-pub mod context;
-pub mod head;
-pub mod rules;
-pub mod session;
+pub(crate) mod body;
+pub(crate) mod chunked;
+pub(crate) mod context;
+pub(crate) mod head;
+pub(crate) mod rules;
+pub(crate) mod session;

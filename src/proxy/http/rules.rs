@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 // ---- applying -------------------------------------------------------------
 
 /// What the rest of the connection needs to know about the request.
-pub struct Env<'a> {
+pub(crate) struct Env<'a> {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     /// The client connection's TLS session, when it arrived over TLS.
@@ -22,7 +22,7 @@ pub struct Env<'a> {
 
 /// A response the rules decided to send instead of proxying.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
+pub(crate) enum Reply {
     /// An error page for this status (errorfile or built-in).
     Error(u16),
     /// A generated response.
@@ -36,7 +36,7 @@ pub enum Reply {
 
 /// What a list of rules decided.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Go on to the next step (`allow` ends only the current list of
     /// rules, as in HAProxy).
     Continue,
@@ -44,7 +44,7 @@ pub enum Outcome {
 }
 
 /// Applies request rules to `req`.
-pub fn apply_request(rules: &[Rule], req: &mut Head, env: &Env, scratch: &mut Vec<u8>) -> Outcome {
+pub(crate) fn apply_request(rules: &[Rule], req: &mut Head, env: &Env, scratch: &mut Vec<u8>) -> Outcome {
     for rule in rules {
         let ctx = ReqCtx {
             req,
@@ -105,7 +105,7 @@ pub fn apply_request(rules: &[Rule], req: &mut Head, env: &Env, scratch: &mut Ve
 }
 
 /// Applies response rules to `res` (the request is visible read-only).
-pub fn apply_response(
+pub(crate) fn apply_response(
     rules: &[Rule],
     req: &Head,
     res: &mut Head,

@@ -85,7 +85,7 @@ struct Idle {
 ///
 /// (A plain function returning an `async move` block, not an `async fn`:
 /// an `async fn` keeps its arguments twice in its state.)
-pub fn serve(
+pub(crate) fn serve(
     w: Rc<Worker>,
     fe: usize,
     stream: Stream,

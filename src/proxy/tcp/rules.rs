@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 /// `src`: the connection rules, and the content rules too when the
 /// frontend has no inspect-delay (else [`inspect`] runs them later). False
 /// when a rule rejects it.
-pub fn run(
+pub(crate) fn run(
     w: &Worker,
     fe: usize,
     tracks: &RefCell<crate::stick::Tracks>,
@@ -81,7 +81,7 @@ fn env<'a>(
 /// The backend for a connection of frontend `fe` that content inspection
 /// did not hold: the first `use_backend` whose condition holds on its
 /// addresses and counters, else `default_backend`.
-pub fn route(
+pub(crate) fn route(
     w: &Worker,
     fe: usize,
     tracks: &RefCell<crate::stick::Tracks>,
@@ -104,7 +104,7 @@ pub fn route(
 
 /// A connection content inspection let through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Passed {
+pub(crate) struct Passed {
     /// None: no `use_backend` matched and there is no `default_backend`.
     pub backend: Option<usize>,
     /// The first `held` bytes of the buffer were read from the client;
@@ -114,7 +114,7 @@ pub struct Passed {
 
 /// Why content inspection closed a connection (`held`: bytes it had read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
+pub(crate) enum Refused {
     /// A content rule rejected it.
     Reject { held: usize },
     /// It began as a TLS handshake but is malformed or too large.
@@ -124,7 +124,7 @@ pub enum Refused {
 }
 
 impl Refused {
-    pub fn held(self) -> usize {
+    pub(crate) fn held(self) -> usize {
         match self {
             Refused::Reject { held }
             | Refused::BadHello { held, .. }
@@ -134,7 +134,7 @@ impl Refused {
 
     /// HAProxy's termination state: `PR` (refused by the proxy while the
     /// request came in), `CR` (the client gave up meanwhile).
-    pub fn termination(self) -> [u8; 2] {
+    pub(crate) fn termination(self) -> [u8; 2] {
         match self {
             Refused::Reject { .. } | Refused::BadHello { .. } => *b"PR",
             Refused::Aborted { .. } => *b"CR",
@@ -148,7 +148,7 @@ impl Refused {
 /// `delay` passes; then runs the content rules and `use_backend` once.
 /// `msg` (as long as `buf`) receives the reassembled hello.
 #[allow(clippy::too_many_arguments)] // the connection, its tables, its buffers
-pub async fn inspect(
+pub(crate) async fn inspect(
     w: &Worker,
     fe: usize,
     client: &mut crate::io::stream::Stream,
@@ -216,7 +216,7 @@ pub async fn inspect(
 /// A connection as ACL fetches see it before any request: addresses,
 /// stick counters and, during content inspection, the bytes held;
 /// request fetches find nothing.
-pub struct ConnCtx<'a> {
+pub(crate) struct ConnCtx<'a> {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     pub stick: Option<crate::stick::Env<'a>>,

@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Serves one accepted client connection of frontend `fe`.
-pub async fn session(
+pub(crate) async fn session(
     w: Rc<Worker>,
     fe: usize,
     mut client: Stream,

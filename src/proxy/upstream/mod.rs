@@ -4,7 +4,7 @@
 //!
 //! Must not touch: the sessions that call it.
 
-pub mod persist;
+pub(crate) mod persist;
 
 use crate::acl::LogFormat;
 use crate::balance::backend::Lease;
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 /// What happened on the way to a server, for the log line.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct ConnectReport {
+pub(crate) struct ConnectReport {
     /// The server of the last attempt.
     pub server: Option<usize>,
     /// Attempts after the first.
@@ -33,7 +33,7 @@ pub struct ConnectReport {
 
 /// Why no server connection could be made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectFailure {
+pub(crate) enum ConnectFailure {
     /// No server of the backend is up.
     NoServer,
     /// Waited `timeout queue` for a free slot.
@@ -46,7 +46,7 @@ pub enum ConnectFailure {
 
 impl ConnectFailure {
     /// HAProxy's two-character termination state.
-    pub fn termination(self) -> [u8; 2] {
+    pub(crate) fn termination(self) -> [u8; 2] {
         match self {
             ConnectFailure::NoServer | ConnectFailure::Refused => *b"SC",
             ConnectFailure::QueueTimeout => *b"sQ",
@@ -56,7 +56,7 @@ impl ConnectFailure {
 }
 
 /// A connection to a server, with its slot.
-pub struct Upstream {
+pub(crate) struct Upstream {
     pub stream: Stream,
     pub lease: Lease,
     /// Taken from the idle pool rather than newly connected.
@@ -71,7 +71,7 @@ pub struct Upstream {
 /// of `timeout connect`); `sni` renders the server's `sni` setting in the
 /// caller's context.
 #[allow(clippy::too_many_arguments)] // one per decision input
-pub async fn connect(
+pub(crate) async fn connect(
     w: &Worker,
     backend: usize,
     client_ip: IpAddr,

@@ -22,7 +22,7 @@ const MAX_STORES: usize = 4;
 
 /// What the stick rules decided for one connection or request.
 #[derive(Default)]
-pub struct Sticky {
+pub(crate) struct Sticky {
     /// The server (index in the backend) the client is stuck to.
     pub prefer: Option<usize>,
     /// Keys to store the chosen server under: (table, key).
@@ -39,7 +39,7 @@ impl Sticky {
 
 /// Runs backend `backend`'s stick rules for a client, before the server is
 /// chosen.
-pub async fn before_connect(w: &Worker, backend: usize, ctx: &dyn Context) -> Sticky {
+pub(crate) async fn before_connect(w: &Worker, backend: usize, ctx: &dyn Context) -> Sticky {
     let mut out = Sticky::default();
     let cfg = &w.config.backends[backend];
     if cfg.stick.is_empty() {
@@ -105,7 +105,7 @@ pub async fn before_connect(w: &Worker, backend: usize, ctx: &dyn Context) -> St
 }
 
 /// Stores the server a connection went to under the keys that need it.
-pub fn after_connect(w: &Worker, sticky: &mut Sticky, server: usize) {
+pub(crate) fn after_connect(w: &Worker, sticky: &mut Sticky, server: usize) {
     let defs = &w.config.tables;
     for (table, key) in sticky.stores.iter_mut().filter_map(Option::take) {
         w.stick
