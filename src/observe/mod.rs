@@ -7,3 +7,4 @@ pub mod counters;
 #[macro_use]
 pub mod log;
 pub mod sessions;
+pub mod termination;

@@ -9,6 +9,7 @@ use crate::balance::backend::Lease;
 use crate::balance::pick::{self, Pick};
 use crate::io::conn::{Deadline, until};
 use crate::io::stream::Stream;
+use crate::observe::termination::{Cause, Phase, Termination};
 use crate::worker::Worker;
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
@@ -43,12 +44,14 @@ pub enum ConnectFailure {
 }
 
 impl ConnectFailure {
-    /// HAProxy's two-character termination state.
-    pub fn termination(self) -> [u8; 2] {
+    /// HAProxy's termination state: `SC`, `sQ` or `sC`.
+    pub fn termination(self) -> Termination {
         match self {
-            ConnectFailure::NoServer | ConnectFailure::Refused => *b"SC",
-            ConnectFailure::QueueTimeout => *b"sQ",
-            ConnectFailure::TimedOut => *b"sC",
+            ConnectFailure::NoServer | ConnectFailure::Refused => {
+                Termination::new(Cause::Server, Phase::Connect)
+            }
+            ConnectFailure::QueueTimeout => Termination::new(Cause::ServerTimeout, Phase::Queue),
+            ConnectFailure::TimedOut => Termination::new(Cause::ServerTimeout, Phase::Connect),
         }
     }
 }
