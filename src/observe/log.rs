@@ -13,6 +13,7 @@
 //! at most once a second per target and worker, and in total at stop.
 
 use crate::config::{LogDest, LogFormat, LogTarget};
+use crate::observe::termination::Termination;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::Write as _;
@@ -893,7 +894,7 @@ pub(crate) struct TcpLog<'a> {
     /// Bytes sent to the client.
     pub bytes_out: u64,
     /// Termination state, two characters as in HAProxy (`--`, `SC`, `cD`...).
-    pub termination: [u8; 2],
+    pub termination: Termination,
     /// Connections open on this worker, on the frontend, the backend and
     /// the server when the connection was logged, and retries it took.
     pub actconn: u32,
@@ -913,6 +914,7 @@ impl TcpLog<'_> {
     /// `%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq`
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
         let ms = |d: Option<Duration>| d.map_or(-1, |d| d.as_millis() as i64);
+        let ts = self.termination.code();
         write_ip(out, &self.client);
         let _ = write!(out, ":{} [", self.client.port());
         write_date(out, self.accepted);
@@ -927,8 +929,8 @@ impl TcpLog<'_> {
             ms(self.connect),
             self.total.as_millis(),
             self.bytes_out,
-            self.termination[0] as char,
-            self.termination[1] as char,
+            ts[0] as char,
+            ts[1] as char,
             self.actconn,
             self.feconn,
             self.beconn,
@@ -963,7 +965,7 @@ pub(crate) struct HttpLog<'a> {
     /// B: bytes sent to the client.
     pub bytes_out: u64,
     /// Termination state: cause and state, as in HAProxy (`--`, `PR`, `sH`...).
-    pub termination: [u8; 2],
+    pub termination: Termination,
     pub actconn: u32,
     pub feconn: u32,
     pub beconn: u32,
@@ -988,6 +990,7 @@ impl HttpLog<'_> {
     /// %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r`, HAProxy's httplog.
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
         let ms = |d: Option<Duration>| d.map_or(-1, |d| d.as_millis() as i64);
+        let ts = self.termination.code();
         write_ip(out, &self.client);
         let _ = write!(out, ":{} [", self.client.port());
         write_date(out, self.date);
@@ -1009,8 +1012,8 @@ impl HttpLog<'_> {
                 i64::from(self.status)
             },
             self.bytes_out,
-            self.termination[0] as char,
-            self.termination[1] as char,
+            ts[0] as char,
+            ts[1] as char,
             self.actconn,
             self.feconn,
             self.beconn,
@@ -1122,6 +1125,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observe::termination::{Cause, Phase};
 
     #[test]
     fn throttle_lets_ten_a_second_through_and_counts_the_rest() {
@@ -1365,7 +1369,7 @@ mod tests {
             connect: Some(Duration::from_millis(2)),
             total: Duration::from_millis(5012),
             bytes_out: 1234,
-            termination: *b"--",
+            termination: Termination::NORMAL,
             actconn: 3,
             feconn: 2,
             beconn: 2,
@@ -1399,7 +1403,7 @@ mod tests {
             total: Duration::from_millis(7),
             status: 200,
             bytes_out: 512,
-            termination: *b"--",
+            termination: Termination::NORMAL,
             actconn: 1,
             feconn: 1,
             beconn: 1,
@@ -1433,7 +1437,7 @@ mod tests {
             connect: None,
             total: Duration::from_millis(7),
             bytes_out: 0,
-            termination: *b"SC",
+            termination: Termination::new(Cause::Server, Phase::Connect),
             actconn: 1,
             feconn: 1,
             beconn: 1,

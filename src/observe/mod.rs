@@ -8,4 +8,5 @@ pub(crate) mod counters;
 pub(crate) mod log;
 pub(crate) mod sessions;
 pub(crate) mod snapshot;
+pub(crate) mod termination;
 pub(crate) mod worker_snapshot;

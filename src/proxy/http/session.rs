@@ -11,6 +11,11 @@
 //!    rules, the response head to the client (one write) and its body;
 //! 6. one httplog line; the server connection back to the pool when it
 //!    can be reused; the next request or close.
+//!
+//! Steps 3 to 6 are `proxy()`'s phases, each its own method: `send_request`,
+//! `read_final_head`, `switch_protocols` or `respond`, `recycle`. A phase
+//! that fails returns a `Stop` (a typed termination state and what the
+//! client is sent), answered in one place.
 
 use crate::balance::backend::Lease;
 use crate::config::{ConnMode, ForwardFor, Frontend, HttpFrontend};
@@ -19,6 +24,7 @@ use crate::io::relay;
 use crate::io::stream::Stream;
 use crate::model::errors;
 use crate::observe::log::HttpLog;
+use crate::observe::termination::{Cause, Phase, Termination};
 use crate::proxy::http::body::{BodyCopy, BodyFail};
 use crate::proxy::http::chunked::Chunked;
 use crate::proxy::http::context::ReqCtx;
@@ -26,6 +32,7 @@ use crate::proxy::http::head::{Framing, Head, HeadError, Parsed, idempotent};
 use crate::proxy::http::rules::{self, Env, Outcome, Reply};
 use crate::proxy::upstream::persist::{self, Sticky};
 use crate::proxy::upstream::{self, ConnectReport};
+use crate::rules::http::Rule;
 use crate::stick::Tracks;
 use crate::worker::Worker;
 use crate::worker::guard::ConnGuard;
@@ -234,7 +241,7 @@ struct Txn {
     response: Option<Duration>,
     status: u16,
     bytes_out: u64,
-    termination: [u8; 2],
+    termination: Termination,
     parsed: bool,
     /// The request is counted in its backend's connections until logged.
     counted: Option<Rc<crate::balance::backend::BackendState>>,
@@ -264,7 +271,7 @@ impl Txn {
             response: None,
             status: 0,
             bytes_out: 0,
-            termination: *b"--",
+            termination: Termination::NORMAL,
             parsed: false,
             counted: None,
             lease: None,
@@ -281,7 +288,7 @@ enum Got {
         log: bool,
     },
     /// Refused with this status.
-    Refused(u16, [u8; 2]),
+    Refused(u16, Termination),
     /// Idle for `PARK_AFTER` between requests: hand the connection to a
     /// small idle task until its keep-alive deadline.
     Park(Instant),
@@ -320,6 +327,131 @@ enum ResFail {
     Invalid,
 }
 
+impl ResFail {
+    /// How an exchange ends when no usable response head came: 504 `sH`,
+    /// 502 `SH` or 502 `PH`.
+    fn stop(self) -> Stop {
+        match self {
+            ResFail::Timeout => {
+                Stop::error(504, Termination::new(Cause::ServerTimeout, Phase::Headers))
+            }
+            ResFail::Closed { .. } => {
+                Stop::error(502, Termination::new(Cause::Server, Phase::Headers))
+            }
+            ResFail::Invalid => Stop::error(502, Termination::new(Cause::Proxy, Phase::Headers)),
+        }
+    }
+}
+
+/// `PR`: refused by the proxy while the request came in.
+const PROXY_REQUEST: Termination = Termination::new(Cause::Proxy, Phase::Request);
+
+/// `LR`: answered by corral itself (a rule, the stats page).
+const LOCAL_REPLY: Termination = Termination::new(Cause::Local, Phase::Request);
+
+/// A request being proxied to backend `b`: what is decided once, before
+/// the first attempt on a server connection.
+struct Exchange {
+    b: usize,
+    mode: ConnMode,
+    /// The client asks for a protocol switch (`Upgrade`).
+    upgrade: bool,
+    head_request: bool,
+    has_body: bool,
+    /// A request without a body whose pooled connection turns out dead
+    /// is sent again on a new connection: the server never saw it, or,
+    /// for an idempotent method, seeing it twice is harmless.
+    resendable: bool,
+    /// An idle pooled connection is tried first.
+    reuse: bool,
+    /// The request body's copy to the server.
+    upload: BodyCopy,
+    sticky: Sticky,
+}
+
+/// How sending the request (phase 1) ended.
+enum Sending {
+    Sent(Sent),
+    /// The pooled connection taken failed the head write (the server
+    /// had closed it): the request goes again on a new one.
+    Retry,
+    /// It failed; `held` is the slot of the server connection, closed
+    /// already, given back once the failure is answered.
+    Failed(Stop, Option<Lease>),
+}
+
+/// A request sent to a server.
+struct Sent {
+    server: Conn,
+    lease: Lease,
+    /// The connection came from the idle pool.
+    reused: bool,
+    /// When the request head went out: the response head is due within
+    /// `timeout server` of it.
+    at: Instant,
+    /// A response head is already in `res`, read while the body went out.
+    have_head: bool,
+    /// The body was not (wholly) sent: the server answered first or
+    /// stopped reading.
+    body_skipped: bool,
+}
+
+/// How sending the request body went.
+#[derive(Default)]
+struct BodySent {
+    have_head: bool,
+    skipped: bool,
+}
+
+/// What reading the final response head (phase 2) found.
+enum FinalHead {
+    /// It is in `res`.
+    Read,
+    /// The pooled connection was closed by the server before a byte came:
+    /// the request goes again on a new one.
+    PoolClosed,
+}
+
+/// A response sent to the client (phase 4).
+struct Responded {
+    /// How its body went.
+    body: Result<(), Termination>,
+    /// The client connection closes after it.
+    client_close: bool,
+}
+
+/// Why an exchange ends early: its termination state and what the client
+/// is sent.
+struct Stop {
+    termination: Termination,
+    answer: Answer,
+}
+
+enum Answer {
+    /// Nothing: the client is gone, or the response has begun.
+    None,
+    /// The error page for this status.
+    Error(u16),
+    /// What a response rule decided.
+    Rule(Reply),
+}
+
+impl Stop {
+    fn close(termination: Termination) -> Stop {
+        Stop {
+            termination,
+            answer: Answer::None,
+        }
+    }
+
+    fn error(status: u16, termination: Termination) -> Stop {
+        Stop {
+            termination,
+            answer: Answer::Error(status),
+        }
+    }
+}
+
 impl<'w> Session<'w> {
     async fn run(mut self) -> Option<Idle> {
         loop {
@@ -329,7 +461,7 @@ impl<'w> Session<'w> {
                 Got::Request => {}
                 Got::Closed { log } => {
                     if log && !self.cfg.dontlognull {
-                        txn.termination = *b"CR";
+                        txn.termination = Termination::new(Cause::Client, Phase::Request);
                         self.log(&txn);
                     }
                     break;
@@ -416,7 +548,7 @@ impl<'w> Session<'w> {
                     Ok(Parsed::Partial) => {
                         if self.client.is_full() {
                             let line_done = self.client.data().windows(2).any(|w| w == b"\r\n");
-                            return Got::Refused(if line_done { 431 } else { 414 }, *b"PR");
+                            return Got::Refused(if line_done { 431 } else { 414 }, PROXY_REQUEST);
                         }
                     }
                     Err(e) => {
@@ -426,7 +558,7 @@ impl<'w> Session<'w> {
                             HeadError::Invalid(_) => 400,
                             HeadError::NotImplemented(_) => 501,
                         };
-                        return Got::Refused(status, *b"PR");
+                        return Got::Refused(status, PROXY_REQUEST);
                     }
                 }
             }
@@ -448,7 +580,7 @@ impl<'w> Session<'w> {
                 Err(IoFail::Timeout) if !begun && park_at.is_some() => return Got::Park(deadline),
                 Err(IoFail::Timeout) => {
                     return if begun || first {
-                        Got::Refused(408, *b"cR")
+                        Got::Refused(408, Termination::new(Cause::ClientTimeout, Phase::Request))
                     } else {
                         Got::Closed { log: false }
                     };
@@ -474,20 +606,11 @@ impl<'w> Session<'w> {
                 .borrow()
                 .new_request(&self.w.stick, &self.w.config.tables);
         }
-        let env = Env {
-            src: self.peer,
-            dst: self.local,
-            tls: self.client.stream.tls_in(),
-            unique_id: &self.uid,
-            stick: self.stick_env(self.cfg.table),
-        };
-        if let Outcome::Reply(r) =
-            rules::apply_request(&http.request_rules, &mut self.req, &env, &mut self.scratch)
-        {
+        if let Outcome::Reply(r) = self.apply_rules(&http.request_rules, self.cfg.table, false) {
             return self.reply(r, None, txn).await;
         }
         let Some(b) = self.route() else {
-            txn.termination = *b"SC";
+            txn.termination = Termination::new(Cause::Server, Phase::Connect);
             self.send_error(503, None, txn).await;
             return Next::Close;
         };
@@ -496,16 +619,8 @@ impl<'w> Session<'w> {
             .http
             .as_ref()
             .expect("http frontends use http backends");
-        let env = Env {
-            src: self.peer,
-            dst: self.local,
-            tls: self.client.stream.tls_in(),
-            unique_id: &self.uid,
-            stick: self.stick_env(self.w.config.backends[b].table),
-        };
-        if let Outcome::Reply(r) =
-            rules::apply_request(&bhttp.request_rules, &mut self.req, &env, &mut self.scratch)
-        {
+        let own = self.w.config.backends[b].table;
+        if let Outcome::Reply(r) = self.apply_rules(&bhttp.request_rules, own, false) {
             return self.reply(r, Some(b), txn).await;
         }
         if let Some(ff) = bhttp.forwardfor.as_ref().or(http.forwardfor.as_ref()) {
@@ -534,6 +649,25 @@ impl<'w> Session<'w> {
             tls: self.client.stream.tls_in(),
             unique_id: &self.uid,
             stick: self.stick_env(self.cfg.table),
+        }
+    }
+
+    /// Applies a list of request rules (or, with `response`, response
+    /// rules) to the current heads, `own` being the section's stick table.
+    /// (The rules' environment borrows only the fields it reads, so the
+    /// rules may change the heads.)
+    fn apply_rules(&mut self, list: &[Rule], own: Option<usize>, response: bool) -> Outcome {
+        let env = Env {
+            src: self.peer,
+            dst: self.local,
+            tls: self.client.stream.tls_in(),
+            unique_id: &self.uid,
+            stick: self.stick_env(own),
+        };
+        if response {
+            rules::apply_response(list, &self.req, &mut self.res, &env, &mut self.scratch)
+        } else {
+            rules::apply_request(list, &mut self.req, &env, &mut self.scratch)
         }
     }
 
@@ -631,7 +765,7 @@ impl<'w> Session<'w> {
         txn: &mut Txn,
     ) -> Next {
         use crate::control::stats::page::{self, View};
-        txn.termination = *b"LR";
+        txn.termination = LOCAL_REPLY;
         let close = self.local_reply_closes();
         self.out.clear();
         if !page::authorized(page, self.req.values(b"authorization").next()) {
@@ -718,7 +852,7 @@ impl<'w> Session<'w> {
     async fn send_out(&mut self, txn: &mut Txn, close: bool) -> Next {
         let deadline = Deadline::After(self.cfg.timeout_client);
         if self.client.write_all(&self.out, deadline).await.is_err() {
-            txn.termination = *b"CD";
+            txn.termination = Termination::new(Cause::Client, Phase::Data);
             return Next::Close;
         }
         txn.bytes_out += self.out.len() as u64;
@@ -728,7 +862,7 @@ impl<'w> Session<'w> {
     async fn reply(&mut self, r: Reply, backend: Option<usize>, txn: &mut Txn) -> Next {
         match r {
             Reply::Error(status) => {
-                txn.termination = *b"PR";
+                txn.termination = PROXY_REQUEST;
                 self.send_error(status, backend, txn).await;
                 Next::Close
             }
@@ -738,7 +872,7 @@ impl<'w> Session<'w> {
                 location,
                 body,
             } => {
-                txn.termination = *b"LR";
+                txn.termination = LOCAL_REPLY;
                 let close = self.local_reply_closes();
                 self.out.clear();
                 errors::generated(
@@ -775,11 +909,49 @@ impl<'w> Session<'w> {
 
     // ---- upstream -------------------------------------------------------
 
+    /// Proxies the request to backend `b`, phase after phase: send request,
+    /// read final head, then switch protocols (a 101) or respond, and
+    /// recycle. A phase that fails returns a `Stop`, answered here.
     async fn proxy(&mut self, b: usize, txn: &mut Txn) -> Next {
+        let mut x = match self.prepare_request(b).await {
+            Ok(x) => x,
+            Err(stop) => return self.stop(stop, b, None, txn).await,
+        };
+        let mut sent = loop {
+            let mut sent = match self.send_request(&mut x, txn).await {
+                Sending::Sent(sent) => sent,
+                Sending::Retry => continue,
+                Sending::Failed(stop, held) => return self.stop(stop, b, held, txn).await,
+            };
+            match self.read_final_head(&x, &mut sent, txn).await {
+                Ok(FinalHead::Read) => break sent,
+                Ok(FinalHead::PoolClosed) => {
+                    // (Its slot is given back before the next connect.)
+                    self.release(sent.server);
+                    x.reuse = false;
+                }
+                Err(stop) => return self.abort(sent, stop, b, txn).await,
+            }
+        };
+        if self.res.status == 101 {
+            return match self.switch_protocols(&x, txn).await {
+                Ok(timeout) => Next::Tunnel(sent.server, sent.lease, timeout),
+                Err(stop) => self.abort(sent, stop, b, txn).await,
+            };
+        }
+        match self.respond(&x, &mut sent, txn).await {
+            Ok(responded) => self.recycle(&x, sent, responded, txn).await,
+            Err(stop) => self.abort(sent, stop, b, txn).await,
+        }
+    }
+
+    /// Before the first attempt (part of sending the request): the request
+    /// head for the server, written once into `out` (every attempt sends
+    /// it), and what the attempts share.
+    async fn prepare_request(&mut self, b: usize) -> Result<Exchange, Stop> {
         let w = self.w;
         let bcfg = &w.config.backends[b];
         let bhttp = bcfg.http.as_ref().expect("http backend");
-        let bst = &w.backends[b];
         let mode = self.http.conn_mode.max(bhttp.conn_mode);
         let upgrade = self.req.conn.upgrade && self.req.has(b"upgrade");
         self.req.strip_hop_by_hop(upgrade);
@@ -800,257 +972,246 @@ impl<'w> Session<'w> {
         if self.req.framing == Framing::Chunked
             && Chunked::default().feed(self.client.data()).is_err()
         {
-            txn.termination = *b"PR";
-            self.send_error(400, Some(b), txn).await;
-            return Next::Close;
+            return Err(Stop::error(400, PROXY_REQUEST));
         }
-        // A request without a body whose pooled connection turns out dead
-        // is sent again on a new connection: the server never saw it, or,
-        // for an idempotent method, seeing it twice is harmless.
         let resendable = !has_body && idempotent(self.req.method());
-        let mut reuse = mode == ConnMode::KeepAlive;
-        let mut body_skipped = false;
-        let mut upload = BodyCopy::new(self.req.framing, false);
-
-        let mut sticky = if bcfg.stick.is_empty() {
+        let upload = BodyCopy::new(self.req.framing, false);
+        let sticky = if bcfg.stick.is_empty() {
             Sticky::default()
         } else {
             // Boxed: only backends with stick rules pay for its state.
             Box::pin(persist::before_connect(w, b, &self.ctx(None))).await
         };
-        let (mut server, lease) = loop {
-            let connected = upstream::connect(
-                w,
-                b,
-                self.peer.ip(),
-                &mut txn.report,
-                reuse,
-                sticky.prefer,
-                &|f, out| f.render(&self.ctx(None), out),
-            )
+        Ok(Exchange {
+            b,
+            mode,
+            upgrade,
+            head_request,
+            has_body,
+            resendable,
+            reuse: mode == ConnMode::KeepAlive,
+            upload,
+            sticky,
+        })
+    }
+
+    /// Phase 1, send request: a server connection (an idle pooled one
+    /// while `x.reuse`, else a new one: balance, queue, connect, retries),
+    /// the request head on it, then the body.
+    async fn send_request(&mut self, x: &mut Exchange, txn: &mut Txn) -> Sending {
+        let w = self.w;
+        let b = x.b;
+        let timeout_server = w.config.backends[b].timeout_server;
+        let connected = upstream::connect(
+            w,
+            b,
+            self.peer.ip(),
+            &mut txn.report,
+            x.reuse,
+            x.sticky.prefer,
+            &|f, out| f.render(&self.ctx(None), out),
+        )
+        .await;
+        let up = match connected {
+            Ok(u) => {
+                persist::after_connect(w, &mut x.sticky, u.lease.server());
+                w.sessions.route(self.sess, b, u.lease.server());
+                u
+            }
+            Err(f) => return Sending::Failed(Stop::error(503, f.termination()), None),
+        };
+        txn.server_used = true;
+        let mut server = Conn::new(up.stream, w.bufs.take());
+        if server
+            .write_all(&self.out, Deadline::After(timeout_server))
+            .await
+            .is_err()
+        {
+            self.release(server);
+            if up.reused {
+                x.reuse = false;
+                return Sending::Retry;
+            }
+            let stop = Stop::error(502, Termination::new(Cause::Server, Phase::Headers));
+            return Sending::Failed(stop, Some(up.lease));
+        }
+        let at = Instant::now();
+        let (server, body) = if x.has_body {
+            self.send_body(x, server).await
+        } else {
+            (server, Ok(BodySent::default()))
+        };
+        match body {
+            Ok(body) => Sending::Sent(Sent {
+                server,
+                lease: up.lease,
+                reused: up.reused,
+                at,
+                have_head: body.have_head,
+                body_skipped: body.skipped,
+            }),
+            Err(stop) => {
+                self.release(server);
+                Sending::Failed(stop, Some(up.lease))
+            }
+        }
+    }
+
+    /// The request body (phase 1), after the server's go-ahead if it was
+    /// asked for, while the server is watched for an early final answer.
+    async fn send_body(
+        &mut self,
+        x: &mut Exchange,
+        mut server: Conn,
+    ) -> (Conn, Result<BodySent, Stop>) {
+        let timeout_server = self.w.config.backends[x.b].timeout_server;
+        let mut sent = BodySent::default();
+        if self.req.expect_continue && self.client.data().is_empty() {
+            let wait = Deadline::After(EXPECT_WAIT.min(timeout_server));
+            match self.read_response(&mut server, wait, x.head_request).await {
+                Ok(()) if self.res.status == 100 => {
+                    // A final answer right behind the 100 (in the same
+                    // read): the body is not wanted after all, and the
+                    // client is not told to send it.
+                    if self.final_buffered(&mut server, x.head_request) {
+                        sent.have_head = true;
+                        sent.skipped = true;
+                    } else {
+                        let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
+                        let timeout = self.cfg.timeout_client;
+                        if let Err(stop) = to_client(&mut self.client, interim, timeout).await {
+                            return (server, Err(stop));
+                        }
+                    }
+                }
+                Ok(()) => {
+                    // A final (or other interim) answer before the body:
+                    // the body will not be read.
+                    sent.have_head = true;
+                    sent.skipped = self.res.status >= 200;
+                }
+                Err(ResFail::Timeout) => {}
+                Err(fail) => return (server, Err(fail.stop())),
+            }
+        }
+        if sent.skipped {
+            return (server, Ok(sent));
+        }
+        let (server, early) = self
+            .upload(&mut x.upload, server, x.head_request, timeout_server)
             .await;
-            let up = match connected {
-                Ok(u) => {
-                    persist::after_connect(w, &mut sticky, u.lease.server());
-                    w.sessions.route(self.sess, b, u.lease.server());
-                    u
-                }
-                Err(f) => {
-                    txn.termination = f.termination();
-                    self.send_error(503, Some(b), txn).await;
-                    return Next::Close;
-                }
-            };
-            txn.server_used = true;
-            let mut server = Conn::new(up.stream, w.bufs.take());
-            let server_deadline = || Deadline::After(bcfg.timeout_server);
-            if server
-                .write_all(&self.out, server_deadline())
-                .await
-                .is_err()
-            {
-                self.release(server);
-                if up.reused {
-                    reuse = false;
-                    continue;
-                }
-                txn.termination = *b"SH";
-                self.send_error(502, Some(b), txn).await;
-                return Next::Close;
+        let sent = match early {
+            Upload::Sent(Ok(())) => Ok(sent),
+            Upload::Sent(Err(BodyFail::Invalid)) => Err(Stop::error(
+                400,
+                Termination::new(Cause::Proxy, Phase::Data),
+            )),
+            Upload::Sent(Err(BodyFail::Src(e))) => Err(Stop::close(Termination::new(
+                if matches!(e, IoFail::Timeout) {
+                    Cause::ClientTimeout
+                } else {
+                    Cause::Client
+                },
+                Phase::Data,
+            ))),
+            Upload::Sent(Err(BodyFail::Dst(_))) | Upload::ServerStopped => {
+                // The server stopped reading or closed: it may have
+                // answered early (413, 401...); that answer is read next.
+                sent.skipped = true;
+                Ok(sent)
             }
-            let sent = Instant::now();
+            Upload::Answered => {
+                // A final answer before the whole body: the rest is not
+                // sent, the answer goes to the client now.
+                sent.have_head = true;
+                sent.skipped = true;
+                Ok(sent)
+            }
+            Upload::Failed(fail) => Err(fail.stop()),
+            Upload::ClientGone => Err(Stop::close(Termination::new(Cause::Client, Phase::Headers))),
+        };
+        (server, sent)
+    }
 
-            // The request body, after the server's go-ahead if it was asked
-            // for, while the server is watched for an early final answer.
-            let mut have_head = false;
-            if has_body {
-                if self.req.expect_continue && self.client.data().is_empty() {
-                    let wait = Deadline::After(EXPECT_WAIT.min(bcfg.timeout_server));
-                    match self.read_response(&mut server, wait, head_request).await {
-                        Ok(()) if self.res.status == 100 => {
-                            // A final answer right behind the 100 (in the
-                            // same read): the body is not wanted after all,
-                            // and the client is not told to send it.
-                            if self.final_buffered(&mut server, head_request) {
-                                have_head = true;
-                                body_skipped = true;
-                            } else {
-                                let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
-                                if self
-                                    .client
-                                    .write_all(interim, Deadline::After(self.cfg.timeout_client))
-                                    .await
-                                    .is_err()
-                                {
-                                    txn.termination = *b"CH";
-                                    self.release(server);
-                                    return Next::Close;
-                                }
-                            }
-                        }
-                        Ok(()) => {
-                            // A final (or other interim) answer before the body:
-                            // the body will not be read.
-                            have_head = true;
-                            body_skipped = self.res.status >= 200;
-                        }
-                        Err(ResFail::Timeout) => {}
-                        Err(fail) => {
-                            self.release(server);
-                            return self.response_failed(fail, b, txn).await;
-                        }
+    /// Phase 2, read final head: the server's response head into `res`
+    /// (within `timeout server` of the request head going out); interim
+    /// answers on the way are passed on (a 100 only to a client that asked
+    /// for one) or dropped.
+    async fn read_final_head(
+        &mut self,
+        x: &Exchange,
+        sent: &mut Sent,
+        txn: &mut Txn,
+    ) -> Result<FinalHead, Stop> {
+        let timeout_server = self.w.config.backends[x.b].timeout_server;
+        let deadline = Deadline::At(sent.at + timeout_server);
+        loop {
+            if !sent.have_head {
+                match self
+                    .read_response(&mut sent.server, deadline, x.head_request)
+                    .await
+                {
+                    Ok(()) => {}
+                    // A pooled connection the server had closed.
+                    Err(ResFail::Closed { nothing: true }) if sent.reused && x.resendable => {
+                        return Ok(FinalHead::PoolClosed);
                     }
-                }
-                if !body_skipped {
-                    let (res, early) = self
-                        .upload(&mut upload, server, head_request, bcfg.timeout_server)
-                        .await;
-                    server = res;
-                    match early {
-                        Upload::Sent(Ok(())) => {}
-                        Upload::Sent(Err(BodyFail::Invalid)) => {
-                            txn.termination = *b"PD";
-                            self.release(server);
-                            self.send_error(400, Some(b), txn).await;
-                            return Next::Close;
-                        }
-                        Upload::Sent(Err(BodyFail::Src(e))) => {
-                            txn.termination = if matches!(e, IoFail::Timeout) {
-                                *b"cD"
-                            } else {
-                                *b"CD"
-                            };
-                            self.release(server);
-                            return Next::Close;
-                        }
-                        Upload::Sent(Err(BodyFail::Dst(_))) | Upload::ServerStopped => {
-                            // The server stopped reading or closed: it may
-                            // have answered early (413, 401...); that
-                            // answer is read below.
-                            body_skipped = true;
-                        }
-                        Upload::Answered => {
-                            // A final answer before the whole body: the rest
-                            // is not sent, the answer goes to the client now.
-                            have_head = true;
-                            body_skipped = true;
-                        }
-                        Upload::Failed(fail) => {
-                            self.release(server);
-                            return self.response_failed(fail, b, txn).await;
-                        }
-                        Upload::ClientGone => {
-                            txn.termination = *b"CH";
-                            self.release(server);
-                            return Next::Close;
-                        }
-                    }
+                    Err(fail) => return Err(fail.stop()),
                 }
             }
-
-            // The response head (interim answers passed on or dropped).
-            let deadline = Deadline::At(sent + bcfg.timeout_server);
-            let dead_pooled = loop {
-                if !have_head {
-                    match self
-                        .read_response(&mut server, deadline, head_request)
-                        .await
-                    {
-                        Ok(()) => {}
-                        // A pooled connection the server had closed.
-                        Err(ResFail::Closed { nothing: true }) if up.reused && resendable => {
-                            break true;
-                        }
-                        Err(fail) => {
-                            self.release(server);
-                            return self.response_failed(fail, b, txn).await;
-                        }
-                    }
+            sent.have_head = false;
+            let status = self.res.status;
+            if (100..200).contains(&status) && status != 101 {
+                if status != 100 || self.req.expect_continue {
+                    self.pass_head(false).await?;
                 }
-                have_head = false;
-                let status = self.res.status;
-                if (100..200).contains(&status) && status != 101 {
-                    if status != 100 || self.req.expect_continue {
-                        self.out.clear();
-                        self.res.strip_hop_by_hop(false);
-                        self.res.write_response(&mut self.out, None);
-                        if self
-                            .client
-                            .write_all(&self.out, Deadline::After(self.cfg.timeout_client))
-                            .await
-                            .is_err()
-                        {
-                            txn.termination = *b"CH";
-                            self.release(server);
-                            return Next::Close;
-                        }
-                    }
-                    continue;
-                }
-                if self.logging {
-                    txn.response = Some(sent.elapsed());
-                }
-                break false;
-            };
-            if dead_pooled {
-                self.release(server);
-                reuse = false;
                 continue;
             }
-            break (server, up.lease);
-        };
-
-        // A protocol switch.
-        if self.res.status == 101 {
-            if !upgrade {
-                self.release(server);
-                txn.termination = *b"PH";
-                self.send_error(502, Some(b), txn).await;
-                return Next::Close;
+            if self.logging {
+                txn.response = Some(sent.at.elapsed());
             }
-            self.res.strip_hop_by_hop(true);
-            self.out.clear();
-            self.res.write_response(&mut self.out, Some(b"upgrade"));
-            txn.status = 101;
-            if self
-                .client
-                .write_all(&self.out, Deadline::After(self.cfg.timeout_client))
-                .await
-                .is_err()
-            {
-                txn.termination = *b"CH";
-                self.release(server);
-                return Next::Close;
-            }
-            txn.bytes_out += self.out.len() as u64;
-            return Next::Tunnel(server, lease, bhttp.timeout_tunnel);
+            return Ok(FinalHead::Read);
         }
+    }
 
-        // Response rules: the backend's, then the frontend's.
-        let env = Env {
-            src: self.peer,
-            dst: self.local,
-            tls: self.client.stream.tls_in(),
-            unique_id: &self.uid,
-            stick: self.stick_env(self.cfg.table),
-        };
+    /// Phase 3, switch protocols: a 101 answers only a request that asked
+    /// for an upgrade; its head goes to the client, then (after the log)
+    /// the tunnel relays bytes both ways, idle for at most the timeout
+    /// returned (`timeout tunnel`).
+    async fn switch_protocols(&mut self, x: &Exchange, txn: &mut Txn) -> Result<Duration, Stop> {
+        if !x.upgrade {
+            return Err(Stop::error(
+                502,
+                Termination::new(Cause::Proxy, Phase::Headers),
+            ));
+        }
+        txn.status = 101;
+        self.pass_head(true).await?;
+        txn.bytes_out += self.out.len() as u64;
+        let bhttp = self.w.config.backends[x.b].http.as_ref();
+        Ok(bhttp.expect("http backend").timeout_tunnel)
+    }
+
+    /// Phase 4, respond: the response rules (the backend's, then the
+    /// frontend's), then the response head to the client and its body.
+    async fn respond(
+        &mut self,
+        x: &Exchange,
+        sent: &mut Sent,
+        txn: &mut Txn,
+    ) -> Result<Responded, Stop> {
+        let bcfg = &self.w.config.backends[x.b];
+        let bhttp = bcfg.http.as_ref().expect("http backend");
         for list in [&bhttp.response_rules, &self.http.response_rules] {
-            if let Outcome::Reply(r) =
-                rules::apply_response(list, &self.req, &mut self.res, &env, &mut self.scratch)
-            {
-                self.release(server);
-                let next = self.reply(r, Some(b), txn).await;
-                txn.termination = *b"PH";
-                return if matches!(next, Next::KeepAlive) {
-                    Next::Close
-                } else {
-                    next
-                };
+            if let Outcome::Reply(r) = self.apply_rules(list, self.cfg.table, true) {
+                return Err(Stop {
+                    termination: Termination::new(Cause::Proxy, Phase::Headers),
+                    answer: Answer::Rule(r),
+                });
             }
         }
         self.capture_response();
 
-        // The response head and body to the client.
         let framing = self.res.framing;
         let dechunk = framing == Framing::Chunked && self.req.minor == 0;
         // A stopping worker (reload or stop) closes each keep-alive
@@ -1059,9 +1220,9 @@ impl<'w> Session<'w> {
         // accepts.
         let client_close = self.req.wants_close()
             || self.w.life.stopping.is_set()
-            || mode == ConnMode::Close
+            || x.mode == ConnMode::Close
             || framing == Framing::UntilClose
-            || body_skipped
+            || sent.body_skipped
             || dechunk;
         self.res.strip_hop_by_hop(false);
         if dechunk {
@@ -1070,73 +1231,69 @@ impl<'w> Session<'w> {
             self.res.remove(b"transfer-encoding");
         }
         self.out.clear();
-        let to_client: Option<&[u8]> = if client_close {
+        let to_client_conn: Option<&[u8]> = if client_close {
             Some(b"close")
         } else if self.req.minor == 0 {
             Some(b"keep-alive")
         } else {
             None
         };
-        self.res.write_response(&mut self.out, to_client);
+        self.res.write_response(&mut self.out, to_client_conn);
         let head_len = self.out.len() as u64;
         // The body bytes already read go out with the head, in one write.
         let mut body = BodyCopy::new(framing, dechunk);
-        if body.take_buffered(&mut server, &mut self.out).is_err() {
+        if body.take_buffered(&mut sent.server, &mut self.out).is_err() {
             // Not validly chunked, and nothing sent yet: a clean 502.
-            self.release(server);
-            txn.termination = *b"SH";
-            self.send_error(502, Some(b), txn).await;
-            return Next::Close;
+            return Err(Stop::error(
+                502,
+                Termination::new(Cause::Server, Phase::Headers),
+            ));
         }
         txn.status = self.res.status;
-        if self
-            .client
-            .write_all(&self.out, Deadline::After(self.cfg.timeout_client))
-            .await
-            .is_err()
-        {
-            txn.termination = *b"CH";
-            self.release(server);
-            return Next::Close;
-        }
+        to_client(&mut self.client, &self.out, self.cfg.timeout_client).await?;
         txn.bytes_out += head_len;
         let result = body
             .forward(
-                &mut server,
+                &mut sent.server,
                 &mut self.client.stream,
                 bcfg.timeout_server,
                 self.cfg.timeout_client,
             )
             .await;
         txn.bytes_out += body.written;
-        let body_ok = match result {
-            Ok(()) => true,
-            Err(BodyFail::Src(IoFail::Timeout)) => {
-                txn.termination = *b"sD";
-                false
-            }
-            Err(BodyFail::Src(_)) | Err(BodyFail::Invalid) => {
-                txn.termination = *b"SD";
-                false
-            }
-            Err(BodyFail::Dst(e)) => {
-                txn.termination = if matches!(e, IoFail::Timeout) {
-                    *b"cD"
-                } else {
-                    *b"CD"
-                };
-                false
-            }
-        };
+        let body = result.map_err(|e| match e {
+            BodyFail::Src(IoFail::Timeout) => Termination::new(Cause::ServerTimeout, Phase::Data),
+            BodyFail::Src(_) | BodyFail::Invalid => Termination::new(Cause::Server, Phase::Data),
+            BodyFail::Dst(IoFail::Timeout) => Termination::new(Cause::ClientTimeout, Phase::Data),
+            BodyFail::Dst(_) => Termination::new(Cause::Client, Phase::Data),
+        });
+        Ok(Responded { body, client_close })
+    }
 
-        // The server connection: back to the pool, or closed.
+    /// Phase 5, recycle: the server connection back to the pool when it
+    /// can serve another request, else closed; what is left of a request
+    /// body the server did not want drained; keep-alive or close.
+    async fn recycle(&mut self, x: &Exchange, sent: Sent, r: Responded, txn: &mut Txn) -> Next {
+        let w = self.w;
+        let bcfg = &w.config.backends[x.b];
+        if let Err(t) = r.body {
+            txn.termination = t;
+        }
+        let body_ok = r.body.is_ok();
+        let Sent {
+            server,
+            lease,
+            body_skipped,
+            ..
+        } = sent;
         let reusable = body_ok
-            && mode == ConnMode::KeepAlive
+            && x.mode == ConnMode::KeepAlive
             && !self.res.wants_close()
-            && framing != Framing::UntilClose
+            && self.res.framing != Framing::UntilClose
             && !body_skipped
             && server.data().is_empty();
         let server_index = lease.server();
+        // (A stream not pooled closes when this returns, after the linger.)
         let (stream, buf, _) = server.into_parts();
         w.bufs.give(buf);
         let poolable = bcfg.servers[server_index]
@@ -1144,17 +1301,51 @@ impl<'w> Session<'w> {
             .as_ref()
             .is_none_or(|t| t.sni_fixed);
         if reusable && poolable {
-            bst.servers[server_index].give_idle(stream, lease.addr_gen());
+            w.backends[x.b].servers[server_index].give_idle(stream, lease.addr_gen());
         }
         txn.lease = Some(lease);
-        if body_skipped && !upload.is_done() {
+        if body_skipped && !x.upload.is_done() {
             self.linger().await;
         }
-        if body_ok && !client_close {
+        if body_ok && !r.client_close {
             Next::KeepAlive
         } else {
             Next::Close
         }
+    }
+
+    /// Ends an exchange that failed with a server connection open: the
+    /// connection closes at once, its slot is given back only once the
+    /// failure is answered.
+    async fn abort(&mut self, sent: Sent, stop: Stop, b: usize, txn: &mut Txn) -> Next {
+        self.release(sent.server);
+        self.stop(stop, b, Some(sent.lease), txn).await
+    }
+
+    /// Ends an exchange early: the client answered as `stop` says, then
+    /// `held` (the slot of a server connection already closed) given
+    /// back; the client connection closes.
+    async fn stop(&mut self, stop: Stop, b: usize, held: Option<Lease>, txn: &mut Txn) -> Next {
+        match stop.answer {
+            Answer::None => {}
+            Answer::Error(status) => self.send_error(status, Some(b), txn).await,
+            // (Whatever the reply says, the connection closes.)
+            Answer::Rule(r) => drop(self.reply(r, Some(b), txn).await),
+        }
+        txn.termination = stop.termination;
+        drop(held);
+        Next::Close
+    }
+
+    /// Writes the response head in `res` to the client as it is: an
+    /// interim answer, or with `upgrade` the 101 of a protocol switch
+    /// (its Upgrade header kept, `Connection: upgrade`).
+    async fn pass_head(&mut self, upgrade: bool) -> Result<(), Stop> {
+        self.res.strip_hop_by_hop(upgrade);
+        self.out.clear();
+        let connection: Option<&[u8]> = if upgrade { Some(b"upgrade") } else { None };
+        self.res.write_response(&mut self.out, connection);
+        to_client(&mut self.client, &self.out, self.cfg.timeout_client).await
     }
 
     /// Sends the request body to `server` while watching it for an early
@@ -1236,18 +1427,8 @@ impl<'w> Session<'w> {
                 .await
             {
                 Ok(()) if (100..200).contains(&self.res.status) && self.res.status != 101 => {
-                    if self.res.status != 100 {
-                        self.out.clear();
-                        self.res.strip_hop_by_hop(false);
-                        self.res.write_response(&mut self.out, None);
-                        if self
-                            .client
-                            .write_all(&self.out, Deadline::After(client_idle))
-                            .await
-                            .is_err()
-                        {
-                            return (server, Upload::ClientGone);
-                        }
+                    if self.res.status != 100 && self.pass_head(false).await.is_err() {
+                        return (server, Upload::ClientGone);
                     }
                 }
                 Ok(()) => return (server, Upload::Answered),
@@ -1325,17 +1506,6 @@ impl<'w> Session<'w> {
         }
     }
 
-    async fn response_failed(&mut self, fail: ResFail, b: usize, txn: &mut Txn) -> Next {
-        let (status, termination) = match fail {
-            ResFail::Timeout => (504, *b"sH"),
-            ResFail::Closed { .. } => (502, *b"SH"),
-            ResFail::Invalid => (502, *b"PH"),
-        };
-        txn.termination = termination;
-        self.send_error(status, Some(b), txn).await;
-        Next::Close
-    }
-
     /// Gives back a server connection's buffer; the connection closes.
     fn release(&self, server: Conn) {
         let (_, buf, _) = server.into_parts();
@@ -1395,7 +1565,7 @@ impl<'w> Session<'w> {
         } else if txn.status == 400 {
             Counters::bump(&fe.bad_requests);
         }
-        if txn.termination == *b"PR" && txn.parsed {
+        if txn.termination == PROXY_REQUEST && txn.parsed {
             Counters::bump(&fe.denied);
         }
         let Some(b) = txn.backend else { return };
@@ -1410,7 +1580,7 @@ impl<'w> Session<'w> {
         be.retries
             .set(be.retries.get() + u64::from(txn.report.retries));
         be.queued(bst.queued.get());
-        let server_side = txn.termination[0] == b'S' || txn.termination[0] == b's';
+        let server_side = txn.termination.server_side();
         let Some(s) = txn.report.server else {
             if server_side {
                 Counters::bump(&be.connect_errors);
@@ -1492,6 +1662,15 @@ impl<'w> Session<'w> {
             httpslog: self.cfg.httpslog,
         };
         w.logs.line(&fst.log, |out| rec.write(out));
+    }
+}
+
+/// Writes `bytes` to the client within `timeout`; a client gone meanwhile
+/// ends the exchange (`CH`).
+async fn to_client(client: &mut Conn, bytes: &[u8], timeout: Duration) -> Result<(), Stop> {
+    match client.write_all(bytes, Deadline::After(timeout)).await {
+        Ok(()) => Ok(()),
+        Err(_) => Err(Stop::close(Termination::new(Cause::Client, Phase::Headers))),
     }
 }
 

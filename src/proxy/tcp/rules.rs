@@ -13,6 +13,7 @@
 
 use crate::acl::{self, Payload};
 use crate::base::client_hello::{Hello, HelloParser, Parsed};
+use crate::observe::termination::{self, Cause, Termination};
 use crate::rules::tcp::{Phase, TcpAction};
 use crate::worker::Worker;
 use futures_lite::io::AsyncReadExt;
@@ -134,10 +135,12 @@ impl Refused {
 
     /// HAProxy's termination state: `PR` (refused by the proxy while the
     /// request came in), `CR` (the client gave up meanwhile).
-    pub(crate) fn termination(self) -> [u8; 2] {
+    pub(crate) fn termination(self) -> Termination {
         match self {
-            Refused::Reject { .. } | Refused::BadHello { .. } => *b"PR",
-            Refused::Aborted { .. } => *b"CR",
+            Refused::Reject { .. } | Refused::BadHello { .. } => {
+                Termination::new(Cause::Proxy, termination::Phase::Request)
+            }
+            Refused::Aborted { .. } => Termination::new(Cause::Client, termination::Phase::Request),
         }
     }
 }

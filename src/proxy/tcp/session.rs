@@ -4,6 +4,7 @@
 use crate::io::relay::{self, RelayEnd, RelayOutcome, Side, Timeouts};
 use crate::io::stream::Stream;
 use crate::observe::log::TcpLog;
+use crate::observe::termination::{Cause, Phase, Termination};
 use crate::proxy::tcp::rules::{ConnCtx, Refused};
 use crate::proxy::upstream::persist::{self, Sticky};
 use crate::proxy::upstream::{self, ConnectReport};
@@ -77,7 +78,10 @@ pub(crate) async fn session(
         Ok(Some(backend)) => Ok(backend),
         // No `use_backend` matched and there is no default: as in
         // HAProxy, the frontend has no server for it.
-        Ok(None) => Err((held.take().map_or(0, |h| h.give_back(&w)), *b"SC")),
+        Ok(None) => Err((
+            held.take().map_or(0, |h| h.give_back(&w)),
+            Termination::new(Cause::Server, Phase::Connect),
+        )),
         Err(refused) => {
             if let Refused::BadHello { reason, .. } = refused
                 && let Some(left_out) = w.hello_warnings.allow()
@@ -201,8 +205,8 @@ pub(crate) async fn session(
             w.bufs.give(up);
             w.bufs.give(down);
             let termination = match out.end {
-                RelayEnd::Done => *b"--",
-                end => [end.cause(), b'D'],
+                RelayEnd::Done => Termination::NORMAL,
+                end => Termination::new(Cause::of_relay(end), Phase::Data),
             };
             let up_bytes = if sent.is_ok() { prefix as u64 } else { 0 };
             (
@@ -314,7 +318,7 @@ fn refuse(
     (peer, tls): (SocketAddr, bool),
     (accepted, started): (SystemTime, Instant),
     held: usize,
-    termination: [u8; 2],
+    termination: Termination,
 ) {
     count_bytes(w, tracks, held as u64, 0);
     let fcfg = &w.config.frontends[fe];

@@ -1,8 +1,6 @@
 //! Reaching a server of a backend: pick (balance), wait in the queue when
 //! every eligible server is at its `maxconn`, connect within `timeout
 //! connect`, and on failure retry on another server (`retries`).
-//!
-//! Must not touch: the sessions that call it.
 
 pub(crate) mod persist;
 
@@ -11,6 +9,7 @@ use crate::balance::backend::Lease;
 use crate::balance::pick::{self, Pick};
 use crate::io::conn::{Deadline, until};
 use crate::io::stream::Stream;
+use crate::observe::termination::{Cause, Phase, Termination};
 use crate::worker::Worker;
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
@@ -45,12 +44,14 @@ pub(crate) enum ConnectFailure {
 }
 
 impl ConnectFailure {
-    /// HAProxy's two-character termination state.
-    pub(crate) fn termination(self) -> [u8; 2] {
+    /// HAProxy's termination state: `SC`, `sQ` or `sC`.
+    pub(crate) fn termination(self) -> Termination {
         match self {
-            ConnectFailure::NoServer | ConnectFailure::Refused => *b"SC",
-            ConnectFailure::QueueTimeout => *b"sQ",
-            ConnectFailure::TimedOut => *b"sC",
+            ConnectFailure::NoServer | ConnectFailure::Refused => {
+                Termination::new(Cause::Server, Phase::Connect)
+            }
+            ConnectFailure::QueueTimeout => Termination::new(Cause::ServerTimeout, Phase::Queue),
+            ConnectFailure::TimedOut => Termination::new(Cause::ServerTimeout, Phase::Connect),
         }
     }
 }
