@@ -1,19 +1,24 @@
 //! The channel between the master and one generation: a unix
-//! `SOCK_SEQPACKET` socket pair. Each message is one record, a line of
-//! text and, optionally, file descriptors (SCM_RIGHTS): listening sockets,
+//! `SOCK_SEQPACKET` socket pair. Each message is one record, its encoding
+//! (`message.rs`) and, optionally, file descriptors (SCM_RIGHTS): listening sockets,
 //! a connection accepted by a retiring generation, a memfd holding the
 //! configuration text or the state carried from one generation to the
 //! next. Records keep their boundaries, so a message and its descriptors
 //! always arrive together and several threads may send on one end.
 
+use crate::process::message::{DecodeError, Message};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// The most descriptors one message carries (the kernel's SCM_MAX_FD is
 /// 253).
 pub(crate) const MAX_FDS: usize = 250;
-/// The largest message text.
+/// The largest record.
 const MAX_TEXT: usize = 64 << 10;
+
+/// A message as it arrived (or why its record is not one), and the
+/// descriptors that came with it.
+pub(crate) type Received<M> = (Result<M, DecodeError>, Vec<OwnedFd>);
 
 /// One end of a master–generation channel.
 #[derive(Debug)]
@@ -81,13 +86,27 @@ impl Channel {
         Ok(Channel(self.0.try_clone()?))
     }
 
-    /// Sends one message. `nonblocking`: fail with WouldBlock instead of
-    /// waiting for room (the master never waits on a stuck generation).
-    pub(crate) fn send(&self, text: &str, fds: &[RawFd], nonblocking: bool) -> io::Result<()> {
+    /// Sends one message with `fds`. `nonblocking`: fail with WouldBlock
+    /// instead of waiting for room (the master never waits on a stuck
+    /// generation).
+    pub(crate) fn send(&self, msg: &impl Message, fds: &[RawFd], nonblocking: bool) -> io::Result<()> {
+        self.send_record(&msg.encode(), fds, nonblocking)
+    }
+
+    /// Receives one message; `None` when the other end has closed. A
+    /// record that is not an `M` is `Err` inside, with its descriptors.
+    pub(crate) fn recv<M: Message>(&self) -> io::Result<Option<Received<M>>> {
+        Ok(self
+            .recv_record()?
+            .map(|(bytes, fds)| (M::decode(&bytes), fds)))
+    }
+
+    /// Sends one record.
+    fn send_record(&self, bytes: &[u8], fds: &[RawFd], nonblocking: bool) -> io::Result<()> {
         assert!(fds.len() <= MAX_FDS, "too many descriptors in one message");
         let mut iov = libc::iovec {
-            iov_base: text.as_ptr() as *mut libc::c_void,
-            iov_len: text.len(),
+            iov_base: bytes.as_ptr() as *mut libc::c_void,
+            iov_len: bytes.len(),
         };
         // SAFETY: CMSG_SPACE only computes a size.
         let space = unsafe { libc::CMSG_SPACE(std::mem::size_of_val(fds) as u32) } as usize;
@@ -127,8 +146,8 @@ impl Channel {
         }
     }
 
-    /// Receives one message; `None` when the other end has closed.
-    pub(crate) fn recv(&self) -> io::Result<Option<(String, Vec<OwnedFd>)>> {
+    /// Receives one record; `None` when the other end has closed.
+    fn recv_record(&self) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
         let mut buf = vec![0u8; MAX_TEXT];
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
@@ -178,9 +197,7 @@ impl Channel {
             return Ok(None);
         }
         buf.truncate(n);
-        let text = String::from_utf8(buf)
-            .map_err(|_| io::Error::other("a channel message is not UTF-8"))?;
-        Ok(Some((text, fds)))
+        Ok(Some((buf, fds)))
     }
 
     pub(crate) fn raw_fd(&self) -> RawFd {
@@ -219,24 +236,57 @@ pub(crate) fn read_all(fd: OwnedFd) -> io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::process::message::{ToGeneration, ToMaster};
 
     #[test]
-    fn messages_keep_their_boundaries_and_descriptors() {
+    fn records_keep_their_boundaries_and_descriptors() {
         let (a, b) = Channel::pair().unwrap();
         let f1 = memfd("one", b"first").unwrap();
         let f2 = memfd("two", b"second").unwrap();
-        a.send("files 1 2", &[f1.as_raw_fd(), f2.as_raw_fd()], false)
+        a.send_record(b"files 1 2", &[f1.as_raw_fd(), f2.as_raw_fd()], false)
             .unwrap();
-        a.send("plain", &[], false).unwrap();
-        let (text, fds) = b.recv().unwrap().unwrap();
-        assert_eq!(text, "files 1 2");
+        a.send_record(b"plain", &[], false).unwrap();
+        let (text, fds) = b.recv_record().unwrap().unwrap();
+        assert_eq!(text, b"files 1 2");
         assert_eq!(fds.len(), 2);
         let mut it = fds.into_iter();
         assert_eq!(read_all(it.next().unwrap()).unwrap(), b"first");
         assert_eq!(read_all(it.next().unwrap()).unwrap(), b"second");
-        let (text, fds) = b.recv().unwrap().unwrap();
-        assert_eq!((text.as_str(), fds.len()), ("plain", 0));
+        let (text, fds) = b.recv_record().unwrap().unwrap();
+        assert_eq!((text.as_slice(), fds.len()), (&b"plain"[..], 0));
         drop(a);
-        assert!(b.recv().unwrap().is_none());
+        assert!(b.recv_record().unwrap().is_none());
+    }
+
+    #[test]
+    fn messages_travel_with_their_descriptors() {
+        let (master, generation) = Channel::pair().unwrap();
+        let config = memfd("config", b"[global]\n").unwrap();
+        let sent = ToGeneration::Config {
+            path: "/etc/corral.toml".into(),
+        };
+        master.send(&sent, &[config.as_raw_fd()], false).unwrap();
+        let (got, fds) = generation.recv::<ToGeneration>().unwrap().unwrap();
+        assert_eq!(got, Ok(sent));
+        assert_eq!(
+            read_all(fds.into_iter().next().unwrap()).unwrap(),
+            b"[global]\n"
+        );
+        // The other direction; a record that is no message of the
+        // receiver's keeps its descriptors, and the channel goes on.
+        let state = memfd("state", b"corral-state 1\n").unwrap();
+        generation
+            .send(&ToMaster::State, &[state.as_raw_fd()], false)
+            .unwrap();
+        generation.send(&ToMaster::Ready, &[], true).unwrap();
+        let (got, fds) = master.recv::<ToGeneration>().unwrap().unwrap();
+        assert_eq!((got, fds.len()), (Ok(ToGeneration::State), 1));
+        let (got, fds) = master.recv::<ToGeneration>().unwrap().unwrap();
+        assert_eq!(
+            (got, fds.len()),
+            (Err(DecodeError::UnknownTag("ready".into())), 0)
+        );
+        drop(generation);
+        assert!(master.recv::<ToMaster>().unwrap().is_none());
     }
 }

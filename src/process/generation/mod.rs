@@ -20,6 +20,7 @@ pub(crate) mod dispatch;
 use crate::config::Config;
 use crate::mesh::MeshMsg;
 use crate::process::channel::{self, Channel};
+use crate::process::message::{DecodeError, Message, ToGeneration, ToMaster};
 use crate::process::startup;
 use crate::proxy::accept::listener;
 use crate::worker::Worker;
@@ -47,8 +48,9 @@ pub(crate) enum Event {
     Failed(usize, String),
     Exited(usize),
     Signal(i32),
-    /// A message from the master.
-    Master(String, Vec<OwnedFd>),
+    /// A message from the master (or why its record is not one), with
+    /// the descriptors that came with it.
+    Master(Result<ToGeneration, DecodeError>, Vec<OwnedFd>),
     MasterGone,
     /// A retiring worker 0's state (see `carry.rs`), for the next
     /// generation.
@@ -132,8 +134,8 @@ pub(crate) fn generation(fd: i32, number: u64, peer_name: Option<String>) -> Res
     let received = receive_handover(&channel);
     let (config, binds) = match received {
         Ok(x) => x,
-        Err(msg) => {
-            let _ = channel.send(&format!("failed {msg}"), &[], false);
+        Err(reason) => {
+            let _ = channel.send(&ToMaster::Failed { reason }, &[], false);
             return Err(String::new());
         }
     };
@@ -146,19 +148,18 @@ pub(crate) fn generation(fd: i32, number: u64, peer_name: Option<String>) -> Res
     run(config, binds, Supervisor::Master { number, channel })
 }
 
-/// The handover's messages: `config PATH` (with a memfd), `sockets ...`
-/// (with the sockets), `start`.
+/// The handover's messages: `Config` (with a memfd), `Sockets` (with the
+/// sockets), `Start`.
 fn receive_handover(channel: &Channel) -> Result<(Config, Vec<BindSockets>), String> {
     let mut config = None;
     let mut binds: Vec<BindSockets> = Vec::new();
     loop {
-        let (text, fds) = channel
-            .recv()
+        let (msg, fds) = channel
+            .recv::<ToGeneration>()
             .map_err(|e| format!("reading the handover: {e}"))?
             .ok_or("the master closed the channel during the handover")?;
-        let (word, rest) = text.split_once(' ').unwrap_or((&text, ""));
-        match word {
-            "config" => {
+        match msg {
+            Ok(ToGeneration::Config { path }) => {
                 let fd = fds
                     .into_iter()
                     .next()
@@ -167,23 +168,19 @@ fn receive_handover(channel: &Channel) -> Result<(Config, Vec<BindSockets>), Str
                     channel::read_all(fd).map_err(|e| format!("reading the configuration: {e}"))?;
                 let text =
                     String::from_utf8(bytes).map_err(|_| "the configuration is not UTF-8")?;
-                let path = std::path::Path::new(rest);
-                config = Some(Config::parse(path, &text).map_err(|errors| errors.to_string())?);
+                config = Some(Config::parse(&path, &text).map_err(|errors| errors.to_string())?);
             }
-            "sockets" => {
-                let nums: Vec<u64> = rest
-                    .split(' ')
-                    .map(|w| w.parse::<u64>())
-                    .collect::<Result<_, _>>()
-                    .map_err(|_| format!("a malformed handover message: {text}"))?;
-                let [frontend, bind, fresh_from, _first, ids @ ..] = nums.as_slice() else {
-                    return Err(format!("a malformed handover message: {text}"));
-                };
+            Ok(ToGeneration::Sockets {
+                frontend,
+                bind,
+                fresh_from,
+                first: _,
+                ids,
+            }) => {
                 if ids.len() != fds.len() {
                     return Err("a handover message lost its sockets".into());
                 }
-                let (frontend, bind) = (*frontend as usize, *bind as usize);
-                let socks = ids.iter().copied().zip(fds.into_iter().map(|fd| {
+                let socks = ids.into_iter().zip(fds.into_iter().map(|fd| {
                     // SAFETY: a listening socket the master handed over.
                     unsafe { Socket::from_raw_fd(fd.into_raw_fd()) }
                 }));
@@ -196,12 +193,18 @@ fn receive_handover(channel: &Channel) -> Result<(Config, Vec<BindSockets>), Str
                         frontend,
                         bind,
                         socks: socks.collect(),
-                        fresh_from: *fresh_from as usize,
+                        fresh_from,
                     }),
                 }
             }
-            "start" => break,
-            other => return Err(format!("an unexpected handover message `{other}`")),
+            Ok(ToGeneration::Start) => break,
+            Ok(other) => {
+                return Err(format!("an unexpected handover message `{}`", other.tag()));
+            }
+            Err(DecodeError::UnknownTag(word)) => {
+                return Err(format!("an unexpected handover message `{word}`"));
+            }
+            Err(e) => return Err(format!("a malformed handover message: {e}")),
         }
     }
     let mut config = config.ok_or("the handover had no configuration")?;
@@ -239,7 +242,7 @@ pub(crate) fn run(mut config: Config, binds: Vec<BindSockets>, sup: Supervisor) 
         Err(msg) => {
             return match &master {
                 Some(ch) => {
-                    let _ = ch.send(&format!("failed {msg}"), &[], false);
+                    let _ = ch.send(&ToMaster::Failed { reason: msg }, &[], false);
                     Err(String::new())
                 }
                 None => Err(msg),
@@ -278,7 +281,7 @@ pub(crate) fn run(mut config: Config, binds: Vec<BindSockets>, sup: Supervisor) 
         if n == 1 { "" } else { "s" }
     );
     if let Some(ch) = &master {
-        if ch.send("ready", &[], false).is_err() {
+        if ch.send(&ToMaster::Ready, &[], false).is_err() {
             // The master is gone: nobody wants this generation.
             pool.tell_all(|| ToWorker::Stop { retire: false });
         }
@@ -289,8 +292,8 @@ pub(crate) fn run(mut config: Config, binds: Vec<BindSockets>, sup: Supervisor) 
                 let _ = std::thread::Builder::new()
                     .name("corral-master".into())
                     .spawn(move || {
-                        while let Ok(Some((text, fds))) = reader.recv() {
-                            if tx.send(Event::Master(text, fds)).is_err() {
+                        while let Ok(Some((msg, fds))) = reader.recv::<ToGeneration>() {
+                            if tx.send(Event::Master(msg, fds)).is_err() {
                                 return;
                             }
                         }
@@ -333,37 +336,42 @@ pub(crate) fn run(mut config: Config, binds: Vec<BindSockets>, sup: Supervisor) 
                     );
                 }
             }
-            Event::Master(text, fds) => {
-                let word = text.split_once(' ').map_or(text.as_str(), |(w, _)| w);
-                match word {
-                    "retire" | "quit" => {
-                        let retire = word == "retire";
-                        if retire && !stopping {
-                            crate::notice!(
-                                "generation {number}: a newer generation serves: no longer accepting; open connections have up to {} to finish",
-                                crate::base::units::format_duration(config.global.hard_stop_after)
-                            );
-                        }
-                        // A quit after a retire still matters: it ends
-                        // the pending accepts at once.
-                        stopping = true;
-                        retiring |= retire;
-                        pool.tell_all(|| ToWorker::Stop { retire });
+            Event::Master(msg, fds) => match msg {
+                Ok(m @ (ToGeneration::Retire | ToGeneration::Quit)) => {
+                    let retire = m == ToGeneration::Retire;
+                    if retire && !stopping {
+                        crate::notice!(
+                            "generation {number}: a newer generation serves: no longer accepting; open connections have up to {} to finish",
+                            crate::base::units::format_duration(config.global.hard_stop_after)
+                        );
                     }
-                    "state" => {
-                        if let Some(bytes) = fds
-                            .into_iter()
-                            .next()
-                            .and_then(|fd| channel::read_all(fd).ok())
-                        {
-                            pool.tell(0, ToWorker::State(bytes));
-                        }
-                    }
-                    other => crate::warning!(
-                        "generation {number}: unknown message `{other}` from the master"
-                    ),
+                    // A quit after a retire still matters: it ends the
+                    // pending accepts at once.
+                    stopping = true;
+                    retiring |= retire;
+                    pool.tell_all(|| ToWorker::Stop { retire });
                 }
-            }
+                Ok(ToGeneration::State) => {
+                    if let Some(bytes) = fds
+                        .into_iter()
+                        .next()
+                        .and_then(|fd| channel::read_all(fd).ok())
+                    {
+                        pool.tell(0, ToWorker::State(bytes));
+                    }
+                }
+                // The handover's messages come before this point.
+                Ok(other) => crate::warning!(
+                    "generation {number}: unknown message `{}` from the master",
+                    other.tag()
+                ),
+                Err(DecodeError::UnknownTag(word)) => {
+                    crate::warning!("generation {number}: unknown message `{word}` from the master")
+                }
+                Err(e) => {
+                    crate::warning!("generation {number}: a malformed message from the master: {e}")
+                }
+            },
             Event::MasterGone => {
                 if !stopping {
                     crate::warning!("generation {number}: the master is gone: stopping");
@@ -375,7 +383,7 @@ pub(crate) fn run(mut config: Config, binds: Vec<BindSockets>, sup: Supervisor) 
                 if let Some(ch) = &master {
                     match channel::memfd("corral-state", &bytes) {
                         Ok(fd) => {
-                            let _ = ch.send("state", &[fd.as_raw_fd()], false);
+                            let _ = ch.send(&ToMaster::State, &[fd.as_raw_fd()], false);
                         }
                         Err(e) => {
                             crate::warning!("generation {number}: cannot hand its state over: {e}")
@@ -391,7 +399,7 @@ pub(crate) fn run(mut config: Config, binds: Vec<BindSockets>, sup: Supervisor) 
                     && retiring
                     && let Some(ch) = &master
                 {
-                    let _ = ch.send("retired", &[], false);
+                    let _ = ch.send(&ToMaster::Retired, &[], false);
                 }
             }
             Event::Exited(i) => {

@@ -20,11 +20,40 @@ const REQUEST_TIME: Duration = Duration::from_secs(5);
 const ANSWER_TIME: Duration = Duration::from_secs(60);
 
 /// What a client asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Request {
     /// Reload from this file (None: the file in use).
     Reload(Option<PathBuf>),
     /// Which file the running configuration came from.
     ConfigPath,
+}
+
+impl Request {
+    /// The request line, without its newline.
+    pub(crate) fn encode(&self) -> String {
+        match self {
+            Request::Reload(None) => "reload".to_string(),
+            Request::Reload(Some(path)) => format!("reload {}", path.display()),
+            Request::ConfigPath => "config-path".to_string(),
+        }
+    }
+
+    /// The request a line (without its newline) asks; `Err`: the answer
+    /// for a line that is none.
+    pub(crate) fn decode(line: &str) -> Result<Request, String> {
+        match line.split_once(' ').unwrap_or((line, "")) {
+            ("reload", rest) => {
+                let path = rest.trim_start();
+                Ok(Request::Reload(
+                    (!path.is_empty()).then(|| PathBuf::from(path)),
+                ))
+            }
+            _ if line == "config-path" => Ok(Request::ConfigPath),
+            _ => Err(format!(
+                "unknown request `{line}` (this corral knows `reload` and `config-path`)"
+            )),
+        }
+    }
 }
 
 /// A request and where to answer it.
@@ -122,19 +151,13 @@ pub(crate) fn serve<E: Send + 'static>(
         if read.is_err() || !line.ends_with('\n') {
             continue;
         }
-        let line = line.trim_end_matches('\n');
-        let request = if let Some(rest) = line.strip_prefix("reload") {
-            let path = rest.trim_start();
-            Request::Reload((!path.is_empty()).then(|| PathBuf::from(path)))
-        } else if line == "config-path" {
-            Request::ConfigPath
-        } else {
-            let mut s = &stream;
-            let _ = writeln!(
-                s,
-                "failed\nunknown request `{line}` (this corral knows `reload` and `config-path`)"
-            );
-            continue;
+        let request = match Request::decode(line.trim_end_matches('\n')) {
+            Ok(r) => r,
+            Err(why) => {
+                let mut s = &stream;
+                let _ = writeln!(s, "failed\n{why}");
+                continue;
+            }
         };
         if events.send(wrap(Client { request, stream })).is_err() {
             return;
@@ -171,5 +194,44 @@ pub(crate) fn ask(socket: &Path, request: &str) -> Result<(bool, String), String
         _ => Err(format!(
             "corral closed {shown} without an answer (did it stop meanwhile?)"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        for (request, line) in [
+            (Request::ConfigPath, "config-path"),
+            (Request::Reload(None), "reload"),
+            (
+                Request::Reload(Some("/etc/corral/a b.toml".into())),
+                "reload /etc/corral/a b.toml",
+            ),
+        ] {
+            assert_eq!(request.encode(), line);
+            assert_eq!(Request::decode(line), Ok(request));
+        }
+        // As `corral reload` always sent them: spaces before the path.
+        assert_eq!(Request::decode("reload "), Ok(Request::Reload(None)));
+        assert_eq!(
+            Request::decode("reload   /x"),
+            Ok(Request::Reload(Some("/x".into())))
+        );
+    }
+
+    #[test]
+    fn unknown_requests() {
+        for line in ["", "stop", "reloadx", "config-path /x", "config-path "] {
+            assert_eq!(
+                Request::decode(line),
+                Err(format!(
+                    "unknown request `{line}` (this corral knows `reload` and `config-path`)"
+                )),
+                "{line:?}"
+            );
+        }
     }
 }

@@ -14,7 +14,7 @@
 //! 3. The new generation is started with a channel (`channel.rs`): it
 //!    receives the configuration text and every listening socket
 //!    (SCM_RIGHTS), starts its workers on them and says `ready` (or
-//!    `failed` and why).
+//!    `failed` and why; the messages are in `message.rs`).
 //! 4. The previous generation is told to `retire`: it stops accepting,
 //!    hands over any connection its pending accepts still produce and its
 //!    state (server health, stick tables), and drains its connections up
@@ -33,14 +33,16 @@ pub(crate) mod notify;
 use crate::config::Config;
 use crate::process::channel::{self, Channel};
 use crate::process::groups::{Groups, Plan};
+use crate::process::message::{DecodeError, ToGeneration, ToMaster};
 use control::{Client, Request};
 use notify::Notifier;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
 use std::collections::VecDeque;
+use std::fmt;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -63,8 +65,9 @@ pub(crate) struct Options {
 enum Ev {
     Signal(i32),
     Control(Client),
-    /// A message from generation `n`.
-    Gen(u64, String, Vec<OwnedFd>),
+    /// A message from generation `n` (or why its record is not one), with
+    /// the descriptors that came with it.
+    Gen(u64, Result<ToMaster, DecodeError>, Vec<OwnedFd>),
     /// Generation `n` closed its channel (it exited).
     GenGone(u64),
 }
@@ -74,6 +77,96 @@ enum Phase {
     Starting,
     Serving,
     Retiring,
+}
+
+/// Why a generation starts, as the reload log lines name it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Origin {
+    /// The first generation, when corral starts.
+    Start,
+    /// A reload, and what asked for it.
+    Reload(Trigger),
+}
+
+/// What asked for a reload.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Trigger {
+    Sighup,
+    Sigusr2,
+    /// `corral reload`, on the control socket.
+    Control,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Start => f.write_str("start"),
+            Origin::Reload(t) => t.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Trigger::Sighup => "SIGHUP",
+            Trigger::Sigusr2 => "SIGUSR2",
+            Trigger::Control => "corral reload",
+        })
+    }
+}
+
+/// How a generation's process ended, from its wait status.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Exit {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal ended it.
+    Signal { signal: i32, core_dumped: bool },
+    /// Another wait status (raw): stopped or continued.
+    Other(i32),
+    /// Waiting for it failed: nothing is known.
+    Unknown,
+}
+
+impl Exit {
+    fn of(status: std::io::Result<ExitStatus>) -> Exit {
+        let Ok(status) = status else {
+            return Exit::Unknown;
+        };
+        if let Some(code) = status.code() {
+            Exit::Code(code)
+        } else if let Some(signal) = status.signal() {
+            Exit::Signal {
+                signal,
+                core_dumped: status.core_dumped(),
+            }
+        } else {
+            Exit::Other(status.into_raw())
+        }
+    }
+
+    /// It exited with code 0.
+    fn success(self) -> bool {
+        self == Exit::Code(0)
+    }
+}
+
+/// As the standard library writes an `ExitStatus` (`exit status: 1`,
+/// `signal: 9 (SIGKILL)`); nothing when the status is unknown.
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let raw = match *self {
+            Exit::Code(code) => (code & 0xff) << 8,
+            Exit::Signal {
+                signal,
+                core_dumped,
+            } => signal | if core_dumped { 0x80 } else { 0 },
+            Exit::Other(raw) => raw,
+            Exit::Unknown => return Ok(()),
+        };
+        ExitStatus::from_raw(raw).fmt(f)
+    }
 }
 
 struct Generation {
@@ -87,7 +180,7 @@ struct Generation {
 struct Wanted {
     /// None: the file in use.
     path: Option<PathBuf>,
-    origin: &'static str,
+    origin: Trigger,
     client: Option<Client>,
 }
 
@@ -104,7 +197,7 @@ struct Pending {
     /// The previous generations, for the messages.
     retiring: Vec<String>,
     path: PathBuf,
-    origin: &'static str,
+    origin: Origin,
     client: Option<Client>,
     deadline: Instant,
     hard_stop_after: Duration,
@@ -216,7 +309,7 @@ pub(crate) fn run(opts: Options, config: Config, text: String) -> Result<(), Str
     };
 
     // The first generation: its failure is the process's.
-    m.begin(config, text, opts.config, "start")?;
+    m.begin(config, text, opts.config, Origin::Start)?;
     while let Some(p) = &m.pending {
         let left = p.deadline.saturating_duration_since(Instant::now());
         match events.recv_timeout(left) {
@@ -286,7 +379,11 @@ impl Master {
         match ev {
             Ev::Signal(sig) if sig == SIGTERM || sig == SIGINT => self.stop(sig),
             Ev::Signal(sig) => {
-                let origin = if sig == SIGHUP { "SIGHUP" } else { "SIGUSR2" };
+                let origin = if sig == SIGHUP {
+                    Trigger::Sighup
+                } else {
+                    Trigger::Sigusr2
+                };
                 if self.stopping {
                     crate::notice!("{origin} ignored: corral is stopping");
                 } else if !self
@@ -313,13 +410,13 @@ impl Master {
                         let path = path.clone();
                         self.queue.push_back(Wanted {
                             path,
-                            origin: "corral reload",
+                            origin: Trigger::Control,
                             client: Some(client),
                         });
                     }
                 }
             },
-            Ev::Gen(n, text, fds) => return self.on_message(n, &text, fds),
+            Ev::Gen(n, msg, fds) => return self.on_message(n, msg, fds),
             Ev::GenGone(n) => return self.gone(n),
         }
         None
@@ -351,7 +448,8 @@ impl Master {
                         )
                     })
             });
-        let result = loaded.and_then(|(config, text)| self.begin(config, text, path, w.origin));
+        let result = loaded
+            .and_then(|(config, text)| self.begin(config, text, path, Origin::Reload(w.origin)));
         match result {
             Ok(()) => {
                 if let Some(p) = &mut self.pending {
@@ -369,7 +467,7 @@ impl Master {
         mut config: Config,
         text: String,
         path: PathBuf,
-        origin: &'static str,
+        origin: Origin,
     ) -> Result<(), String> {
         if let Some(name) = &self.peer_name {
             for p in &mut config.peers {
@@ -454,11 +552,10 @@ impl Master {
         };
         let handover = || -> std::io::Result<()> {
             let memfd = channel::memfd("corral-config", text.as_bytes())?;
-            g.chan.send(
-                &format!("config {}", path.display()),
-                &[memfd.as_raw_fd()],
-                false,
-            )?;
+            let config = ToGeneration::Config {
+                path: path.to_path_buf(),
+            };
+            g.chan.send(&config, &[memfd.as_raw_fd()], false)?;
             for b in self.groups.sockets(plan) {
                 let fresh_from = b
                     .socks
@@ -466,22 +563,17 @@ impl Master {
                     .position(|s| !s.listening)
                     .unwrap_or(b.socks.len());
                 for (chunk_no, chunk) in b.socks.chunks(channel::MAX_FDS).enumerate() {
-                    let ids: Vec<String> = chunk.iter().map(|s| s.id.to_string()).collect();
-                    g.chan.send(
-                        &format!(
-                            "sockets {} {} {} {} {}",
-                            b.frontend,
-                            b.bind,
-                            fresh_from,
-                            chunk_no * channel::MAX_FDS,
-                            ids.join(" ")
-                        ),
-                        &Groups::fds(chunk),
-                        false,
-                    )?;
+                    let sockets = ToGeneration::Sockets {
+                        frontend: b.frontend,
+                        bind: b.bind,
+                        fresh_from,
+                        first: chunk_no * channel::MAX_FDS,
+                        ids: chunk.iter().map(|s| s.id).collect(),
+                    };
+                    g.chan.send(&sockets, &Groups::fds(chunk), false)?;
                 }
             }
-            g.chan.send("start", &[], false)
+            g.chan.send(&ToGeneration::Start, &[], false)
         };
         // The generation reads all of this before anything else; a failed
         // send means it is already gone (its reader reports why).
@@ -494,8 +586,8 @@ impl Master {
         std::thread::Builder::new()
             .name(format!("corral-gen{number}"))
             .spawn(move || {
-                while let Ok(Some((text, fds))) = reader.recv() {
-                    if tx.send(Ev::Gen(number, text, fds)).is_err() {
+                while let Ok(Some((msg, fds))) = reader.recv::<ToMaster>() {
+                    if tx.send(Ev::Gen(number, msg, fds)).is_err() {
                         return;
                     }
                 }
@@ -517,27 +609,34 @@ impl Master {
         self.gens.iter().rev().find(|g| g.phase == Phase::Serving)
     }
 
-    fn on_message(&mut self, n: u64, text: &str, fds: Vec<OwnedFd>) -> Option<String> {
-        let (word, rest) = text.split_once(' ').unwrap_or((text, ""));
-        match word {
-            "ready" => self.ready(n),
-            "retired" => self.retired(n),
-            "failed" => return self.start_failed(n, rest),
-            "state" => {
+    fn on_message(
+        &mut self,
+        n: u64,
+        msg: Result<ToMaster, DecodeError>,
+        fds: Vec<OwnedFd>,
+    ) -> Option<String> {
+        match msg {
+            Ok(ToMaster::Ready) => self.ready(n),
+            Ok(ToMaster::Retired) => self.retired(n),
+            Ok(ToMaster::Failed { reason }) => return self.start_failed(n, &reason),
+            Ok(ToMaster::State) => {
                 // A retiring generation hands over its state: to the
                 // newest serving generation.
                 let Some(to) = self.serving().filter(|g| g.number != n) else {
                     return None; // nobody to take it: the memfd closes here
                 };
                 let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
-                if let Err(e) = to.chan.send(text, &raw, true) {
+                if let Err(e) = to.chan.send(&ToGeneration::State, &raw, true) {
                     crate::warning!(
-                        "generation {n}: cannot hand `{word}` to generation {}: {e}",
+                        "generation {n}: cannot hand `state` to generation {}: {e}",
                         to.number
                     );
                 }
             }
-            _ => crate::warning!("generation {n} sent an unknown message `{word}`"),
+            Err(DecodeError::UnknownTag(word)) => {
+                crate::warning!("generation {n} sent an unknown message `{word}`")
+            }
+            Err(e) => crate::warning!("generation {n} sent a malformed message: {e}"),
         }
         None
     }
@@ -559,7 +658,7 @@ impl Master {
                 g.phase = Phase::Serving;
             } else if g.phase == Phase::Serving {
                 g.phase = Phase::Retiring;
-                match g.chan.send("retire", &[], true) {
+                match g.chan.send(&ToGeneration::Retire, &[], true) {
                     Ok(()) => p.waiting.push(g.number),
                     Err(e) => {
                         crate::warning!("generation {}: cannot tell it to retire: {e}", g.number)
@@ -594,7 +693,7 @@ impl Master {
         let Some(p) = self.pending.take_if(|p| p.serving && p.waiting.is_empty()) else {
             return;
         };
-        if p.origin == "start" {
+        if p.origin == Origin::Start {
             return;
         }
         let n = p.number;
@@ -626,14 +725,14 @@ impl Master {
         if let Some(plan) = p.plan {
             self.groups.abort(plan);
         }
-        if p.origin == "start" {
+        let Origin::Reload(origin) = p.origin else {
             return Some(why.to_string());
-        }
-        self.reload_failed(p.origin, why, p.client);
+        };
+        self.reload_failed(origin, why, p.client);
         None
     }
 
-    fn reload_failed(&mut self, origin: &str, why: &str, client: Option<Client>) {
+    fn reload_failed(&mut self, origin: Trigger, why: &str, client: Option<Client>) {
         let keeps = match self.serving() {
             Some(g) => format!(
                 "generation {} (pid {}) keeps serving {}",
@@ -685,14 +784,14 @@ impl Master {
     fn gone(&mut self, n: u64) -> Option<String> {
         let i = self.find(n)?;
         let mut g = self.gens.remove(i);
-        let status = g.child.wait().map(|s| s.to_string()).unwrap_or_default();
+        let status = Exit::of(g.child.wait());
         match g.phase {
             Phase::Starting => {
                 let why = format!("generation {n} exited during start-up ({status})");
                 self.start_failed(n, &why)
             }
             Phase::Retiring => {
-                if !status.contains("exit status: 0") {
+                if !status.success() {
                     crate::warning!("generation {n} (pid {}) ended: {status}", g.child.id());
                 }
                 self.retired(n);
@@ -720,7 +819,7 @@ impl Master {
         );
         self.notifier.stopping();
         for g in &self.gens {
-            let _ = g.chan.send("quit", &[], true);
+            let _ = g.chan.send(&ToGeneration::Quit, &[], true);
         }
         self.groups.close_all();
         if let Some(c) = self.pending.take().and_then(|p| p.client) {
@@ -737,7 +836,7 @@ impl Master {
     /// and awaited (bounded), so none outlives the master.
     fn shut_down_now(&mut self) {
         for g in &self.gens {
-            let _ = g.chan.send("quit", &[], true);
+            let _ = g.chan.send(&ToGeneration::Quit, &[], true);
         }
         self.groups.close_all();
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -755,5 +854,92 @@ impl Master {
             }
         }
         self.gens.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_is_read_from_the_wait_status() {
+        let exit = |raw| Exit::of(Ok(ExitStatus::from_raw(raw)));
+        assert_eq!(exit(0), Exit::Code(0));
+        assert!(exit(0).success());
+        assert_eq!(exit(3 << 8), Exit::Code(3));
+        assert!(!exit(3 << 8).success());
+        assert_eq!(
+            exit(libc::SIGKILL),
+            Exit::Signal {
+                signal: libc::SIGKILL,
+                core_dumped: false
+            }
+        );
+        assert!(!exit(libc::SIGKILL).success());
+        assert_eq!(
+            exit(libc::SIGSEGV | 0x80),
+            Exit::Signal {
+                signal: libc::SIGSEGV,
+                core_dumped: true
+            }
+        );
+        // Stopped by SIGSTOP: neither an exit nor a termination.
+        assert_eq!(exit(0x137f), Exit::Other(0x137f));
+        let failed = Exit::of(Err(std::io::Error::other("no child")));
+        assert_eq!(failed, Exit::Unknown);
+        assert!(!failed.success());
+    }
+
+    #[test]
+    fn exit_is_written_as_the_standard_library_writes_a_status() {
+        for raw in [
+            0,
+            1 << 8,
+            255 << 8,
+            libc::SIGKILL,
+            libc::SIGSEGV | 0x80,
+            0x137f,
+        ] {
+            let status = ExitStatus::from_raw(raw);
+            assert_eq!(Exit::of(Ok(status)).to_string(), status.to_string());
+        }
+        assert_eq!(Exit::Code(0).to_string(), "exit status: 0");
+        assert_eq!(
+            Exit::Signal {
+                signal: libc::SIGKILL,
+                core_dumped: false
+            }
+            .to_string(),
+            "signal: 9 (SIGKILL)"
+        );
+        // As before: a failed wait shows as nothing.
+        assert_eq!(Exit::Unknown.to_string(), "");
+    }
+
+    #[test]
+    fn exit_of_a_real_process() {
+        let code = Command::new("sh").args(["-c", "exit 7"]).status();
+        assert_eq!(Exit::of(code), Exit::Code(7));
+        let mut child = Command::new("sleep").arg("10").spawn().unwrap();
+        child.kill().unwrap();
+        let killed = Exit::of(child.wait());
+        assert_eq!(
+            killed,
+            Exit::Signal {
+                signal: libc::SIGKILL,
+                core_dumped: false
+            }
+        );
+    }
+
+    #[test]
+    fn origins_are_named_as_in_the_messages() {
+        assert_eq!(Origin::Start.to_string(), "start");
+        assert_eq!(Origin::Reload(Trigger::Sighup).to_string(), "SIGHUP");
+        assert_eq!(Origin::Reload(Trigger::Sigusr2).to_string(), "SIGUSR2");
+        assert_eq!(
+            Origin::Reload(Trigger::Control).to_string(),
+            "corral reload"
+        );
     }
 }
