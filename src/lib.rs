@@ -25,9 +25,9 @@ pub(crate) mod rules;
 pub(crate) mod tls;
 
 pub use cli::main;
-/// The peers protocol codec (tests/peers_haproxy_wire.rs speaks it to HAProxy).
-pub use peers::wire;
 /// How many io_uring rings this process has set up (read by corral-bench).
 pub use io::ring_setup::ring_counts;
+/// The peers protocol codec (tests/peers_haproxy_wire.rs speaks it to HAProxy).
+pub use peers::wire;
 /// TLS client settings as corral builds them for servers (the tests' clients).
 pub use tls::connect::client_config;

@@ -90,8 +90,8 @@ fn a_connection_with_no_server_is_logged_with_its_reason() {
 /// This machine's name, as corral puts it in syslog headers.
 fn hostname() -> String {
     let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
     assert_eq!(
+        // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
         unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) },
         0
     );

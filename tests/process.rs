@@ -174,6 +174,8 @@ fn assert_clean_failure(err: &str, needles: &[&str]) {
 #[test]
 fn locked_memory_too_small_says_what_to_change() {
     let (_server, yaml) = echo_config(1, "1s");
+    // SAFETY: the hook runs in the forked child before exec and only
+    // calls setrlimit, which is async-signal-safe.
     let err = Corral::try_start_with(&yaml, |cmd| unsafe {
         cmd.pre_exec(|| {
             let zero = libc::rlimit {
@@ -202,6 +204,8 @@ fn locked_memory_too_small_says_what_to_change() {
 /// A seccomp filter that answers io_uring_setup with `errno`.
 fn deny_io_uring(cmd: &mut Command, errno: i32) {
     const NR_IO_URING_SETUP: u32 = 425; // the same on every architecture
+    // SAFETY: the hook runs in the forked child before exec and only calls
+    // prctl, which is async-signal-safe; the filter outlives the call.
     unsafe {
         cmd.pre_exec(move || {
             let ret_errno = 0x0005_0000u32 | (errno as u32 & 0xffff);
@@ -310,6 +314,8 @@ fn privileged_port_without_the_capability_says_how_to_grant_it() {
     let yaml = format!(
         "frontends:\n  web: {{ bind: \"127.0.0.1:{port}\", default_backend: be }}\nbackends:\n  be:\n    servers:\n      s: {{ address: \"127.0.0.1:9\" }}\n"
     );
+    // SAFETY: the hook runs in the forked child before exec and only
+    // calls prctl, which is async-signal-safe.
     let err = Corral::try_start_with(&yaml, |cmd| unsafe {
         cmd.pre_exec(|| {
             // Drop the capability from the bounding set: even root then

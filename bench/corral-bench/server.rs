@@ -206,8 +206,9 @@ async fn thread_main(
     served: Served,
     tx: mpsc::Sender<Msg>,
 ) {
-    // SAFETY: both descriptors are ours, open, and change owner here.
+    // SAFETY: the descriptor is ours, open, and changes owner here.
     let listener = unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) };
+    // SAFETY: as for the listener.
     let mut control = unsafe { UnixStream::from_raw_fd(control.into_raw_fd()) };
     let stats = Rc::new(ServerStats::default());
     glommio::spawn_local(accept_loop(listener, Rc::new(served), stats.clone())).detach();

@@ -194,6 +194,7 @@ struct Arg<'a> {
 /// `hdr(x-user)`, `req.hdr(host,1)`, `url_param(id)`, `path,lower`.
 #[derive(Debug, Clone)]
 pub(crate) struct Fetch {
+    #[cfg(test)]
     name: String,
     kind: Kind,
     convs: Vec<Conv>,
@@ -334,6 +335,7 @@ pub(crate) fn parse_expr(
     }
     Ok((
         Fetch {
+            #[cfg(test)]
             name: name.to_string(),
             kind,
             convs,

@@ -136,7 +136,11 @@ pub(crate) struct ParseError {
 
 impl ParseError {
     /// Builds an error at `offset` about `token`.
-    pub(crate) fn new(offset: usize, token: impl Into<String>, message: impl Into<String>) -> ParseError {
+    pub(crate) fn new(
+        offset: usize,
+        token: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ParseError {
         ParseError {
             offset,
             token: token.into(),

@@ -42,6 +42,49 @@ fn fmix64(mut k: u64) -> u64 {
     k ^ (k >> 33)
 }
 
+/// Fibonacci hashing's multiplier, 2³²/φ rounded to odd.
+pub(crate) const GOLDEN: u32 = 0x9E37_79B9;
+/// Multiplier of the IPv6 word combination (odd, so each step is a
+/// bijection of the running value).
+pub(crate) const V6_MUL: u32 = 0x85EB_CA6B;
+/// Largest worker count: `(owner_hash >> 16) * workers` must fit 32 bits.
+pub(crate) const MAX_WORKERS: usize = u16::MAX as usize;
+
+/// The 32-bit hash of a client address that the BPF program computes (defined in
+/// `proxy::accept::steer`'s module documentation). An IPv4-mapped IPv6
+/// address hashes as its IPv4 form. Its high bits are the mixed ones:
+/// reduce it with [`owner`], not with `%`.
+pub(crate) fn owner_hash(ip: IpAddr) -> u32 {
+    let x = match ip {
+        IpAddr::V4(v4) => u32::from(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => u32::from(v4),
+            None => {
+                let o = v6.octets();
+                let w = |i: usize| u32::from_be_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
+                let mut x = w(0);
+                for i in [4, 8, 12] {
+                    x = x.wrapping_mul(V6_MUL).wrapping_add(w(i));
+                }
+                x
+            }
+        },
+    };
+    x.wrapping_mul(GOLDEN)
+}
+
+/// The worker (index in its listening group) that the program
+/// built by `steer::program(workers)` sends a connection from `ip` to:
+/// `((owner_hash(ip) >> 16) * workers) >> 16`, in `0..workers`.
+/// Panics if `workers` is 0 or above [`MAX_WORKERS`].
+pub(crate) fn owner(ip: IpAddr, workers: usize) -> usize {
+    assert!(
+        (1..=MAX_WORKERS).contains(&workers),
+        "hash::owner: workers must be in 1..={MAX_WORKERS}, not {workers}"
+    );
+    (((owner_hash(ip) >> 16) as usize) * workers) >> 16
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,47 +115,4 @@ mod tests {
         assert_ne!(a, b);
         assert_ne!(a, c);
     }
-}
-
-/// Fibonacci hashing's multiplier, 2³²/φ rounded to odd.
-pub(crate) const GOLDEN: u32 = 0x9E37_79B9;
-/// Multiplier of the IPv6 word combination (odd, so each step is a
-/// bijection of the running value).
-pub(crate) const V6_MUL: u32 = 0x85EB_CA6B;
-/// Largest worker count: `(owner_hash >> 16) * workers` must fit 32 bits.
-pub(crate) const MAX_WORKERS: usize = u16::MAX as usize;
-
-/// The 32-bit hash of a client address that the BPF program computes (see
-/// the module documentation for the definition). An IPv4-mapped IPv6
-/// address hashes as its IPv4 form. Its high bits are the mixed ones:
-/// reduce it with [`owner`], not with `%`.
-pub(crate) fn owner_hash(ip: IpAddr) -> u32 {
-    let x = match ip {
-        IpAddr::V4(v4) => u32::from(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => u32::from(v4),
-            None => {
-                let o = v6.octets();
-                let w = |i: usize| u32::from_be_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
-                let mut x = w(0);
-                for i in [4, 8, 12] {
-                    x = x.wrapping_mul(V6_MUL).wrapping_add(w(i));
-                }
-                x
-            }
-        },
-    };
-    x.wrapping_mul(GOLDEN)
-}
-
-/// The worker (index in its listening group) that the program
-/// built by `program(workers)` sends a connection from `ip` to:
-/// `((owner_hash(ip) >> 16) * workers) >> 16`, in `0..workers`.
-/// Panics if `workers` is 0 or above [`MAX_WORKERS`].
-pub(crate) fn owner(ip: IpAddr, workers: usize) -> usize {
-    assert!(
-        (1..=MAX_WORKERS).contains(&workers),
-        "hash::owner: workers must be in 1..={MAX_WORKERS}, not {workers}"
-    );
-    (((owner_hash(ip) >> 16) as usize) * workers) >> 16
 }

@@ -252,7 +252,7 @@ fn reload(config: Option<&Path>, control: Option<&Path>) -> ExitCode {
                 Ok(s) => s,
                 Err(e) => return fail(&e),
             };
-            match master::control::ask(&socket, "config-path") {
+            match master::control::ask(&socket, &master::control::Request::ConfigPath) {
                 Ok((true, p)) => (PathBuf::from(p), socket),
                 Ok((false, why)) => return fail(&why),
                 Err(e) => return fail(&e),
@@ -270,7 +270,7 @@ fn reload(config: Option<&Path>, control: Option<&Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    match master::control::ask(&socket, &format!("reload {}", path.display())) {
+    match master::control::ask(&socket, &master::control::Request::Reload(Some(path))) {
         Ok((true, text)) => {
             println!("{text}");
             ExitCode::SUCCESS

@@ -24,7 +24,12 @@ pub(crate) struct ConfigErrors {
 }
 
 impl ConfigErrors {
-    pub(crate) fn single(file: &Path, path: &str, pos: Option<Pos>, message: impl Into<String>) -> Self {
+    pub(crate) fn single(
+        file: &Path,
+        path: &str,
+        pos: Option<Pos>,
+        message: impl Into<String>,
+    ) -> Self {
         ConfigErrors {
             file: file.to_path_buf(),
             errors: vec![ConfigError {

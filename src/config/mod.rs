@@ -119,9 +119,6 @@ pub(crate) struct Global {
     /// client's connections to the worker that owns its address's
     /// stick-table entries (default `none`: the kernel spreads them).
     pub steer: bool,
-    /// `ssl-provider`: the rustls cryptography back end, `aws-lc-rs`
-    /// (default) or `ring`.
-    pub ssl_provider: crate::tls::Provider,
     /// `stats-socket`: where the runtime API listens, one string or a list
     /// (`"/run/corral/admin.sock mode 600 level admin"`,
     /// `"127.0.0.1:9999 level operator"`). Default: nowhere.
@@ -615,12 +612,5 @@ impl Config {
 
     pub(crate) fn backend(&self, name: &str) -> Option<usize> {
         self.backends.iter().position(|b| b.name == name)
-    }
-
-    /// The number of servers in all backends (health checks are spread over
-    /// workers by their index in this order).
-    #[cfg(test)]
-    pub(crate) fn server_count(&self) -> usize {
-        self.backends.iter().map(|b| b.servers.len()).sum()
     }
 }

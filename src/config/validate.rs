@@ -220,9 +220,10 @@ impl<'a> Validator<'a> {
         self.duplicate_binds(&frontends);
         stick::complete_tables(&mut tables, &backends);
         if global.steer && tables.is_empty() {
-            self.warnings.push(format!(
+            self.warnings.push(
                 "global.steer is `source` but no section has a stick-table: steering only helps stick tables"
-            ));
+                    .to_string(),
+            );
         }
         Config {
             file: file.to_path_buf(),
@@ -275,11 +276,11 @@ impl<'a> Validator<'a> {
         let steer = opt(&g.steer, |v| {
             self.choice(v, "global.steer", &["source", "none"])
         }) == Some("source");
-        let ssl_provider = match &g.ssl_provider {
-            Some(v) => self.ssl_provider(v),
-            None => crate::tls::Provider::AwsLcRs,
-        };
-        self.provider = ssl_provider;
+        // `ssl-provider` (aws-lc-rs by default, or ring) is used while
+        // validating: it loads the keys and builds the TLS settings.
+        if let Some(v) = &g.ssl_provider {
+            self.provider = self.ssl_provider(v);
+        }
         let stats_sockets = match &g.stats_socket {
             Some(v) => self.stats_sockets(v, "global.stats-socket"),
             None => Vec::new(),
@@ -307,7 +308,6 @@ impl<'a> Validator<'a> {
             bufsize,
             log,
             steer,
-            ssl_provider,
             stats_sockets,
         }
     }

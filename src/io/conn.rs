@@ -28,8 +28,6 @@ pub(crate) enum IoFail {
 /// When an operation must have completed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Deadline {
-    /// No limit.
-    Never,
     /// At a fixed time (the whole request head by `timeout http-request`).
     At(Instant),
     /// This long after the operation first has to wait (inactivity
@@ -39,7 +37,10 @@ pub(crate) enum Deadline {
 }
 
 /// Runs `fut` until `deadline`.
-pub(crate) async fn until<T>(deadline: Deadline, fut: impl Future<Output = T>) -> Result<T, IoFail> {
+pub(crate) async fn until<T>(
+    deadline: Deadline,
+    fut: impl Future<Output = T>,
+) -> Result<T, IoFail> {
     let mut fut = pin!(fut);
     let mut timer: Option<Timer> = None;
     std::future::poll_fn(|cx: &mut Context<'_>| {
@@ -56,7 +57,6 @@ pub(crate) async fn until<T>(deadline: Deadline, fut: impl Future<Output = T>) -
             return Poll::Ready(Ok(v));
         }
         let wait = match deadline {
-            Deadline::Never => return Poll::Pending,
             Deadline::At(at) => at.saturating_duration_since(Instant::now()),
             Deadline::After(d) => d,
         };
@@ -203,7 +203,11 @@ impl Conn {
     /// Like `fill`, but first takes a buffer from `pool` if the connection
     /// gave its own up: the wait itself uses a small read on the stack,
     /// so a connection that stays idle never holds a pooled buffer.
-    pub(crate) async fn fill_with(&mut self, pool: &BufPool, deadline: Deadline) -> Result<usize, IoFail> {
+    pub(crate) async fn fill_with(
+        &mut self,
+        pool: &BufPool,
+        deadline: Deadline,
+    ) -> Result<usize, IoFail> {
         if !self.buf.is_empty() {
             return self.fill(deadline).await;
         }
@@ -242,7 +246,11 @@ impl Conn {
     }
 
     /// Writes all of `data`.
-    pub(crate) async fn write_all(&mut self, data: &[u8], deadline: Deadline) -> Result<(), IoFail> {
+    pub(crate) async fn write_all(
+        &mut self,
+        data: &[u8],
+        deadline: Deadline,
+    ) -> Result<(), IoFail> {
         write_all(&mut self.stream, data, deadline).await
     }
 

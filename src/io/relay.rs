@@ -49,19 +49,6 @@ pub(crate) enum RelayEnd {
     Abort(Side),
 }
 
-impl RelayEnd {
-    /// The first character of HAProxy's termination state.
-    pub(crate) fn cause(self) -> u8 {
-        match self {
-            RelayEnd::Done => b'-',
-            RelayEnd::Timeout(Side::Client) => b'c',
-            RelayEnd::Timeout(Side::Server) => b's',
-            RelayEnd::Abort(Side::Client) => b'C',
-            RelayEnd::Abort(Side::Server) => b'S',
-        }
-    }
-}
-
 /// What a relay did.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RelayOutcome {

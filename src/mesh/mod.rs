@@ -99,15 +99,6 @@ impl Mesh {
         self.id
     }
 
-    /// The worker id behind mesh index `peer`.
-    #[cfg(test)]
-    pub(crate) fn worker_at(&self, peer: usize) -> usize {
-        self.of
-            .iter()
-            .position(|&m| m == peer)
-            .unwrap_or(self.worker)
-    }
-
     /// Applies `msg` on this worker.
     async fn apply_here(&self, msg: MeshMsg) {
         if let Some(h) = self.handler.get() {

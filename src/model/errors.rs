@@ -116,11 +116,6 @@ impl ErrorPages {
         self.files.get(&status)
     }
 
-    #[cfg(test)]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.files.is_empty()
-    }
-
     /// Fills in from `other` the statuses this section does not set.
     pub(crate) fn inherit(&mut self, other: &ErrorPages) {
         for (s, b) in &other.files {

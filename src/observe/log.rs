@@ -152,14 +152,18 @@ pub(crate) fn send_ops_to(targets: &[LogTarget]) {
     let _ = OPS_TARGETS.set(list);
 }
 
+/// Logs an operational message at `notice` level (stderr and the
+/// `global.log` targets), `format!`-style.
 #[macro_export]
 macro_rules! notice {
     ($($arg:tt)*) => { $crate::observe::log::ops($crate::observe::log::Level::Notice, format_args!($($arg)*)) };
 }
+/// Logs an operational message at `warning` level, `format!`-style.
 #[macro_export]
 macro_rules! warning {
     ($($arg:tt)*) => { $crate::observe::log::ops($crate::observe::log::Level::Warning, format_args!($($arg)*)) };
 }
+/// Logs an operational message at `alert` level, `format!`-style.
 #[macro_export]
 macro_rules! alert {
     ($($arg:tt)*) => { $crate::observe::log::ops($crate::observe::log::Level::Alert, format_args!($($arg)*)) };
@@ -294,7 +298,10 @@ impl Sinks {
     /// Opens every distinct target (for worker `worker`); returns the
     /// sinks and, per list of targets given, the indexes to use. A target
     /// whose level lets no connection log through is left out.
-    pub(crate) fn open(worker: usize, targets: &[&[LogTarget]]) -> std::io::Result<(Sinks, Vec<SinkSet>)> {
+    pub(crate) fn open(
+        worker: usize,
+        targets: &[&[LogTarget]],
+    ) -> std::io::Result<(Sinks, Vec<SinkSet>)> {
         let host: Rc<str> = hostname().into();
         let mut sinks: Vec<Rc<Sink>> = Vec::new();
         let mut sets = Vec::new();
@@ -558,8 +565,9 @@ impl Sink {
         let mut sent = 0;
         let mut progress = false;
         while sent < lines.len() {
-            // SAFETY (both): all-zero is a valid iovec and mmsghdr.
+            // SAFETY: all-zero is a valid iovec (null base, length 0).
             let mut iov: [libc::iovec; 3 * BATCH] = unsafe { std::mem::zeroed() };
+            // SAFETY: all-zero is a valid mmsghdr (no name, no iovecs).
             let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
             let mut ends = [0usize; BATCH];
             let mut n = 0;
@@ -681,8 +689,9 @@ const PIPE_BUF: usize = libc::PIPE_BUF;
 
 /// stdout or stderr, written without ever blocking the worker.
 fn stream_out(fd: RawFd) -> std::io::Result<(Out, Option<OwnedFd>)> {
-    // SAFETY: fstat fills `st`; `fd` is 1 or 2.
+    // SAFETY: all-zero is a valid `stat` (plain integers).
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat only writes `st`, which is valid; `fd` is 1 or 2.
     if unsafe { libc::fstat(fd, &mut st) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -716,8 +725,9 @@ fn stream_out(fd: RawFd) -> std::io::Result<(Out, Option<OwnedFd>)> {
 }
 
 fn is_fifo(fd: RawFd) -> bool {
-    // SAFETY: fstat fills `st`.
+    // SAFETY: all-zero is a valid `stat` (plain integers).
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat only writes `st`, which is valid for the call.
     unsafe { libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO }
 }
 
@@ -746,6 +756,7 @@ fn write_some(fd: RawFd, how: WriteBy, data: &[u8]) -> std::io::Result<usize> {
     let n = match how {
         // SAFETY: `fd` is open for the life of the sink; `data` is valid.
         WriteBy::Plain => unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) },
+        // SAFETY: as above; MSG_DONTWAIT never blocks the worker.
         WriteBy::Socket => unsafe {
             libc::send(
                 fd,
@@ -1309,8 +1320,8 @@ mod tests {
     #[test]
     fn a_full_pipe_takes_whole_lines_and_the_rest_waits() {
         let mut fds = [0; 2];
-        // SAFETY: pipe2 fills two descriptors.
         assert_eq!(
+            // SAFETY: pipe2 writes two descriptors into `fds`.
             unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK) },
             0
         );

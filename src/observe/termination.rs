@@ -1,7 +1,9 @@
 //! HAProxy's termination state, the two characters of `%ts` in a tcplog
 //! line and the first two of `%tsc` in an httplog line: what ended a
 //! connection or request, and in which phase. The data path (tcp and http)
-//! sets it; the log writes it.
+//! sets it; the log writes it. Only the codes corral sets are here;
+//! HAProxy's others (causes `R`, `I`, `D`, `K`, phases `L`, `T`) join when
+//! a feature sets them.
 
 use crate::io::relay::{RelayEnd, Side};
 
@@ -16,16 +18,8 @@ pub(crate) enum Cause {
     Server,
     /// `P`: the proxy refused or stopped it (a rule, a protocol error).
     Proxy,
-    /// `R`: a resource on the proxy ran out.
-    Resource,
-    /// `I`: an internal error of the proxy.
-    Internal,
-    /// `D`: a server went down and the session was shut.
-    Down,
     /// `L`: the proxy answered locally (a rule, the stats page).
     Local,
-    /// `K`: killed by an operator.
-    Killed,
     /// `c`: the client timeout struck.
     ClientTimeout,
     /// `s`: the server timeout struck.
@@ -47,10 +41,6 @@ pub(crate) enum Phase {
     Headers,
     /// `D`: transferring data.
     Data,
-    /// `L`: sending the last data to the client.
-    Last,
-    /// `T`: tarpitted.
-    Tarpit,
 }
 
 /// A termination state: `Termination::new(Cause::Server, Phase::Headers)`
@@ -76,11 +66,7 @@ impl Termination {
             Cause::Client => b'C',
             Cause::Server => b'S',
             Cause::Proxy => b'P',
-            Cause::Resource => b'R',
-            Cause::Internal => b'I',
-            Cause::Down => b'D',
             Cause::Local => b'L',
-            Cause::Killed => b'K',
             Cause::ClientTimeout => b'c',
             Cause::ServerTimeout => b's',
         };
@@ -91,8 +77,6 @@ impl Termination {
             Phase::Connect => b'C',
             Phase::Headers => b'H',
             Phase::Data => b'D',
-            Phase::Last => b'L',
-            Phase::Tarpit => b'T',
         };
         [side, phase]
     }
@@ -130,18 +114,20 @@ mod tests {
         assert_eq!(&t(Cause::ClientTimeout, Phase::Data).code(), b"cD");
         assert_eq!(&t(Cause::Proxy, Phase::Request).code(), b"PR");
         assert_eq!(&t(Cause::Local, Phase::Request).code(), b"LR");
-        assert_eq!(&t(Cause::Killed, Phase::Tarpit).code(), b"KT");
-        assert_eq!(&t(Cause::Resource, Phase::Last).code(), b"RL");
-        assert_eq!(&t(Cause::Internal, Phase::Connect).code(), b"IC");
-        assert_eq!(&t(Cause::Down, Phase::Data).code(), b"DD");
-        for end in [
-            RelayEnd::Done,
-            RelayEnd::Timeout(Side::Client),
-            RelayEnd::Timeout(Side::Server),
-            RelayEnd::Abort(Side::Client),
-            RelayEnd::Abort(Side::Server),
+        assert_eq!(&t(Cause::Client, Phase::Connect).code(), b"CC");
+        for (end, code) in [
+            (RelayEnd::Done, b"--"),
+            (RelayEnd::Timeout(Side::Client), b"cD"),
+            (RelayEnd::Timeout(Side::Server), b"sD"),
+            (RelayEnd::Abort(Side::Client), b"CD"),
+            (RelayEnd::Abort(Side::Server), b"SD"),
         ] {
-            assert_eq!(t(Cause::of_relay(end), Phase::Data).code()[0], end.cause());
+            let phase = if end == RelayEnd::Done {
+                Phase::Normal
+            } else {
+                Phase::Data
+            };
+            assert_eq!(&t(Cause::of_relay(end), phase).code(), code);
         }
         assert!(t(Cause::ServerTimeout, Phase::Headers).server_side());
         assert!(!t(Cause::Proxy, Phase::Headers).server_side());

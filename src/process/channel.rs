@@ -89,7 +89,12 @@ impl Channel {
     /// Sends one message with `fds`. `nonblocking`: fail with WouldBlock
     /// instead of waiting for room (the master never waits on a stuck
     /// generation).
-    pub(crate) fn send(&self, msg: &impl Message, fds: &[RawFd], nonblocking: bool) -> io::Result<()> {
+    pub(crate) fn send(
+        &self,
+        msg: &impl Message,
+        fds: &[RawFd],
+        nonblocking: bool,
+    ) -> io::Result<()> {
         self.send_record(&msg.encode(), fds, nonblocking)
     }
 

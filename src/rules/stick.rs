@@ -179,7 +179,11 @@ pub(crate) struct StickRule {
 }
 
 /// Parses `on|match|store-request <fetch> [table <name>] [if|unless ...]`.
-pub(crate) fn parse_rule(line: &str, acls: &AclSet, tables: &TableRefs) -> Result<StickRule, Problem> {
+pub(crate) fn parse_rule(
+    line: &str,
+    acls: &AclSet,
+    tables: &TableRefs,
+) -> Result<StickRule, Problem> {
     let RuleParts { words, end, cond } = RuleParts::split(line, acls)?;
     let Some((kind_word, kind_at)) = words.first() else {
         return Err((

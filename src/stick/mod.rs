@@ -36,12 +36,6 @@ pub(crate) struct Env<'a> {
 }
 
 impl Env<'_> {
-    /// The same, for another section's rules.
-    #[cfg(test)]
-    pub(crate) fn with_own(self, own: Option<usize>) -> Self {
-        Env { own, ..self }
-    }
-
     /// Answers a counter fetch for client `src` (see
     /// `acl::Context::stick_counter`).
     pub(crate) fn read(&self, q: &Query, src: std::net::IpAddr) -> Option<u64> {

@@ -190,7 +190,13 @@ impl Store {
     /// a use (expiry refreshed, moved to the front of the LRU order); one
     /// that clears it (the end of a tracking, bytes counted at close)
     /// applies only to an existing entry and leaves its age alone.
-    pub(crate) fn change(&self, defs: &[StickTable], table: usize, key: &Key, f: impl FnOnce(&mut Delta)) {
+    pub(crate) fn change(
+        &self,
+        defs: &[StickTable],
+        table: usize,
+        key: &Key,
+        f: impl FnOnce(&mut Delta),
+    ) {
         let mut delta = Delta {
             touched: true,
             ..Delta::default()
@@ -263,7 +269,13 @@ impl Store {
 
     /// On the owner: sticks `key` to `server` unless it already sticks to
     /// a server; returns the server it sticks to.
-    pub(crate) fn claim_local(&self, defs: &[StickTable], table: usize, key: &Key, server: u32) -> u32 {
+    pub(crate) fn claim_local(
+        &self,
+        defs: &[StickTable],
+        table: usize,
+        key: &Key,
+        server: u32,
+    ) -> u32 {
         let current = {
             let tables = self.tables.borrow();
             tables
@@ -526,15 +538,6 @@ impl Store {
     /// Entries held in `table`.
     pub(crate) fn len(&self, table: usize) -> usize {
         self.tables.borrow().get(table).map_or(0, Table::len)
-    }
-
-    /// Whether `table` holds `key` (not expired).
-    #[cfg(test)]
-    pub(crate) fn contains(&self, table: usize, key: &Key) -> bool {
-        self.tables
-            .borrow()
-            .get(table)
-            .is_some_and(|t| t.find(key, now_ms()).is_some())
     }
 }
 

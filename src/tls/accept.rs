@@ -4,10 +4,8 @@
 //! configuration (so the reference count touched by every handshake lives
 //! in this worker's cache, not shared), built over the read-only
 //! certificate set, ticket keys and the thread-local copy of the session
-//! cache.
-//! `replace_certs` swaps the copy: handshakes that already started finish
-//! with the old certificates, new ones use the new. (A configuration
-//! reload starts a new generation instead, with copies of its own.)
+//! cache. A configuration reload starts a new generation, with copies of
+//! its own.
 
 use super::FrontendTls;
 use super::certs::CertSet;
@@ -16,7 +14,6 @@ use crate::io::conn::{Deadline, IoFail, until};
 use crate::io::stream::Stream;
 use glommio::net::TcpStream;
 use rustls::ServerConfig;
-use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,7 +47,7 @@ pub(crate) fn server_config(
 
 /// One frontend's handshakes on one worker.
 pub(crate) struct Acceptor {
-    config: RefCell<Arc<ServerConfig>>,
+    config: Arc<ServerConfig>,
 }
 
 impl Acceptor {
@@ -58,16 +55,8 @@ impl Acceptor {
     pub(crate) fn new(tls: &FrontendTls, fe: usize, workers: usize) -> Result<Acceptor, String> {
         let cfg = server_config(tls, fe, tls.set.clone(), workers > 1)?;
         Ok(Acceptor {
-            config: RefCell::new(Arc::new(cfg)),
+            config: Arc::new(cfg),
         })
-    }
-
-    /// New handshakes use `set` from now on.
-    #[cfg(test)]
-    pub(crate) fn replace_certs(&self, set: Arc<CertSet>) {
-        let mut cfg = (**self.config.borrow()).clone();
-        cfg.cert_resolver = set;
-        *self.config.borrow_mut() = Arc::new(cfg);
     }
 
     /// Runs the server side of a handshake on `tcp` within `timeout`,
@@ -80,7 +69,7 @@ impl Acceptor {
         timeout: Duration,
         after_step: impl Fn(),
     ) -> Result<Stream, String> {
-        let acceptor = futures_rustls::TlsAcceptor::from(self.config.borrow().clone());
+        let acceptor = futures_rustls::TlsAcceptor::from(self.config.clone());
         let mut handshake = std::pin::pin!(acceptor.accept(tcp));
         let stepped = std::future::poll_fn(|cx| {
             let r = handshake.as_mut().poll(cx);

@@ -30,8 +30,6 @@ pub(crate) struct Loaded {
     pub file: PathBuf,
     /// The DNS names it covers (SAN entries, else its CN), as written.
     pub names: Vec<String>,
-    /// `ECDSA`, `RSA`, `Ed25519`, ...
-    pub key_kind: &'static str,
     /// Set when the certificate is outside its validity period now.
     pub expired: bool,
 }
@@ -140,12 +138,6 @@ impl CertSet {
         }
         &self.default
     }
-
-    /// The certificate a client would get (for tests and `show` commands).
-    #[cfg(test)]
-    pub(crate) fn choose(&self, sni: Option<&str>) -> Option<&Arc<CertifiedKey>> {
-        self.candidates(sni).first()
-    }
 }
 
 impl ResolvesServerCert for CertSet {
@@ -213,17 +205,9 @@ fn load_file(file: &Path, provider: &CryptoProvider) -> Result<(CertifiedKey, Lo
     }
     let (names, expired) = names_of(&certified.cert[0])
         .map_err(|e| format!("`{show}`: the certificate cannot be parsed: {e}"))?;
-    let key_kind = match certified.key.algorithm() {
-        rustls::SignatureAlgorithm::ECDSA => "ECDSA",
-        rustls::SignatureAlgorithm::RSA => "RSA",
-        rustls::SignatureAlgorithm::ED25519 => "Ed25519",
-        rustls::SignatureAlgorithm::ED448 => "Ed448",
-        _ => "other",
-    };
     let loaded = Loaded {
         file: file.to_path_buf(),
         names,
-        key_kind,
         expired,
     };
     Ok((certified, loaded))

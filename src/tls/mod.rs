@@ -45,14 +45,6 @@ impl Provider {
         }
     }
 
-    #[cfg(test)]
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Provider::AwsLcRs => "aws-lc-rs",
-            Provider::Ring => "ring",
-        }
-    }
-
     pub(crate) fn crypto(self) -> Arc<CryptoProvider> {
         Arc::new(match self {
             Provider::AwsLcRs => rustls::crypto::aws_lc_rs::default_provider(),
@@ -91,7 +83,10 @@ impl Version {
     }
 
     /// The rustls versions from `min` to `max`.
-    pub(crate) fn range(min: Version, max: Version) -> Vec<&'static rustls::SupportedProtocolVersion> {
+    pub(crate) fn range(
+        min: Version,
+        max: Version,
+    ) -> Vec<&'static rustls::SupportedProtocolVersion> {
         [Version::Tls12, Version::Tls13]
             .into_iter()
             .filter(|v| *v >= min && *v <= max)

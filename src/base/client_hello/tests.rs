@@ -475,9 +475,9 @@ fn truncated_mutated_and_random_input_never_panics() {
         let input: Vec<u8> = match round % 3 {
             // Noise behind a handshake record header now and then.
             0 => {
-                let len = (rng.next() % 300) as usize;
-                let mut v: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-                if rng.next().is_multiple_of(2) && v.len() >= 9 {
+                let len = (rng.next_u64() % 300) as usize;
+                let mut v: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+                if rng.next_u64().is_multiple_of(2) && v.len() >= 9 {
                     let body = (len - 5) as u16;
                     v[..3].copy_from_slice(&[0x16, 3, 1]);
                     v[3..5].copy_from_slice(&body.to_be_bytes());
@@ -487,25 +487,25 @@ fn truncated_mutated_and_random_input_never_panics() {
             }
             // A valid hello with a few bytes changed.
             1 => {
-                let mut v = if rng.next().is_multiple_of(2) {
+                let mut v = if rng.next_u64().is_multiple_of(2) {
                     whole.clone()
                 } else {
                     split.clone()
                 };
-                for _ in 0..1 + rng.next() % 4 {
-                    let i = (rng.next() as usize) % v.len();
-                    v[i] = rng.next() as u8;
+                for _ in 0..1 + rng.next_u64() % 4 {
+                    let i = (rng.next_u64() as usize) % v.len();
+                    v[i] = rng.next_u64() as u8;
                 }
                 v
             }
             // A valid hello cut anywhere, with noise after the cut.
             _ => {
-                let mut v = split[..(rng.next() as usize) % (split.len() + 1)].to_vec();
-                v.extend((0..rng.next() % 8).map(|_| rng.next() as u8));
+                let mut v = split[..(rng.next_u64() as usize) % (split.len() + 1)].to_vec();
+                v.extend((0..rng.next_u64() % 8).map(|_| rng.next_u64() as u8));
                 v
             }
         };
-        let step = 1 + (rng.next() % 16) as usize;
+        let step = 1 + (rng.next_u64() % 16) as usize;
         let mut msg = vec![0u8; 2048];
         let mut p = HelloParser::new(2048);
         let mut end = 0;

@@ -151,6 +151,7 @@ fn lookup_user(name: &str) -> Result<u32, String> {
         return Ok(id);
     }
     let c = std::ffi::CString::new(name).map_err(|_| format!("user `{name}` is not valid"))?;
+    // SAFETY: all-zero is a valid `passwd` (null pointers, zero ids).
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 16 << 10];
     let mut found: *mut libc::passwd = std::ptr::null_mut();
@@ -179,6 +180,7 @@ fn lookup_group(name: &str) -> Result<u32, String> {
         return Ok(id);
     }
     let c = std::ffi::CString::new(name).map_err(|_| format!("group `{name}` is not valid"))?;
+    // SAFETY: all-zero is a valid `group` (null pointers, zero ids).
     let mut grp: libc::group = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 16 << 10];
     let mut found: *mut libc::group = std::ptr::null_mut();

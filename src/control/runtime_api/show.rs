@@ -464,7 +464,12 @@ pub(super) struct DataFilter {
 }
 
 impl DataFilter {
-    pub(super) fn parse(def: &StickTable, name: &str, op: &str, value: &str) -> Result<Self, String> {
+    pub(super) fn parse(
+        def: &StickTable,
+        name: &str,
+        op: &str,
+        value: &str,
+    ) -> Result<Self, String> {
         let Some(t) = name.strip_prefix("data.") else {
             return Err("Optional argument only supports \"data.<store_data_type>\" <operator> <value> or key <key>\n".into());
         };
@@ -530,7 +535,13 @@ fn entry_id(k: &Key) -> u64 {
 
 /// `show table NAME [filters]`: the header, then each entry (most recently
 /// used first) as `0x...: key=K use=N exp=MS type=value...`.
-pub(super) fn table(w: &Worker, t: usize, key: Option<&Key>, filters: &[DataFilter], out: &mut String) {
+pub(super) fn table(
+    w: &Worker,
+    t: usize,
+    key: Option<&Key>,
+    filters: &[DataFilter],
+    out: &mut String,
+) {
     table_header(w, t, out);
     let layout = &w.config.tables[t].layout;
     let now = now_ms();

@@ -14,7 +14,6 @@
 pub(crate) mod page;
 pub(crate) mod prometheus;
 
-
 pub(crate) use crate::observe::snapshot::{BackendRows, History, Info, Row, Snapshot};
 
 use crate::mesh::MeshMsg;

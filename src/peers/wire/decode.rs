@@ -31,11 +31,20 @@ pub enum Decoded {
     /// The message has not fully arrived: call again with more bytes.
     Incomplete,
     /// A message, taking the first `consumed` bytes of the buffer.
-    Message { msg: Message, consumed: usize },
+    Message {
+        /// The message.
+        msg: Message,
+        /// How many bytes of the buffer it took.
+        consumed: usize,
+    },
 }
 
 /// Malformed input. The connection cannot go on: send [`DecodeError::reply`]
 /// and close (as HAProxy does).
+#[allow(
+    missing_docs,
+    reason = "the fields are what the variant names; `Display` words each case"
+)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DecodeError {
     /// Class 255 (reserved).
@@ -256,6 +265,7 @@ impl Decoder {
         Self::with_max_message_len(DEFAULT_MAX_MESSAGE_LEN)
     }
 
+    /// Payloads up to `max_len` bytes.
     pub fn with_max_message_len(max_len: usize) -> Self {
         Decoder {
             max_len,

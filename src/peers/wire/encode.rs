@@ -11,6 +11,10 @@ use super::varint::encode_varint;
 
 /// A message the encoder refuses; nothing was written and the encoder is
 /// unchanged.
+#[allow(
+    missing_docs,
+    reason = "the fields are what the variant names; `Display` words each case"
+)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EncodeError {
     EmptyTableName,
@@ -127,6 +131,7 @@ impl Encoder {
         Self::with_max_message_len(DEFAULT_MAX_MESSAGE_LEN)
     }
 
+    /// Payloads up to `max_len` bytes.
     pub fn with_max_message_len(max_len: usize) -> Self {
         Encoder {
             max_len,

@@ -37,7 +37,12 @@ pub enum Parse<T> {
     Incomplete,
     /// Parsed; `consumed` bytes of the buffer belong to it (what follows is
     /// the next protocol element).
-    Done { value: T, consumed: usize },
+    Done {
+        /// What was parsed.
+        value: T,
+        /// How many bytes of the buffer it took.
+        consumed: usize,
+    },
 }
 
 /// The three hello lines (the connector's `pid` words are informational).
@@ -108,14 +113,22 @@ pub enum HelloError {
     /// The version is not `<digits>.<digits>` (502).
     MalformedVersion,
     /// Major version other than 2 or minor above 1 (502).
-    UnsupportedVersion { major: u32, minor: u32 },
+    UnsupportedVersion {
+        /// The major version offered.
+        major: u32,
+        /// The minor version offered.
+        minor: u32,
+    },
     /// The third line is not `<name> <pid> <relative pid>` (501). HAProxy
     /// only needs the space after the name; this parser also wants the two
     /// numbers, which every HAProxy sends.
     MalformedPeerLine,
     /// A line without newline within the limit (HAProxy closes silently;
     /// answering 501 is as good).
-    LineTooLong { limit: usize },
+    LineTooLong {
+        /// The longest line accepted, newline included.
+        limit: usize,
+    },
     /// A line that is not UTF-8 (501).
     NotUtf8,
 }
@@ -179,6 +192,7 @@ impl HelloParser {
         }
     }
 
+    /// Parses the three hello lines at the start of `buf`.
     pub fn parse(&self, buf: &[u8]) -> Result<Parse<Hello>, HelloError> {
         let mut pos = 0;
         let Some(first) = self.line(buf, &mut pos)? else {
@@ -275,6 +289,7 @@ pub enum Status {
 }
 
 impl Status {
+    /// The number sent on the status line.
     pub fn code(self) -> u16 {
         match self {
             Status::Success => 200,
@@ -287,6 +302,7 @@ impl Status {
         }
     }
 
+    /// The status a status line's number means.
     pub fn from_code(code: u16) -> Status {
         match code {
             200 => Status::Success,

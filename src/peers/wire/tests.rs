@@ -716,25 +716,25 @@ fn random_and_mutated_input_never_panics() {
         let input: Vec<u8> = match round % 3 {
             // Pure noise, biased towards valid headers now and then.
             0 => {
-                let len = (rng.next() % 64) as usize;
-                let mut v: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-                if rng.next().is_multiple_of(2) && v.len() >= 2 {
+                let len = (rng.next_u64() % 64) as usize;
+                let mut v: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+                if rng.next_u64().is_multiple_of(2) && v.len() >= 2 {
                     v[0] = 10;
-                    v[1] = 0x80 + (rng.next() % 7) as u8;
+                    v[1] = 0x80 + (rng.next_u64() % 7) as u8;
                 }
                 v
             }
             // The valid stream with a few bytes flipped.
             1 => {
                 let mut v = stream.clone();
-                for _ in 0..1 + rng.next() % 4 {
-                    let i = (rng.next() as usize) % v.len();
-                    v[i] = rng.next() as u8;
+                for _ in 0..1 + rng.next_u64() % 4 {
+                    let i = (rng.next_u64() as usize) % v.len();
+                    v[i] = rng.next_u64() as u8;
                 }
                 v
             }
             // The valid stream cut anywhere.
-            _ => stream[..(rng.next() as usize) % (stream.len() + 1)].to_vec(),
+            _ => stream[..(rng.next_u64() as usize) % (stream.len() + 1)].to_vec(),
         };
         let mut d = Decoder::new();
         let mut pos = 0;

@@ -5,7 +5,13 @@
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-/// Message classes and types (first and second header byte).
+/// Message classes and types (first and second header byte), named as in
+/// HAProxy's `doc/peers-v2.0.txt` (`PEER_MSG_CLASS_*`, `PEER_MSG_CTRL_*`,
+/// `PEER_MSG_ERR_*`, `PEER_MSG_STKT_*`).
+#[allow(
+    missing_docs,
+    reason = "each constant is the protocol document's name for its code"
+)]
 pub mod code {
     pub const CLASS_CONTROL: u8 = 0;
     pub const CLASS_ERROR: u8 = 1;
@@ -46,11 +52,21 @@ pub enum KeyType {
     /// `type string [len N]`: code 6. `key_size` counts the terminating NUL
     /// HAProxy stores (`len 32`, the default, is 33), so keys hold at most
     /// `key_size - 1` bytes; they travel as varint length + bytes.
-    String { key_size: u32 },
+    String {
+        /// Bytes per key, the NUL included.
+        key_size: u32,
+    },
     /// `type binary [len N]`: code 7, `key_size` raw bytes (zero-padded).
-    Binary { key_size: u32 },
+    Binary {
+        /// Bytes per key.
+        key_size: u32,
+    },
 }
 
+#[allow(
+    missing_docs,
+    reason = "the network codes, as documented on the variants above"
+)]
 impl KeyType {
     pub const CODE_INTEGER: u64 = 2;
     pub const CODE_IPV4: u64 = 4;
@@ -106,7 +122,9 @@ impl KeyType {
 pub enum Key {
     /// For [`KeyType::Integer`]: HAProxy 2.6 sends the low 32 bits.
     Integer(u32),
+    /// For [`KeyType::Ipv4`].
     Ipv4(Ipv4Addr),
+    /// For [`KeyType::Ipv6`].
     Ipv6(Ipv6Addr),
     /// For [`KeyType::String`]: the bytes, without NUL (not necessarily UTF-8).
     String(Vec<u8>),
@@ -141,6 +159,7 @@ macro_rules! data_types {
         /// the values in increasing id order.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         #[repr(u8)]
+        #[allow(missing_docs, reason = "each variant is HAProxy's data type of that name (see `name`)")]
         pub enum DataType {
             $($variant = $id,)*
         }
@@ -154,6 +173,7 @@ macro_rules! data_types {
                 match self { $(DataType::$variant => $name,)* }
             }
 
+            /// How its values travel.
             pub fn std_type(self) -> StdType {
                 match self { $(DataType::$variant => StdType::$std,)* }
             }
@@ -207,10 +227,12 @@ impl DataType {
         self as u8
     }
 
+    /// Its bit in a definition's bitfield.
     pub fn bit(self) -> u64 {
         1 << self.id()
     }
 
+    /// The type with id `id`, if HAProxy 2.6 has one.
     pub fn from_id(id: u64) -> Option<DataType> {
         usize::try_from(id)
             .ok()
@@ -244,9 +266,13 @@ pub struct FreqCtr {
 /// [`StdType`] (arrays: [`Value::Array`] of elements of it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
+    /// For [`StdType::SInt`].
     SInt(i32),
+    /// For [`StdType::UInt`].
     UInt(u32),
+    /// For [`StdType::ULongLong`].
     ULongLong(u64),
+    /// For [`StdType::Freq`].
     Freq(FreqCtr),
     /// A dictionary string, already resolved through the cache (`None`: no
     /// entry, or a cache id the sender never filled, which HAProxy ignores).
@@ -357,6 +383,7 @@ impl TableDef {
         def
     }
 
+    /// Whether the table stores `dt`.
     pub fn has(&self, dt: DataType) -> bool {
         self.data_types & dt.bit() != 0
     }
@@ -396,6 +423,7 @@ pub struct Update {
     /// entry's remaining lifetime in ms. Otherwise the receiver applies
     /// its own table's expiry.
     pub expire_ms: Option<u32>,
+    /// The entry's key.
     pub key: Key,
     /// One value per stored known type, in increasing type id order.
     pub values: Vec<(DataType, Value)>,
@@ -427,11 +455,19 @@ pub enum Message {
     Define(TableDef),
     /// 10/0x83: makes a defined table current (HAProxy 2.6 never sends it:
     /// it repeats the definition instead, but it understands it).
-    Switch { table_id: u32 },
+    Switch {
+        /// The id from the table's definition.
+        table_id: u32,
+    },
     /// 10/0x80, 0x81, 0x85, 0x86: see [`Update`].
     Update(Update),
     /// 10/0x84: the receiver committed the updates of one of the sender's
     /// tables up to `update_id` (`table_id` is the id from the table
     /// owner's definition).
-    Ack { table_id: u32, update_id: u32 },
+    Ack {
+        /// The id from the table owner's definition.
+        table_id: u32,
+        /// The last update committed.
+        update_id: u32,
+    },
 }

@@ -43,8 +43,8 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// What reaches a generation's main thread.
 pub(crate) enum Event {
     Ready,
-    /// Worker `i` no longer accepts (it was told to stop).
-    Stopped(usize),
+    /// A worker no longer accepts (it was told to stop).
+    Stopped,
     Failed(usize, String),
     Exited(usize),
     Signal(i32),
@@ -230,7 +230,11 @@ fn receive_handover(channel: &Channel) -> Result<(Config, Vec<BindSockets>), Str
 /// error is a one-line explanation of why it could not start (or why a
 /// worker died); with a master, start-up errors are sent to it instead
 /// and the error returned is empty.
-pub(crate) fn run(mut config: Config, binds: Vec<BindSockets>, sup: Supervisor) -> Result<(), String> {
+pub(crate) fn run(
+    mut config: Config,
+    binds: Vec<BindSockets>,
+    sup: Supervisor,
+) -> Result<(), String> {
     let (events_tx, events) = mpsc::channel::<Event>();
     let (number, master) = match sup {
         Supervisor::Standalone => (0, None),
@@ -391,7 +395,7 @@ pub(crate) fn run(mut config: Config, binds: Vec<BindSockets>, sup: Supervisor) 
                     }
                 }
             }
-            Event::Stopped(_) => {
+            Event::Stopped => {
                 stopped += 1;
                 // Every worker stopped accepting: the master may tell
                 // whoever asked for the reload that it is done.
@@ -742,7 +746,7 @@ async fn serve(
         let _ = events.send(Event::State(carry::dump(&w)));
     }
     w.life.stopping.set();
-    let _ = events.send(Event::Stopped(id));
+    let _ = events.send(Event::Stopped);
     let open = w.conns.get();
     let drained = futures_lite::future::or(
         async {

@@ -165,8 +165,8 @@ pub(crate) fn serve<E: Send + 'static>(
     }
 }
 
-/// Sends one request line and returns (ok, the answer's text).
-pub(crate) fn ask(socket: &Path, request: &str) -> Result<(bool, String), String> {
+/// Sends one request and returns (ok, the answer's text).
+pub(crate) fn ask(socket: &Path, request: &Request) -> Result<(bool, String), String> {
     let shown = socket.display();
     let mut stream = UnixStream::connect(socket).map_err(|e| {
         let why = match e.kind() {
@@ -182,7 +182,8 @@ pub(crate) fn ask(socket: &Path, request: &str) -> Result<(bool, String), String
         format!("cannot reach corral's control socket {shown}: {why}")
     })?;
     let _ = stream.set_read_timeout(Some(ANSWER_TIME));
-    writeln!(stream, "{request}").map_err(|e| format!("cannot write to {shown}: {e}"))?;
+    writeln!(stream, "{}", request.encode())
+        .map_err(|e| format!("cannot write to {shown}: {e}"))?;
     let mut answer = String::new();
     stream
         .read_to_string(&mut answer)

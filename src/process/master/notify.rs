@@ -45,11 +45,6 @@ impl Notifier {
         Notifier { target }
     }
 
-    #[cfg(test)]
-    pub(crate) fn enabled(&self) -> bool {
-        self.target.is_some()
-    }
-
     /// Sends `lines` (`KEY=value`, one per line) as one datagram. A
     /// failure is reported once as a warning; serving goes on.
     pub(crate) fn send(&self, lines: &str) {

@@ -381,7 +381,11 @@ pub(crate) fn detach(fd: RawFd) {
 ///
 /// On error the sockets created so far are closed.
 #[cfg(test)]
-pub(crate) fn bind_group(addr: SocketAddr, workers: usize, backlog: i32) -> io::Result<Vec<Socket>> {
+pub(crate) fn bind_group(
+    addr: SocketAddr,
+    workers: usize,
+    backlog: i32,
+) -> io::Result<Vec<Socket>> {
     bind_group_with(addr, workers, backlog, true, true)
 }
 

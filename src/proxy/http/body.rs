@@ -96,7 +96,11 @@ impl BodyCopy {
     }
 
     /// Moves the body bytes already buffered in `src` to the end of `out`.
-    pub(crate) fn take_buffered(&mut self, src: &mut Conn, out: &mut Vec<u8>) -> Result<(), BodyFail> {
+    pub(crate) fn take_buffered(
+        &mut self,
+        src: &mut Conn,
+        out: &mut Vec<u8>,
+    ) -> Result<(), BodyFail> {
         while !self.is_done() && !src.data().is_empty() {
             let (consumed, emit) = self.step(src.data())?;
             out.extend_from_slice(&src.data()[..emit]);

@@ -62,8 +62,6 @@ pub(crate) enum HeadError {
     Invalid(&'static str),
     /// Too many header fields, or a head larger than the buffer: 431.
     TooLarge,
-    /// The request line alone does not fit: 414.
-    UriTooLong,
     /// A method or feature corral does not handle (CONNECT): 501.
     NotImplemented(&'static str),
 }
@@ -234,7 +232,11 @@ impl Head {
 
     /// Parses a response head. `request_method` decides whether a body can
     /// follow (HEAD).
-    pub(crate) fn parse_response(&mut self, buf: &[u8], head_request: bool) -> Result<Parsed, HeadError> {
+    pub(crate) fn parse_response(
+        &mut self,
+        buf: &[u8],
+        head_request: bool,
+    ) -> Result<Parsed, HeadError> {
         let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut res = httparse::Response::new(&mut storage);
         let len = match res.parse(buf) {

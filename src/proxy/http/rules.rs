@@ -44,7 +44,12 @@ pub(crate) enum Outcome {
 }
 
 /// Applies request rules to `req`.
-pub(crate) fn apply_request(rules: &[Rule], req: &mut Head, env: &Env, scratch: &mut Vec<u8>) -> Outcome {
+pub(crate) fn apply_request(
+    rules: &[Rule],
+    req: &mut Head,
+    env: &Env,
+    scratch: &mut Vec<u8>,
+) -> Outcome {
     for rule in rules {
         let ctx = ReqCtx {
             req,

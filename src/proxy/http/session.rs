@@ -554,7 +554,6 @@ impl<'w> Session<'w> {
                     Err(e) => {
                         let status = match e {
                             HeadError::TooLarge => 431,
-                            HeadError::UriTooLong => 414,
                             HeadError::Invalid(_) => 400,
                             HeadError::NotImplemented(_) => 501,
                         };
