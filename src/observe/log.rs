@@ -844,36 +844,58 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-/// `Nov 22 00:16:25`, `Nov  2 00:16:25` (RFC 3164; UTC, as corral's
-/// other dates).
+/// A time broken down in UTC (every date corral writes is UTC).
+struct Utc {
+    year: i64,
+    month: u32,
+    day: u32,
+    hour: u64,
+    min: u64,
+    sec: u64,
+    ms: u32,
+}
+
+impl Utc {
+    fn of(t: SystemTime) -> Utc {
+        let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = since.as_secs();
+        let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+        let rem = secs % 86_400;
+        Utc {
+            year,
+            month,
+            day,
+            hour: rem / 3600,
+            min: rem % 3600 / 60,
+            sec: rem % 60,
+            ms: since.subsec_millis(),
+        }
+    }
+
+    fn month_name(&self) -> &'static str {
+        MONTHS[(self.month - 1) as usize]
+    }
+}
+
+/// `Nov 22 00:16:25`, `Nov  2 00:16:25` (RFC 3164).
 fn write_date_3164(out: &mut Vec<u8>, t: SystemTime) {
-    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let (_, m, d) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    let _ = write!(
-        out,
-        "{} {d:>2} {:02}:{:02}:{:02}",
-        MONTHS[(m - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    );
+    let u = Utc::of(t);
+    let (d, h, mi, s) = (u.day, u.hour, u.min, u.sec);
+    let _ = write!(out, "{} {d:>2} {h:02}:{mi:02}:{s:02}", u.month_name());
 }
 
 /// `2026-11-22T00:16:25.401Z` (RFC 5424).
 fn write_date_iso(out: &mut Vec<u8>, t: SystemTime) {
-    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_millis()
-    );
+    let Utc {
+        year: y,
+        month: m,
+        day: d,
+        hour: h,
+        min: mi,
+        sec: s,
+        ms,
+    } = Utc::of(t);
+    let _ = write!(out, "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z");
 }
 
 /// This machine's name, for syslog headers.
@@ -1102,20 +1124,14 @@ pub(crate) fn write_client(out: &mut Vec<u8>, a: &SocketAddr) {
     let _ = write!(out, ":{}", a.port());
 }
 
-/// `21/Nov/2026:18:11:05.123` in UTC.
+/// `21/Nov/2026:18:11:05.123` in UTC (httplog and tcplog).
 pub(crate) fn write_date(out: &mut Vec<u8>, t: SystemTime) {
-    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
+    let u = Utc::of(t);
+    let (y, d, h, mi, s, ms) = (u.year, u.day, u.hour, u.min, u.sec, u.ms);
     let _ = write!(
         out,
-        "{d:02}/{}/{y}:{:02}:{:02}:{:02}.{:03}",
-        MONTHS[(m - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_millis()
+        "{d:02}/{}/{y}:{h:02}:{mi:02}:{s:02}.{ms:03}",
+        u.month_name()
     );
 }
 

@@ -62,237 +62,242 @@ fn rows(s: &Snapshot, scope: Scope) -> Vec<(String, &Row)> {
     }
 }
 
-/// One metric family over the rows of `scope`.
-fn family(
-    out: &mut String,
-    s: &Snapshot,
-    scope: Scope,
-    (name, kind, help): (&str, &str, &str),
-    value: impl Fn(&Row) -> f64,
-) {
-    let full = format!("corral_{}_{name}", scope.prefix());
+/// What a family's samples are.
+enum Sample {
+    /// One sample per row.
+    Value(fn(&Row) -> f64),
+    /// One sample per row and HTTP status class (`code` label).
+    ByCode,
+    /// One sample per server and state (`state` label), 1 for its state.
+    ByState,
+}
+
+/// A metric family: name (after `corral_<scope>_`), type, help, samples.
+struct Family(&'static str, &'static str, &'static str, Sample);
+
+use Sample::{ByCode, ByState, Value};
+
+/// Families of every scope (frontends, backends, servers).
+const EVERY_SCOPE: &[Family] = &[
+    Family(
+        "current_sessions",
+        "gauge",
+        "Sessions open now.",
+        Value(|r| r.cur as f64),
+    ),
+    Family(
+        "max_sessions",
+        "gauge",
+        "Most sessions open at once (summed over workers).",
+        Value(|r| r.max as f64),
+    ),
+    Family(
+        "sessions_total",
+        "counter",
+        "Sessions since start.",
+        Value(|r| r.total as f64),
+    ),
+    Family(
+        "current_session_rate",
+        "gauge",
+        "Sessions per second over the last 10 seconds.",
+        Value(|r| r.rate),
+    ),
+    Family(
+        "bytes_in_total",
+        "counter",
+        "Bytes received from clients.",
+        Value(|r| r.bytes_in as f64),
+    ),
+    Family(
+        "bytes_out_total",
+        "counter",
+        "Bytes sent to clients.",
+        Value(|r| r.bytes_out as f64),
+    ),
+    Family(
+        "http_responses_total",
+        "counter",
+        "HTTP responses by status class.",
+        ByCode,
+    ),
+];
+
+/// Frontends only.
+const FRONTEND: &[Family] = &[
+    Family(
+        "http_requests_total",
+        "counter",
+        "HTTP requests received.",
+        Value(|r| r.requests as f64),
+    ),
+    Family(
+        "requests_denied_total",
+        "counter",
+        "Requests denied by rules.",
+        Value(|r| r.denied as f64),
+    ),
+    Family(
+        "request_errors_total",
+        "counter",
+        "Bad requests.",
+        Value(|r| r.bad_requests as f64),
+    ),
+];
+
+/// Backends and servers.
+const UPSTREAM: &[Family] = &[
+    Family(
+        "connection_errors_total",
+        "counter",
+        "Failed connections to servers.",
+        Value(|r| r.connect_errors as f64),
+    ),
+    Family(
+        "response_errors_total",
+        "counter",
+        "Responses that failed.",
+        Value(|r| r.response_errors as f64),
+    ),
+    Family(
+        "retry_warnings_total",
+        "counter",
+        "Connection retries.",
+        Value(|r| r.retries as f64),
+    ),
+    Family(
+        "response_time_average_seconds",
+        "gauge",
+        "Average response time.",
+        Value(|r| r.response_ms as f64 / 1000.0),
+    ),
+];
+
+/// Backends only.
+const BACKEND: &[Family] = &[
+    Family(
+        "current_queue",
+        "gauge",
+        "Connections waiting for a server slot.",
+        Value(|r| r.queue_cur as f64),
+    ),
+    Family(
+        "max_queue",
+        "gauge",
+        "Longest queue seen (summed over workers).",
+        Value(|r| r.queue_max as f64),
+    ),
+    Family(
+        "status",
+        "gauge",
+        "1 while at least one server is usable.",
+        Value(|r| f64::from(u8::from(r.status == "UP"))),
+    ),
+];
+
+/// Servers only.
+const SERVER: &[Family] = &[
+    Family(
+        "status",
+        "gauge",
+        "Server state (1 for the current one).",
+        ByState,
+    ),
+    Family(
+        "weight",
+        "gauge",
+        "Configured weight.",
+        Value(|r| r.weight as f64),
+    ),
+    Family(
+        "downtime_seconds_total",
+        "counter",
+        "Seconds spent DOWN.",
+        Value(|r| r.downtime_s as f64),
+    ),
+    Family(
+        "last_status_change_seconds",
+        "gauge",
+        "Seconds since the status last changed.",
+        Value(|r| r.last_change_s as f64),
+    ),
+];
+
+/// A family's `# HELP` and `# TYPE` lines.
+fn header(out: &mut String, full: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {full} {help}");
     let _ = writeln!(out, "# TYPE {full} {kind}");
+}
+
+/// One family over the rows of `scope`.
+fn family(out: &mut String, s: &Snapshot, scope: Scope, Family(name, kind, help, sample): &Family) {
+    let full = format!("corral_{}_{name}", scope.prefix());
+    header(out, &full, kind, help);
     for (labels, r) in rows(s, scope) {
-        let _ = writeln!(out, "{full}{{{labels}}} {}", value(r));
+        match sample {
+            Value(value) => {
+                let _ = writeln!(out, "{full}{{{labels}}} {}", value(r));
+            }
+            ByCode => {
+                for (code, n) in ["1xx", "2xx", "3xx", "4xx", "5xx", "other"]
+                    .iter()
+                    .zip(r.responses)
+                {
+                    let _ = writeln!(out, "{full}{{{labels},code=\"{code}\"}} {n}");
+                }
+            }
+            ByState => {
+                for state in ["UP", "DOWN", "no check"] {
+                    let on = u8::from(r.status == state);
+                    let _ = writeln!(out, "{full}{{{labels},state=\"{state}\"}} {on}");
+                }
+            }
+        }
     }
 }
 
 /// The whole exposition.
 pub(crate) fn render(s: &Snapshot) -> String {
     let mut out = String::with_capacity(8 << 10);
-    let _ = writeln!(out, "# HELP corral_process_info corral's version and pid.");
-    let _ = writeln!(out, "# TYPE corral_process_info gauge");
+    let process = |out: &mut String, name: &str, kind: &str, help: &str| {
+        header(out, &format!("corral_process_{name}"), kind, help);
+    };
+    process(&mut out, "info", "gauge", "corral's version and pid.");
     let _ = writeln!(
         out,
         "corral_process_info{{version=\"{}\",pid=\"{}\"}} 1",
         s.info.version, s.info.pid
     );
-    let _ = writeln!(
-        out,
-        "# HELP corral_process_uptime_seconds Seconds since corral started."
+    process(
+        &mut out,
+        "uptime_seconds",
+        "gauge",
+        "Seconds since corral started.",
     );
-    let _ = writeln!(out, "# TYPE corral_process_uptime_seconds gauge");
     let _ = writeln!(out, "corral_process_uptime_seconds {}", s.info.uptime_s);
-    let _ = writeln!(
-        out,
-        "# HELP corral_process_current_connections Client connections open now."
+    process(
+        &mut out,
+        "current_connections",
+        "gauge",
+        "Client connections open now.",
     );
-    let _ = writeln!(out, "# TYPE corral_process_current_connections gauge");
     let _ = writeln!(out, "corral_process_current_connections {}", s.info.conns);
-    for scope in [Scope::Frontend, Scope::Backend, Scope::Server] {
-        family(
-            &mut out,
-            s,
-            scope,
-            ("current_sessions", "gauge", "Sessions open now."),
-            |r| r.cur as f64,
-        );
-        family(
-            &mut out,
-            s,
-            scope,
-            (
-                "max_sessions",
-                "gauge",
-                "Most sessions open at once (summed over workers).",
-            ),
-            |r| r.max as f64,
-        );
-        family(
-            &mut out,
-            s,
-            scope,
-            ("sessions_total", "counter", "Sessions since start."),
-            |r| r.total as f64,
-        );
-        family(
-            &mut out,
-            s,
-            scope,
-            (
-                "current_session_rate",
-                "gauge",
-                "Sessions per second over the last 10 seconds.",
-            ),
-            |r| r.rate,
-        );
-        family(
-            &mut out,
-            s,
-            scope,
-            ("bytes_in_total", "counter", "Bytes received from clients."),
-            |r| r.bytes_in as f64,
-        );
-        family(
-            &mut out,
-            s,
-            scope,
-            ("bytes_out_total", "counter", "Bytes sent to clients."),
-            |r| r.bytes_out as f64,
-        );
-        let full = format!("corral_{}_http_responses_total", scope.prefix());
-        let _ = writeln!(out, "# HELP {full} HTTP responses by status class.");
-        let _ = writeln!(out, "# TYPE {full} counter");
-        for (labels, r) in rows(s, scope) {
-            for (i, code) in ["1xx", "2xx", "3xx", "4xx", "5xx", "other"]
-                .iter()
-                .enumerate()
-            {
-                let _ = writeln!(out, "{full}{{{labels},code=\"{code}\"}} {}", r.responses[i]);
+    let groups: [(&[Scope], &[Family]); 5] = [
+        (
+            &[Scope::Frontend, Scope::Backend, Scope::Server],
+            EVERY_SCOPE,
+        ),
+        (&[Scope::Frontend], FRONTEND),
+        (&[Scope::Backend, Scope::Server], UPSTREAM),
+        (&[Scope::Backend], BACKEND),
+        (&[Scope::Server], SERVER),
+    ];
+    for (scopes, families) in groups {
+        for &scope in scopes {
+            for f in families {
+                family(&mut out, s, scope, f);
             }
         }
     }
-    family(
-        &mut out,
-        s,
-        Scope::Frontend,
-        ("http_requests_total", "counter", "HTTP requests received."),
-        |r| r.requests as f64,
-    );
-    family(
-        &mut out,
-        s,
-        Scope::Frontend,
-        (
-            "requests_denied_total",
-            "counter",
-            "Requests denied by rules.",
-        ),
-        |r| r.denied as f64,
-    );
-    family(
-        &mut out,
-        s,
-        Scope::Frontend,
-        ("request_errors_total", "counter", "Bad requests."),
-        |r| r.bad_requests as f64,
-    );
-    for scope in [Scope::Backend, Scope::Server] {
-        family(
-            &mut out,
-            s,
-            scope,
-            (
-                "connection_errors_total",
-                "counter",
-                "Failed connections to servers.",
-            ),
-            |r| r.connect_errors as f64,
-        );
-        family(
-            &mut out,
-            s,
-            scope,
-            ("response_errors_total", "counter", "Responses that failed."),
-            |r| r.response_errors as f64,
-        );
-        family(
-            &mut out,
-            s,
-            scope,
-            ("retry_warnings_total", "counter", "Connection retries."),
-            |r| r.retries as f64,
-        );
-        family(
-            &mut out,
-            s,
-            scope,
-            (
-                "response_time_average_seconds",
-                "gauge",
-                "Average response time.",
-            ),
-            |r| r.response_ms as f64 / 1000.0,
-        );
-    }
-    family(
-        &mut out,
-        s,
-        Scope::Backend,
-        (
-            "current_queue",
-            "gauge",
-            "Connections waiting for a server slot.",
-        ),
-        |r| r.queue_cur as f64,
-    );
-    family(
-        &mut out,
-        s,
-        Scope::Backend,
-        (
-            "max_queue",
-            "gauge",
-            "Longest queue seen (summed over workers).",
-        ),
-        |r| r.queue_max as f64,
-    );
-    family(
-        &mut out,
-        s,
-        Scope::Backend,
-        ("status", "gauge", "1 while at least one server is usable."),
-        |r| f64::from(u8::from(r.status == "UP")),
-    );
-    let _ = writeln!(
-        out,
-        "# HELP corral_server_status Server state (1 for the current one)."
-    );
-    let _ = writeln!(out, "# TYPE corral_server_status gauge");
-    for (labels, r) in rows(s, Scope::Server) {
-        for state in ["UP", "DOWN", "no check"] {
-            let _ = writeln!(
-                out,
-                "corral_server_status{{{labels},state=\"{state}\"}} {}",
-                u8::from(r.status == state)
-            );
-        }
-    }
-    family(
-        &mut out,
-        s,
-        Scope::Server,
-        ("weight", "gauge", "Configured weight."),
-        |r| r.weight as f64,
-    );
-    family(
-        &mut out,
-        s,
-        Scope::Server,
-        ("downtime_seconds_total", "counter", "Seconds spent DOWN."),
-        |r| r.downtime_s as f64,
-    );
-    family(
-        &mut out,
-        s,
-        Scope::Server,
-        (
-            "last_status_change_seconds",
-            "gauge",
-            "Seconds since the status last changed.",
-        ),
-        |r| r.last_change_s as f64,
-    );
     out
 }
